@@ -1,0 +1,203 @@
+"""The hours ledger: the only code that changes a student's hours.
+
+Every operation runs in one transaction, locks the account row first (so operations on one
+account are serialised and a lot's remainder is read after the lock), writes one LedgerEntry per
+lot it touches, and keeps `Account.balance_minutes` equal to the sum of the account's entries and
+to the sum of its lots' remainders.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.errors import InsufficientHours, LedgerError, LotExpired
+from billing.models import Account, LedgerEntry, Lot, Usage
+
+
+def account_open(*, user):
+    """The user's hours account, created on first use."""
+    account, _ = Account.objects.get_or_create(user=user)
+    return account
+
+
+def lot_credit(
+    *,
+    account,
+    name,
+    minutes,
+    expires_at,
+    plan=None,
+    price_cents=0,
+    currency=None,
+    purchased_at=None,
+    reason="",
+    actor=None,
+):
+    """Add a new lot of `minutes` to the account and book its credit."""
+    purchased_at = purchased_at or timezone.now()
+    if minutes <= 0:
+        raise LedgerError("A lot must hold a positive number of minutes.")
+    if expires_at <= purchased_at:
+        raise LedgerError("A lot must expire after it is bought.")
+    with transaction.atomic():
+        account = _lock_account(account.pk)
+        lot = Lot(
+            account=account,
+            plan=plan,
+            name=name,
+            minutes_purchased=minutes,
+            minutes_remaining=0,
+            price_cents=price_cents,
+            purchased_at=purchased_at,
+            expires_at=expires_at,
+        )
+        if currency:
+            lot.currency = currency
+        lot.save()
+        _book(
+            account=account,
+            lot=lot,
+            kind=LedgerEntry.Kind.CREDIT,
+            minutes=minutes,
+            occurred_at=purchased_at,
+            reason=reason,
+            actor=actor,
+        )
+    return lot
+
+
+def usage_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=None):
+    """Record a tutoring session and draw its minutes from the soonest-expiring usable lots.
+
+    A session may span lots. Lots usable when the session took place count, so a session
+    recorded late still draws on a lot that has since passed its expiry (but was not yet expired
+    by the job).
+    """
+    if minutes <= 0:
+        raise LedgerError("A session must last a positive number of minutes.")
+    if occurred_at > timezone.now():
+        raise LedgerError("A session cannot be recorded before it takes place.")
+    with transaction.atomic():
+        account = _lock_account(account.pk)
+        lots = list(Lot.objects.usable(occurred_at).filter(account=account).order_by("expires_at", "id"))
+        available = sum(lot.minutes_remaining for lot in lots)
+        if available < minutes:
+            raise InsufficientHours(available_minutes=available, requested_minutes=minutes)
+        usage = Usage.objects.create(
+            account=account,
+            minutes=minutes,
+            occurred_at=occurred_at,
+            tutor=tutor,
+            subject=subject,
+            recorded_by=recorded_by,
+        )
+        still_needed = minutes
+        for lot in lots:
+            drawn = min(lot.minutes_remaining, still_needed)
+            _book(
+                account=account,
+                lot=lot,
+                kind=LedgerEntry.Kind.USAGE,
+                minutes=-drawn,
+                occurred_at=occurred_at,
+                usage=usage,
+                actor=recorded_by,
+            )
+            still_needed -= drawn
+            if still_needed == 0:
+                break
+    return usage
+
+
+def lot_expire(*, lot):
+    """Book the expiry of a lot whose time has come. Safe to run twice: the second does nothing.
+
+    Returns the expiry entry, or None when nothing was left to expire.
+    """
+    with transaction.atomic():
+        account = _lock_account(lot.account_id)
+        lot = Lot.objects.get(pk=lot.pk)
+        if lot.expired_at is not None:
+            return None
+        if lot.expires_at > timezone.now():
+            raise LedgerError(f"{lot.name} does not expire until {lot.expires_at:%d %b %Y}.")
+        lot.expired_at = timezone.now()
+        lot.save(update_fields=["expired_at"])
+        if lot.minutes_remaining == 0:
+            return None
+        return _book(
+            account=account,
+            lot=lot,
+            kind=LedgerEntry.Kind.EXPIRY,
+            minutes=-lot.minutes_remaining,
+            occurred_at=lot.expires_at,
+        )
+
+
+def lots_expire_due():
+    """Expire every lot whose expiry has passed, each in its own transaction.
+
+    Returns the expiry entries booked (lots that still had hours); safe to run concurrently.
+    """
+    due = Lot.objects.filter(expired_at__isnull=True, expires_at__lte=timezone.now()).only("id", "account_id")
+    entries = (lot_expire(lot=lot) for lot in due.iterator())
+    return [entry for entry in entries if entry is not None]
+
+
+def lot_reverse(*, lot, minutes, reason, actor=None):
+    """Take `minutes` back out of a lot (a refund or a lost dispute), never more than it has left."""
+    if minutes <= 0:
+        raise LedgerError("A reversal must remove a positive number of minutes.")
+    return _change_lot(lot=lot, kind=LedgerEntry.Kind.REVERSAL, minutes=-minutes, reason=reason, actor=actor)
+
+
+def lot_adjust(*, lot, minutes, reason, actor=None):
+    """A staff correction of a lot's hours, up or down, always with a reason."""
+    if minutes == 0:
+        raise LedgerError("An adjustment must change the hours.")
+    return _change_lot(lot=lot, kind=LedgerEntry.Kind.ADJUSTMENT, minutes=minutes, reason=reason, actor=actor)
+
+
+def _change_lot(*, lot, kind, minutes, reason, actor):
+    if not reason.strip():
+        raise LedgerError("A reason is required.")
+    with transaction.atomic():
+        account = _lock_account(lot.account_id)
+        lot = Lot.objects.get(pk=lot.pk)
+        if lot.is_expired():
+            raise LotExpired(lot)
+        if lot.minutes_remaining + minutes < 0:
+            raise InsufficientHours(available_minutes=lot.minutes_remaining, requested_minutes=-minutes)
+        return _book(
+            account=account,
+            lot=lot,
+            kind=kind,
+            minutes=minutes,
+            occurred_at=timezone.now(),
+            reason=reason.strip(),
+            actor=actor,
+        )
+
+
+def _lock_account(account_id):
+    return Account.objects.select_for_update().get(pk=account_id)
+
+
+def _book(*, account, lot, kind, minutes, occurred_at, usage=None, reason="", actor=None):
+    """Apply one signed change to a locked account and one of its lots, and write its entry."""
+    lot.minutes_remaining += minutes
+    account.balance_minutes += minutes
+    if lot.minutes_remaining < 0 or account.balance_minutes < 0:
+        raise InsufficientHours(available_minutes=lot.minutes_remaining - minutes, requested_minutes=-minutes)
+    lot.save(update_fields=["minutes_remaining"])
+    account.save(update_fields=["balance_minutes"])
+    return LedgerEntry.objects.create(
+        account=account,
+        lot=lot,
+        kind=kind,
+        minutes=minutes,
+        balance_after=account.balance_minutes,
+        usage=usage,
+        reason=reason,
+        actor=actor,
+        occurred_at=occurred_at,
+    )

@@ -1,0 +1,115 @@
+"""Read-only queries the pages need, shaped for them."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.models import Account, LedgerEntry, Lot, Plan, Usage
+
+
+@dataclass(frozen=True)
+class NextExpiry:
+    minutes: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BalanceSummary:
+    """What the dashboard shows about an account, computed from one query over its lots."""
+
+    available_minutes: int
+    low_balance_threshold_minutes: int
+    next_expiry: NextExpiry | None
+    active_lots: list
+    expired_lots: list
+    all_lots: list
+
+    @property
+    def is_new(self):
+        return not self.all_lots
+
+    @property
+    def is_low(self):
+        return not self.is_new and self.available_minutes < self.low_balance_threshold_minutes
+
+
+def balance_summary(*, account, now=None):
+    """Available hours (usable lots only), the next expiry and the lots split for display.
+
+    The available figure counts only lots usable now, so a lot whose expiry has passed stops
+    counting at once, even before the expiry job books it.
+    """
+    now = now or timezone.now()
+    expired_minutes = (
+        LedgerEntry.objects.filter(lot=OuterRef("pk"), kind=LedgerEntry.Kind.EXPIRY)
+        .values("lot")
+        .annotate(total=Sum("minutes"))
+        .values("total")
+    )
+    lots = list(
+        Lot.objects.filter(account=account)
+        .annotate(minutes_expired=-Coalesce(Subquery(expired_minutes), 0))
+        .order_by("expires_at", "id")
+    )
+    active = [lot for lot in lots if not lot.is_expired(now)]
+    expired = sorted((lot for lot in lots if lot.is_expired(now)), key=lambda lot: lot.expires_at, reverse=True)
+    usable = [lot for lot in active if lot.minutes_remaining > 0]
+    next_expiry = None
+    if usable:
+        soonest = usable[0].expires_at
+        next_expiry = NextExpiry(
+            minutes=sum(lot.minutes_remaining for lot in usable if lot.expires_at == soonest),
+            expires_at=soonest,
+        )
+    return BalanceSummary(
+        available_minutes=sum(lot.minutes_remaining for lot in usable),
+        low_balance_threshold_minutes=account.low_balance_threshold_minutes,
+        next_expiry=next_expiry,
+        active_lots=active,
+        expired_lots=expired,
+        all_lots=lots,
+    )
+
+
+def usage_history(*, account):
+    return Usage.objects.filter(account=account)
+
+
+def plans_for_sale():
+    return Plan.objects.filter(is_active=True)
+
+
+def lot_for_student(*, user, lot_id):
+    """The lot if it belongs to this student, else Lot.DoesNotExist (so views answer 404)."""
+    return Lot.objects.select_related("plan").get(pk=lot_id, account__user=user)
+
+
+def lot_history(*, lot):
+    return LedgerEntry.objects.filter(lot=lot).select_related("usage").order_by("occurred_at", "id")
+
+
+def accounts_out_of_balance():
+    """Accounts whose cached balance differs from their ledger or from their lots' remainders."""
+    entries_sum = (
+        LedgerEntry.objects.filter(account=OuterRef("pk"))
+        .values("account")
+        .annotate(total=Sum("minutes"))
+        .values("total")
+    )
+    lots_sum = (
+        Lot.objects.filter(account=OuterRef("pk"))
+        .values("account")
+        .annotate(total=Sum("minutes_remaining"))
+        .values("total")
+    )
+    return (
+        Account.objects.annotate(
+            ledger_minutes=Coalesce(Subquery(entries_sum), 0),
+            lots_minutes=Coalesce(Subquery(lots_sum), 0),
+        )
+        .filter(~Q(balance_minutes=F("ledger_minutes")) | ~Q(balance_minutes=F("lots_minutes")))
+        .select_related("user")
+    )

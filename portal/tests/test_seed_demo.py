@@ -1,0 +1,52 @@
+"""`manage.py seed_demo` builds believable history through the ledger and is safe to run twice."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from billing.models import LedgerEntry, Lot, Plan, Usage
+from billing.selectors import accounts_out_of_balance, balance_summary
+from portal.models import User
+
+pytestmark = pytest.mark.django_db
+
+
+def counts():
+    return [model.objects.count() for model in (User, Plan, Lot, Usage, LedgerEntry)]
+
+
+def test_it_is_idempotent_and_leaves_every_account_balanced(capsys):
+    call_command("seed_demo")
+    first = counts()
+    call_command("seed_demo")
+
+    assert counts() == first
+    assert not accounts_out_of_balance().exists()
+    out = capsys.readouterr().out
+    assert "ana.student@example.com" in out and "staff@example.com" in out
+
+
+def test_the_rich_student_has_months_of_history_and_hours_expiring_this_week():
+    call_command("seed_demo")
+    account = User.objects.get(email="ana.student@example.com").account
+
+    summary = balance_summary(account=account)
+
+    assert account.usages.count() >= 20
+    assert account.usages.order_by("occurred_at").first().occurred_at < timezone.now() - timedelta(days=120)
+    assert summary.next_expiry.expires_at < timezone.now() + timedelta(days=7)
+    assert len(summary.expired_lots) == 1
+    assert LedgerEntry.objects.filter(account=account, kind="expiry").exists()
+
+
+def test_the_near_zero_student_is_below_the_low_balance_threshold():
+    call_command("seed_demo")
+    summary = balance_summary(account=User.objects.get(email="ben.student@example.com").account)
+    assert summary.is_low and summary.available_minutes > 0
+
+
+def test_the_staff_user_is_staff():
+    call_command("seed_demo")
+    assert User.objects.get(email="staff@example.com").is_staff
