@@ -1,0 +1,66 @@
+"""Browser tests: the real site under pytest-django's live server, driven in Chromium.
+
+On these machines Playwright cannot download its own browser, so Debian's Chromium is launched
+where it exists; elsewhere Playwright's own browser is used.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from portal.demo import DEMO_PASSWORD
+
+# Playwright's sync API runs an event loop in the test thread; the test still talks to the ORM.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    launch_args = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+    if DEBIAN_CHROMIUM.exists():
+        launch_args["executable_path"] = str(DEBIAN_CHROMIUM)
+    return launch_args
+
+
+@pytest.fixture
+def demo_data(transactional_db):
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+
+
+@pytest.fixture
+def sign_in(live_server):
+    """Sign in through the real login page, as a person would."""
+
+    def sign_in_as(page, email):
+        page.goto(f"{live_server.url}/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(DEMO_PASSWORD)
+        page.get_by_role("button", name="Sign In").click()
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    return sign_in_as
+
+
+@pytest.fixture
+def screenshot():
+    def take(page, name):
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+    return take
