@@ -2,6 +2,7 @@
 minus what needs HTTPS or a collectstatic run, which a test server on plain HTTP cannot give."""
 
 import os
+import uuid
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-real-deployment-0123456789")
 
@@ -24,3 +25,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 # Serve static files straight from the finders: tests never run collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# A fresh cache namespace per run, so counters such as allauth's rate limits never carry over
+# from an earlier run sharing the same Redis.
+CACHES["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"  # noqa: F405
