@@ -214,5 +214,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # The Huey consumer installs its own handler on "huey"; propagating would print every line twice.
+    "loggers": {"huey": {"level": "INFO", "propagate": False}},
 }
