@@ -4,6 +4,7 @@ On these machines Playwright cannot download its own browser, so Debian's Chromi
 where it exists; elsewhere Playwright's own browser is used.
 """
 
+import io
 import os
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture
 def demo_data(transactional_db):
-    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    call_command("seed_demo", stdout=io.StringIO())
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ def test_duration(minutes, text):
 
 
 @pytest.mark.parametrize(
-    ("cents", "currency", "text"), [(15000, "EUR", "EUR 150.00"), (5, "EUR", "EUR 0.05"), (123456789, "USD", "USD 1,234,567.89")]
+    ("cents", "currency", "text"),
+    [(15000, "EUR", "EUR 150.00"), (5, "EUR", "EUR 0.05"), (123456789, "USD", "USD 1,234,567.89")],
 )
 def test_money(cents, currency, text):
     assert money(cents, currency) == text
