@@ -3,6 +3,7 @@
 import pytest
 
 from billing.tests.builders import PASSWORD, make_staff, make_student
+from billing.tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, LocalStripe
 
 
 @pytest.fixture
@@ -24,3 +25,23 @@ def staff_user(db):
 @pytest.fixture
 def password():
     return PASSWORD
+
+
+@pytest.fixture(scope="session")
+def localstripe_process():
+    server = LocalStripe()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def localstripe(localstripe_process, settings):
+    """A real localstripe over HTTP, emptied for this test, with the portal pointed at it."""
+    localstripe_process.reset()
+    settings.STRIPE_API_BASE = localstripe_process.url
+    settings.STRIPE_SECRET_KEY = SECRET_KEY
+    settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY
+    settings.STRIPE_JS_URL = f"{localstripe_process.url}/js.stripe.com/v3/"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.STRIPE_TIMEOUT_SECONDS = 5
+    return localstripe_process

@@ -1,5 +1,7 @@
 """Domain errors of the billing domain. Each carries a message fit to show a student or staff."""
 
+from django.utils import timezone
+
 
 class BillingError(Exception):
     """Base of every error a view may turn into a message."""
@@ -19,4 +21,43 @@ class InsufficientHours(BillingError):
 class LotExpired(BillingError):
     def __init__(self, lot):
         self.lot = lot
-        super().__init__(f"{lot.name} expired on {lot.expires_at:%d %b %Y}; its hours can no longer change.")
+        expired_on = timezone.localtime(lot.expires_at)
+        super().__init__(f"{lot.name} expired on {expired_on:%d %b %Y}; its hours can no longer change.")
+
+
+class PaymentRefused(BillingError):
+    """We refused to start a payment (stale button, inactive plan, no card...); nothing was charged."""
+
+
+class PaymentInProgress(PaymentRefused):
+    def __init__(self):
+        super().__init__("Another payment for your account is being processed. Please wait a moment.")
+
+
+class PaymentDeclined(BillingError):
+    """The card was declined; `code` is Stripe's decline code (or error code)."""
+
+    def __init__(self, message, *, code="", payment_intent_id=None):
+        self.code = code
+        self.payment_intent_id = payment_intent_id
+        super().__init__(message)
+
+
+class CardNotFound(BillingError):
+    """Stripe no longer knows a card we had saved."""
+
+    def __init__(self):
+        super().__init__("This card is no longer available. Please add it again or choose another card.")
+
+
+class ProviderRequestInvalid(BillingError):
+    """Stripe refused a request as invalid: a bug or a configuration problem on our side."""
+
+
+class ProviderUnavailable(BillingError):
+    """Stripe could not be reached, timed out or failed. `maybe_charged` tells whether a charge may
+    have happened anyway (a request that was sent but not answered)."""
+
+    def __init__(self, *, maybe_charged):
+        self.maybe_charged = maybe_charged
+        super().__init__("We could not reach the payment provider.")

@@ -6,11 +6,16 @@ lot it touches, and keeps `Account.balance_minutes` equal to the sum of the acco
 to the sum of its lots' remainders.
 """
 
+import logging
+from datetime import timedelta
+
 from django.db import transaction
 from django.utils import timezone
 
 from billing.errors import InsufficientHours, LedgerError, LotExpired
 from billing.models import Account, LedgerEntry, Lot, Usage
+
+logger = logging.getLogger(__name__)
 
 
 def account_open(*, user):
@@ -114,12 +119,11 @@ def lot_expire(*, lot):
     Returns the expiry entry, or None when nothing was left to expire.
     """
     with transaction.atomic():
-        account = _lock_account(lot.account_id)
-        lot = Lot.objects.get(pk=lot.pk)
+        account, lot = _lock_lot(lot)
         if lot.expired_at is not None:
             return None
         if lot.expires_at > timezone.now():
-            raise LedgerError(f"{lot.name} does not expire until {lot.expires_at:%d %b %Y}.")
+            raise LedgerError(f"{lot.name} does not expire until {timezone.localtime(lot.expires_at):%d %b %Y}.")
         lot.expired_at = timezone.now()
         lot.save(update_fields=["expired_at"])
         if lot.minutes_remaining == 0:
@@ -134,13 +138,28 @@ def lot_expire(*, lot):
 
 
 def lots_expire_due():
-    """Expire every lot whose expiry has passed, each in its own transaction.
+    """Expire every lot whose expiry has passed, each in its own transaction, so that one lot that
+    fails is logged and retried on the next run without holding up the others.
 
     Returns the expiry entries booked (lots that still had hours); safe to run concurrently.
     """
-    due = Lot.objects.filter(expired_at__isnull=True, expires_at__lte=timezone.now()).only("id", "account_id")
-    entries = (lot_expire(lot=lot) for lot in due.iterator())
-    return [entry for entry in entries if entry is not None]
+    due = list(Lot.objects.filter(expired_at__isnull=True, expires_at__lte=timezone.now()).values_list("pk", flat=True))
+    entries = []
+    for lot_id in due:
+        try:
+            entry = lot_expire(lot=Lot(pk=lot_id))
+        except Exception:
+            logger.exception("Could not expire lot %s; the next run tries again.", lot_id)
+            continue
+        if entry is not None:
+            entries.append(entry)
+    return entries
+
+
+def lot_expiry(*, purchased_at, validity_days):
+    """When a lot bought at `purchased_at` expires: the same local wall-clock time `validity_days`
+    calendar days later, so a daylight-saving change never moves the expiry date shown."""
+    return timezone.localtime(purchased_at) + timedelta(days=validity_days)
 
 
 def lot_reverse(*, lot, minutes, reason, actor=None):
@@ -161,8 +180,7 @@ def _change_lot(*, lot, kind, minutes, reason, actor):
     if not reason.strip():
         raise LedgerError("A reason is required.")
     with transaction.atomic():
-        account = _lock_account(lot.account_id)
-        lot = Lot.objects.get(pk=lot.pk)
+        account, lot = _lock_lot(lot)
         if lot.is_expired():
             raise LotExpired(lot)
         if lot.minutes_remaining + minutes < 0:
@@ -182,8 +200,18 @@ def _lock_account(account_id):
     return Account.objects.select_for_update().get(pk=account_id)
 
 
+def _lock_lot(lot):
+    """Lock the account a lot belongs to (as the database says, not as the caller's object says),
+    then read the lot afresh under that lock."""
+    account_id = Lot.objects.values_list("account_id", flat=True).get(pk=lot.pk)
+    account = _lock_account(account_id)
+    return account, Lot.objects.get(pk=lot.pk, account=account)
+
+
 def _book(*, account, lot, kind, minutes, occurred_at, usage=None, reason="", actor=None):
     """Apply one signed change to a locked account and one of its lots, and write its entry."""
+    if lot.account_id != account.pk:
+        raise LedgerError("A lot can only change on its own account.")
     lot.minutes_remaining += minutes
     account.balance_minutes += minutes
     if lot.minutes_remaining < 0 or account.balance_minutes < 0:

@@ -23,6 +23,7 @@ class Account(models.Model):
     """A student's hours account. `balance_minutes` caches the sum of its ledger entries."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="account")
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
     balance_minutes = models.IntegerField(default=0)
     low_balance_threshold_minutes = models.PositiveIntegerField(default=default_low_balance_minutes)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -30,6 +31,11 @@ class Account(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(balance_minutes__gte=0), name="account_balance_not_negative"),
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="account_stripe_customer_unique",
+            ),
         ]
 
     def __str__(self):
@@ -62,13 +68,13 @@ class Plan(models.Model):
 
     @property
     def price_per_hour_cents(self):
-        return round(self.price_cents * 60 / self.minutes)
+        return (self.price_cents * 60 + self.minutes // 2) // self.minutes  # integer, rounded half up
 
 
 class LotQuerySet(models.QuerySet):
     def usable(self, at):
-        """Lots whose hours can still be drawn on at `at`."""
-        return self.filter(expired_at__isnull=True, minutes_remaining__gt=0, expires_at__gt=at)
+        """Lots whose hours could be drawn on at `at`: bought by then, not yet expired."""
+        return self.filter(expired_at__isnull=True, minutes_remaining__gt=0, purchased_at__lte=at, expires_at__gt=at)
 
 
 class Lot(models.Model):
@@ -124,6 +130,16 @@ class Usage(models.Model):
         return f"{self.subject} with {self.tutor}, {self.minutes} min"
 
 
+class LedgerEntryQuerySet(models.QuerySet):
+    """Append-only: the ledger is corrected by new entries, never by editing or deleting old ones."""
+
+    def update(self, **kwargs):
+        raise ValueError("Ledger entries are append-only.")
+
+    def delete(self):
+        raise ValueError("Ledger entries are append-only.")
+
+
 class LedgerEntry(models.Model):
     """One append-only change to the hours of one lot. The balance is the sum of these."""
 
@@ -147,6 +163,8 @@ class LedgerEntry(models.Model):
     occurred_at = models.DateTimeField(help_text="When it happened in the business sense.")
     recorded_at = models.DateTimeField(auto_now_add=True)
 
+    objects = LedgerEntryQuerySet.as_manager()
+
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "ledger entries"
@@ -160,6 +178,7 @@ class LedgerEntry(models.Model):
                 name="ledger_entry_sign_matches_kind",
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_entry_balance_not_negative"),
+            models.UniqueConstraint(fields=["lot"], condition=Q(kind="expiry"), name="ledger_entry_one_expiry_per_lot"),
             models.CheckConstraint(
                 condition=Q(kind="usage", usage__isnull=False) | (~Q(kind="usage") & Q(usage__isnull=True)),
                 name="ledger_entry_usage_only_for_sessions",
@@ -174,3 +193,101 @@ class LedgerEntry(models.Model):
         if not self._state.adding:
             raise ValueError("Ledger entries are append-only.")
         super().save(*args, **kwargs)
+
+
+class PaymentMethodQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(removed_at__isnull=True)
+
+
+class PaymentMethod(models.Model):
+    """A card saved in Stripe. We keep only Stripe's id and what the student needs to recognise it."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payment_methods")
+    stripe_payment_method_id = models.CharField(max_length=255, unique=True)
+    brand = models.CharField(max_length=30)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PaymentMethodQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-is_default", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=Q(is_default=True, removed_at__isnull=True),
+                name="payment_method_one_default_per_account",
+            ),
+            models.CheckConstraint(condition=Q(exp_month__gte=1, exp_month__lte=12), name="payment_method_exp_month"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self):
+        """ "Visa 4242": how the card is named on buttons."""
+        return f"{self.brand.replace('_', ' ').title()} {self.last4}"
+
+    def expiry_state(self, today=None):
+        """ "expired", "expires_soon" (this month or next) or "" for a card with time left."""
+        today = today or timezone.localdate()
+        months_left = (self.exp_year - today.year) * 12 + (self.exp_month - today.month)
+        if months_left < 0:
+            return "expired"
+        if months_left <= 1:
+            return "expires_soon"
+        return ""
+
+
+class Payment(models.Model):
+    """One attempt to buy hours with a saved card. It exists before Stripe is called, so a crash or a
+    time-out between the two leaves a row that can be settled later, and a repeated click finds it."""
+
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        RENEWAL = "renewal", "Renewal"
+        TOP_UP = "top_up", "Top-up"
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        REQUIRES_ACTION = "requires_action", "Needs authentication"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    renewed_lot = models.ForeignKey(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="renewals")
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    minutes = models.PositiveIntegerField()
+    validity_days = models.PositiveIntegerField()
+    payment_method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="payments")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING)
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    lot = models.OneToOneField(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="payment")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "status"]), models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="succeeded") | Q(lot__isnull=False), name="payment_succeeded_has_lot"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Payment {self.pk} ({self.get_status_display()})"

@@ -110,7 +110,7 @@ def _student(email, first_name, last_name, stories, plans):
             price_cents=plan.price_cents,
             currency=plan.currency,
             purchased_at=purchased_at,
-            expires_at=purchased_at + timedelta(days=plan.validity_days),
+            expires_at=ledger.lot_expiry(purchased_at=purchased_at, validity_days=plan.validity_days),
         )
         durations = _session_durations(session_number, story.budget_minutes)
         span = story.use_until_day - story.use_from_day

@@ -169,6 +169,10 @@ STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
+# Retries resend the same Idempotency-Key, which real Stripe deduplicates; localstripe does not,
+# so against the stand-in a retried charge could be a second charge: no retries there.
+STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "0" if STRIPE_API_BASE else "2"))
 
 # The product's business defaults.
 PORTAL_CURRENCY = os.environ.get("PORTAL_CURRENCY", "EUR")

@@ -5,7 +5,8 @@ from itertools import count
 
 from django.utils import timezone
 
-from billing import ledger
+from billing import cards, ledger
+from billing.models import Plan
 from portal.models import User
 
 PASSWORD = "correct-horse-battery-9"
@@ -30,7 +31,7 @@ def credit(account, minutes, *, days_valid=90, bought_days_ago=0, name="Standard
         minutes=minutes,
         price_cents=price_cents,
         purchased_at=purchased_at,
-        expires_at=purchased_at + timedelta(days=days_valid),
+        expires_at=ledger.lot_expiry(purchased_at=purchased_at, validity_days=days_valid),
     )
 
 
@@ -38,7 +39,20 @@ def use(account, minutes, *, days_ago=0, tutor="Dr. Maria Keller", subject="Math
     return ledger.usage_record(
         account=account,
         minutes=minutes,
-        occurred_at=timezone.now() - timedelta(days=days_ago, seconds=1),
+        occurred_at=timezone.now() - timedelta(days=days_ago),
         tutor=tutor,
         subject=subject,
     )
+
+
+def make_plan(name="Standard", minutes=600, price_cents=15000, validity_days=90, **fields):
+    return Plan.objects.create(
+        name=name, minutes=minutes, price_cents=price_cents, validity_days=validity_days, **fields
+    )
+
+
+def add_card(account, localstripe, number="4242424242424242", **expiry):
+    """Save a card the way the cards page does: SetupIntent, confirmed by "the browser", then saved."""
+    setup_intent = cards.card_setup_start(account=account)
+    localstripe.browser_confirm_setup(setup_intent, number, **expiry)
+    return cards.card_save(account=account, setup_intent_id=setup_intent.id)

@@ -216,3 +216,61 @@ def test_the_database_refuses_a_negative_cached_balance():
     account = make_student()
     with pytest.raises(IntegrityError), transaction.atomic():
         Account.objects.filter(pk=account.pk).update(balance_minutes=-1)
+
+
+def test_a_lot_changes_on_the_account_it_belongs_to_whatever_object_is_passed():
+    owner = make_student()
+    other = make_student()
+    lot = credit(owner, 600)
+    credit(other, 600)
+
+    ledger.lot_adjust(lot=Lot(pk=lot.pk, account=other), minutes=-100, reason="Correction")
+
+    assert_balanced(owner)
+    assert_balanced(other)
+    owner.refresh_from_db()
+    other.refresh_from_db()
+    assert (owner.balance_minutes, other.balance_minutes) == (500, 600)
+
+
+def test_a_session_cannot_draw_on_a_lot_bought_after_it_took_place():
+    account = make_student()
+    credit(account, 600)
+
+    with pytest.raises(InsufficientHours):
+        use(account, 60, days_ago=3)
+
+
+def test_ledger_entries_cannot_be_updated_or_deleted_in_bulk():
+    account = make_student()
+    credit(account, 600)
+
+    with pytest.raises(ValueError, match="append-only"):
+        LedgerEntry.objects.filter(account=account).update(minutes=1)
+    with pytest.raises(ValueError, match="append-only"):
+        LedgerEntry.objects.filter(account=account).delete()
+    assert LedgerEntry.objects.get(account=account).minutes == 600
+
+
+def test_expiry_keeps_the_local_wall_clock_time_across_a_daylight_saving_change():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    bought = datetime(2026, 10, 1, 21, 30, tzinfo=berlin)  # summer time; expiry falls in winter time
+
+    expires = ledger.lot_expiry(purchased_at=bought, validity_days=60)
+
+    assert timezone.localtime(expires).replace(tzinfo=None) == datetime(2026, 11, 30, 21, 30)
+
+
+def test_the_expiry_job_task_expires_due_lots():
+    from billing.tasks import expire_due_lots
+
+    account = make_student()
+    credit(account, 600, days_valid=30, bought_days_ago=31)
+    credit(account, 60, days_valid=30)
+
+    assert expire_due_lots.call_local() == 1
+    assert expire_due_lots.call_local() == 0
+    assert_balanced(account)

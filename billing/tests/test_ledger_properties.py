@@ -29,34 +29,52 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock = time_machine.travel(START, tick=False)
         self.traveller = self.clock.start()
         self.account = make_student()
-        self.model = {}  # lot id -> {"remaining": int, "expires_at": datetime}
+        self.model = {}  # lot id -> {"remaining", "purchased_at", "expires_at", "booked_expired"}
 
     def teardown(self):
         self.clock.stop()
 
-    def usable_lots(self):
-        now = timezone.now()
-        lots = [(lot["expires_at"], lot_id) for lot_id, lot in self.model.items() if lot["expires_at"] > now]
-        return [lot_id for _, lot_id in sorted(lots) if self.model[lot_id]["remaining"] > 0]
+    def usable_lots(self, at):
+        lots = [
+            (lot["expires_at"], lot_id)
+            for lot_id, lot in self.model.items()
+            if lot["purchased_at"] <= at < lot["expires_at"] and not lot["booked_expired"] and lot["remaining"] > 0
+        ]
+        return [lot_id for _, lot_id in sorted(lots)]
 
-    @rule(minutes=st.integers(1, 1200), days_valid=st.integers(1, 120))
-    def credit(self, minutes, days_valid):
+    def lot(self, lot_id):
+        return Lot.objects.get(pk=lot_id)
+
+    @rule(minutes=st.integers(1, 1200), days_valid=st.integers(1, 120), hours_ago=st.integers(0, 24 * 10))
+    def credit(self, minutes, days_valid, hours_ago):
+        purchased_at = timezone.now() - timedelta(hours=hours_ago)
         lot = ledger.lot_credit(
-            account=self.account, name="Plan", minutes=minutes, expires_at=timezone.now() + timedelta(days=days_valid)
+            account=self.account,
+            name="Plan",
+            minutes=minutes,
+            purchased_at=purchased_at,
+            expires_at=purchased_at + timedelta(days=days_valid),
         )
-        self.model[lot.id] = {"remaining": minutes, "expires_at": lot.expires_at}
+        self.model[lot.id] = {
+            "remaining": minutes,
+            "purchased_at": lot.purchased_at,
+            "expires_at": lot.expires_at,
+            "booked_expired": False,
+        }
 
-    @rule(minutes=st.integers(1, 900))
-    def consume(self, minutes):
-        usable = self.usable_lots()
+    @rule(minutes=st.integers(1, 900), hours_ago=st.integers(0, 24 * 20))
+    def consume(self, minutes, hours_ago):
+        """A session, possibly recorded days after it took place."""
+        occurred_at = timezone.now() - timedelta(hours=hours_ago)
+        usable = self.usable_lots(occurred_at)
         available = sum(self.model[lot_id]["remaining"] for lot_id in usable)
         if available < minutes:
             with pytest.raises(InsufficientHours):
                 ledger.usage_record(
-                    account=self.account, minutes=minutes, occurred_at=timezone.now(), tutor="T", subject="S"
+                    account=self.account, minutes=minutes, occurred_at=occurred_at, tutor="T", subject="S"
                 )
             return
-        ledger.usage_record(account=self.account, minutes=minutes, occurred_at=timezone.now(), tutor="T", subject="S")
+        ledger.usage_record(account=self.account, minutes=minutes, occurred_at=occurred_at, tutor="T", subject="S")
         for lot_id in usable:
             drawn = min(self.model[lot_id]["remaining"], minutes)
             self.model[lot_id]["remaining"] -= drawn
@@ -72,6 +90,7 @@ class LedgerMachine(RuleBasedStateMachine):
         for lot in self.model.values():
             if lot["expires_at"] <= timezone.now():
                 lot["remaining"] = 0
+                lot["booked_expired"] = True
 
     @precondition(lambda self: self.model)
     @rule(data=st.data(), minutes=st.integers(-900, 900).filter(bool))
@@ -83,11 +102,11 @@ class LedgerMachine(RuleBasedStateMachine):
         elif lot["remaining"] + minutes < 0:
             expected = InsufficientHours
         else:
-            ledger.lot_adjust(lot=Lot(pk=lot_id, account=self.account), minutes=minutes, reason="Correction")
+            ledger.lot_adjust(lot=self.lot(lot_id), minutes=minutes, reason="Correction")
             lot["remaining"] += minutes
             return
         with pytest.raises(expected):
-            ledger.lot_adjust(lot=Lot(pk=lot_id, account=self.account), minutes=minutes, reason="Correction")
+            ledger.lot_adjust(lot=self.lot(lot_id), minutes=minutes, reason="Correction")
 
     @precondition(lambda self: self.model)
     @rule(data=st.data(), minutes=st.integers(1, 900))
@@ -96,9 +115,9 @@ class LedgerMachine(RuleBasedStateMachine):
         lot = self.model[lot_id]
         if lot["expires_at"] <= timezone.now() or lot["remaining"] < minutes:
             with pytest.raises((LotExpired, InsufficientHours)):
-                ledger.lot_reverse(lot=Lot(pk=lot_id, account=self.account), minutes=minutes, reason="Refund")
+                ledger.lot_reverse(lot=self.lot(lot_id), minutes=minutes, reason="Refund")
             return
-        ledger.lot_reverse(lot=Lot(pk=lot_id, account=self.account), minutes=minutes, reason="Refund")
+        ledger.lot_reverse(lot=self.lot(lot_id), minutes=minutes, reason="Refund")
         lot["remaining"] -= minutes
 
     @invariant()

@@ -94,7 +94,7 @@ def test_a_new_student_sees_a_welcome_and_the_plans(student_client):
 
 
 def test_usage_history_is_sortable_and_paginated_without_javascript(student_client, student):
-    credit(student, 6000)
+    credit(student, 6000, bought_days_ago=30)
     for day, minutes in enumerate([45, 90, 60] * 5):
         use(student, minutes, days_ago=day + 1, subject=f"Topic {day:02d}")
 

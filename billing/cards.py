@@ -1,0 +1,119 @@
+"""Saved cards: start a card setup, save the card Stripe.js confirmed, make default, remove.
+
+Card numbers never reach us: Stripe.js collects them and confirms a SetupIntent in the browser;
+we read back only the PaymentMethod's id, brand, last 4 digits and expiry.
+"""
+
+import contextlib
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import stripe_gateway
+from billing.errors import BillingError, CardNotFound
+from billing.models import Account, PaymentMethod
+
+
+class CardSetupFailed(BillingError):
+    pass
+
+
+def customer_ensure(*, account):
+    """The account's Stripe customer id, created on first need."""
+    if account.stripe_customer_id:
+        return account.stripe_customer_id
+    user = account.user
+    customer_id = stripe_gateway.customer_create(email=user.email, name=user.get_full_name(), account_id=account.pk)
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        if not locked.stripe_customer_id:
+            locked.stripe_customer_id = customer_id
+            locked.save(update_fields=["stripe_customer_id"])
+    account.stripe_customer_id = locked.stripe_customer_id
+    return account.stripe_customer_id
+
+
+def card_setup_start(*, account):
+    """A SetupIntent for the browser to confirm with the card the student types into Stripe.js."""
+    customer_id = customer_ensure(account=account)
+    return stripe_gateway.setup_intent_create(
+        customer_id=customer_id, idempotency_key=f"setup-{account.pk}-{secrets.token_hex(8)}"
+    )
+
+
+def card_save(*, account, setup_intent_id):
+    """Save the card of a SetupIntent the browser confirmed. Saving the same card twice is harmless."""
+    customer_id = customer_ensure(account=account)
+    intent = stripe_gateway.setup_intent_retrieve(setup_intent_id)
+    if intent.customer_id != customer_id:
+        # Someone else's SetupIntent: answer as if it did not exist.
+        raise CardSetupFailed("We could not find that card setup. Please try again.")
+    if intent.status != "succeeded" or not intent.payment_method_id:
+        raise CardSetupFailed("The card was not confirmed. Please try again.")
+    card = stripe_gateway.card_retrieve(intent.payment_method_id)
+    if card.customer_id != customer_id:
+        # Real Stripe attaches on confirmation; the stand-in does not, so attach explicitly.
+        card = stripe_gateway.card_attach(payment_method_id=card.id, customer_id=customer_id)
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=account.pk)
+        has_default = account.payment_methods.active().filter(is_default=True).exists()
+        saved, _ = PaymentMethod.objects.update_or_create(
+            stripe_payment_method_id=card.id,
+            defaults={
+                "account": account,
+                "brand": card.brand,
+                "last4": card.last4,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                "removed_at": None,
+            },
+            create_defaults={
+                "account": account,
+                "brand": card.brand,
+                "last4": card.last4,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+                "is_default": not has_default,
+            },
+        )
+    if saved.is_default:
+        stripe_gateway.customer_set_default_card(customer_id=customer_id, payment_method_id=card.id)
+    return saved
+
+
+def card_make_default(*, card):
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=card.account_id)
+        card.account.payment_methods.filter(is_default=True).update(is_default=False)
+        card.is_default = True
+        card.save(update_fields=["is_default"])
+    stripe_gateway.customer_set_default_card(
+        customer_id=card.account.stripe_customer_id, payment_method_id=card.stripe_payment_method_id
+    )
+    return card
+
+
+def card_remove(*, card):
+    """Detach the card in Stripe and hide it; a removed default hands its place to the newest card.
+
+    Returns the new default card, or None when no card is left.
+    """
+    with contextlib.suppress(CardNotFound):  # already gone at Stripe: only our record is left to update
+        stripe_gateway.card_detach(card.stripe_payment_method_id)
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=card.account_id)
+        was_default = card.is_default
+        card.removed_at = timezone.now()
+        card.is_default = False
+        card.save(update_fields=["removed_at", "is_default"])
+        successor = card.account.payment_methods.active().order_by("-created_at", "-id").first()
+        if was_default and successor:
+            successor.is_default = True
+            successor.save(update_fields=["is_default"])
+    if was_default:
+        stripe_gateway.customer_set_default_card(
+            customer_id=card.account.stripe_customer_id,
+            payment_method_id=successor.stripe_payment_method_id if successor else None,
+        )
+    return successor if was_default else card.account.payment_methods.active().filter(is_default=True).first()

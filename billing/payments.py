@@ -1,0 +1,269 @@
+"""Buying hours with a saved card: first purchase, renewal and top-up share one path.
+
+A pay button carries a signed one-time token naming the account, plan, price and a nonce. The
+nonce is the Payment's idempotency key: the row is created (or found, for a repeated click) under
+the account's row lock BEFORE Stripe is called, and at most one payment per account is in flight,
+so double clicks and concurrent requests charge once. Stripe's answer, a later refresh or the
+payment_intent.* webhook settle the Payment through `payment_intent_settle`, which credits the lot
+exactly once whichever comes first and never moves a payment backwards.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from billing import ledger, stripe_gateway
+from billing.cards import customer_ensure
+from billing.errors import (
+    BillingError,
+    CardNotFound,
+    PaymentDeclined,
+    PaymentInProgress,
+    PaymentRefused,
+    ProviderUnavailable,
+)
+from billing.models import Account, Lot, Payment, PaymentMethod, Plan
+
+TOKEN_SALT = "billing.payment-token"
+TOKEN_MAX_AGE = timedelta(hours=12)
+# A payment still "processing" without a PaymentIntent id this long after it started never reached
+# Stripe's charge (or the request died with it); see payment_refresh.
+ORPHAN_AFTER = timedelta(minutes=2)
+NOT_CHARGED = "We could not reach the payment provider. You were not charged; please try again."
+
+
+class UnknownPaymentIntent(BillingError):
+    """A PaymentIntent that no Payment of ours knows."""
+
+
+@dataclass(frozen=True)
+class PaymentOffer:
+    """What a pay button promised: decoded from its signed token."""
+
+    account_id: int
+    plan_id: int
+    price_cents: int
+    kind: str
+    renewed_lot_id: int | None
+    nonce: str
+
+
+def payment_token_issue(*, account, plan, kind, renewed_lot=None):
+    """A one-time token for a pay button. It fixes the price shown, so a price change is noticed."""
+    return signing.dumps(
+        {
+            "a": account.pk,
+            "p": plan.pk,
+            "c": plan.price_cents,
+            "k": kind,
+            "l": renewed_lot.pk if renewed_lot else None,
+            "n": secrets.token_hex(16),
+        },
+        salt=TOKEN_SALT,
+        compress=True,
+    )
+
+
+def payment_offer_read(*, account, token):
+    try:
+        raw = signing.loads(token or "", salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
+    except signing.SignatureExpired:
+        raise PaymentRefused("This button has expired. Please reload the page and try again.") from None
+    except signing.BadSignature:
+        raise PaymentRefused("This payment button is not valid. Please reload the page and try again.") from None
+    offer = PaymentOffer(
+        account_id=raw["a"],
+        plan_id=raw["p"],
+        price_cents=raw["c"],
+        kind=raw["k"],
+        renewed_lot_id=raw["l"],
+        nonce=raw["n"],
+    )
+    if offer.account_id != account.pk or offer.kind not in Payment.Kind.values:
+        raise PaymentRefused("This payment button is not valid. Please reload the page and try again.")
+    return offer
+
+
+def payment_start(*, account, token, payment_method_id=None):
+    """Charge the saved card for what the token offers. Returns the Payment in whatever state Stripe
+    left it: succeeded (hours credited), requires_action (3-D Secure), failed, or processing.
+
+    Raises PaymentRefused (nothing charged) for a stale or foreign button, an inactive plan, a
+    changed price, a missing card or another payment in flight.
+    """
+    offer = payment_offer_read(account=account, token=token)
+    existing = Payment.objects.filter(idempotency_key=offer.nonce, account=account).first()
+    if existing:
+        return existing
+    plan = _plan_for_sale(offer)
+    renewed_lot = _renewed_lot(account, offer)
+    card = _card_to_charge(account, payment_method_id)
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=account.pk)
+        existing = Payment.objects.filter(idempotency_key=offer.nonce, account=account).first()
+        if existing:
+            return existing
+        if account.payments.filter(status=Payment.Status.PROCESSING).exists():
+            raise PaymentInProgress()
+        payment = Payment.objects.create(
+            account=account,
+            plan=plan,
+            kind=offer.kind,
+            renewed_lot=renewed_lot,
+            amount_cents=plan.price_cents,
+            currency=plan.currency,
+            minutes=plan.minutes,
+            validity_days=plan.validity_days,
+            payment_method=card,
+            idempotency_key=offer.nonce,
+        )
+    return _charge(payment)
+
+
+def payment_refresh(*, payment):
+    """Ask Stripe how a payment stands and settle it: after 3-D Secure, while polling an unknown
+    outcome, and from the reconciliation job."""
+    if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
+        return payment
+    try:
+        if payment.stripe_payment_intent_id:
+            intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+        else:
+            intent = stripe_gateway.payment_intent_find(
+                customer_id=payment.account.stripe_customer_id, payment_id=payment.pk
+            )
+    except ProviderUnavailable:
+        return payment
+    if intent is not None:
+        return payment_intent_settle(intent=intent)
+    if timezone.now() - payment.created_at > ORPHAN_AFTER:
+        return _fail(payment, code="not_charged", message=NOT_CHARGED)
+    return payment
+
+
+def payment_intent_settle(*, intent):
+    """Bring our Payment in line with a PaymentIntent from Stripe (a charge answer, a refresh or a
+    webhook). Idempotent and order-tolerant: hours are credited once, a settled payment stays so."""
+    found = _payment_for_intent(intent)
+    if found is None:
+        raise UnknownPaymentIntent(f"No payment for PaymentIntent {intent.id}.")
+    with transaction.atomic():
+        # Account first, then payment: the same lock order as every other writer of this account.
+        Account.objects.select_for_update().get(pk=found.account_id)
+        payment = Payment.objects.select_for_update().get(pk=found.pk)
+        if payment.status == Payment.Status.SUCCEEDED:
+            return payment
+        payment.stripe_payment_intent_id = intent.id
+        if intent.status == "succeeded":
+            if (intent.amount_cents, intent.currency) != (payment.amount_cents, payment.currency):
+                raise BillingError(f"PaymentIntent {intent.id} charged {intent.amount_cents} {intent.currency}.")
+            _credit(payment)
+        elif intent.status == "requires_action":
+            payment.status = Payment.Status.REQUIRES_ACTION
+        elif intent.status in ("requires_payment_method", "canceled"):
+            payment.status = Payment.Status.FAILED
+            payment.failure_code = intent.failure_code or intent.status
+            payment.failure_message = intent.failure_message or stripe_gateway.decline_message("")
+            payment.settled_at = timezone.now()
+        payment.save()
+    return payment
+
+
+def _payment_for_intent(intent):
+    by_intent = Payment.objects.filter(stripe_payment_intent_id=intent.id).first()
+    if by_intent:
+        return by_intent
+    try:
+        payment_id = int(intent.metadata.get("payment_id", ""))
+    except ValueError:
+        return None
+    return Payment.objects.filter(pk=payment_id, stripe_payment_intent_id__isnull=True).first()
+
+
+def _credit(payment):
+    now = timezone.now()
+    lot = ledger.lot_credit(
+        account=payment.account,
+        name=payment.plan.name,
+        minutes=payment.minutes,
+        plan=payment.plan,
+        price_cents=payment.amount_cents,
+        currency=payment.currency,
+        purchased_at=now,
+        expires_at=ledger.lot_expiry(purchased_at=now, validity_days=payment.validity_days),
+    )
+    payment.lot = lot
+    payment.status = Payment.Status.SUCCEEDED
+    payment.failure_code = payment.failure_message = ""
+    payment.settled_at = now
+
+
+def _charge(payment):
+    account = payment.account
+    try:
+        intent = stripe_gateway.payment_intent_charge_off_session(
+            amount_cents=payment.amount_cents,
+            currency=payment.currency,
+            customer_id=customer_ensure(account=account),
+            payment_method_id=payment.payment_method.stripe_payment_method_id,
+            metadata={"payment_id": payment.pk, "account_id": account.pk},
+            idempotency_key=f"payment-{payment.idempotency_key}",
+        )
+    except PaymentDeclined as declined:
+        return _fail(payment, code=declined.code, message=str(declined), intent_id=declined.payment_intent_id)
+    except CardNotFound as gone:
+        PaymentMethod.objects.filter(pk=payment.payment_method_id).update(removed_at=timezone.now(), is_default=False)
+        return _fail(payment, code="card_not_found", message=str(gone))
+    except ProviderUnavailable as unavailable:
+        if unavailable.maybe_charged:
+            return payment  # outcome unknown: stays processing until a refresh or the webhook settles it
+        return _fail(payment, code="provider_unavailable", message=NOT_CHARGED)
+    return payment_intent_settle(intent=intent)
+
+
+def _fail(payment, *, code, message, intent_id=None):
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status == Payment.Status.SUCCEEDED:
+            return payment
+        payment.status = Payment.Status.FAILED
+        payment.failure_code = code
+        payment.failure_message = message
+        payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id
+        payment.settled_at = timezone.now()
+        payment.save()
+    return payment
+
+
+def _plan_for_sale(offer):
+    plan = Plan.objects.filter(pk=offer.plan_id).first()
+    if plan is None or not plan.is_active:
+        raise PaymentRefused("This package is no longer on sale. Please choose another one.")
+    if plan.price_cents != offer.price_cents:
+        raise PaymentRefused(
+            f"The price of {plan.name} has changed. Please check the new price on the page and try again."
+        )
+    return plan
+
+
+def _renewed_lot(account, offer):
+    if offer.renewed_lot_id is None:
+        return None
+    lot = Lot.objects.filter(pk=offer.renewed_lot_id, account=account).first()
+    if lot is None:
+        raise PaymentRefused("This payment button is not valid. Please reload the page and try again.")
+    return lot
+
+
+def _card_to_charge(account, payment_method_id):
+    cards = account.payment_methods.active()
+    card = cards.filter(pk=payment_method_id).first() if payment_method_id else cards.filter(is_default=True).first()
+    if card is None:
+        if payment_method_id:
+            raise PaymentRefused("That card is not one of your saved cards.")
+        raise PaymentRefused("Please add a card first.")
+    return card

@@ -1,0 +1,245 @@
+"""The only module that talks to Stripe, and the only one that imports `stripe`.
+
+Small functions over StripeClient that return plain data and raise billing.errors. Every call that
+creates something sends an Idempotency-Key (real Stripe honours it; localstripe, the offline
+stand-in, does not, so our own database is what prevents double charges).
+"""
+
+from dataclasses import dataclass, field
+
+import stripe
+from django.conf import settings
+
+from billing.errors import CardNotFound, PaymentDeclined, ProviderRequestInvalid, ProviderUnavailable
+
+# Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
+# plain decline: the card holder learns the details from their bank, not from us.
+DECLINE_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "The card's security code is incorrect.",
+    "incorrect_number": "The card number is incorrect.",
+    "processing_error": "The card could not be processed. Please try again in a moment.",
+    "card_velocity_exceeded": "Your card has reached its spending limit.",
+    "payment_intent_authentication_failure": "The card's authentication (3-D Secure) failed.",
+}
+GENERIC_DECLINE = "Your card was declined by your bank."
+
+
+@dataclass(frozen=True)
+class Card:
+    id: str
+    customer_id: str | None
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class SetupIntent:
+    id: str
+    status: str
+    client_secret: str
+    customer_id: str | None
+    payment_method_id: str | None
+
+
+@dataclass(frozen=True)
+class PaymentIntent:
+    id: str
+    status: str
+    amount_cents: int
+    currency: str
+    client_secret: str
+    payment_method_id: str | None
+    metadata: dict = field(default_factory=dict)
+    failure_code: str = ""
+    failure_message: str = ""
+
+
+def decline_message(code):
+    return DECLINE_MESSAGES.get(code, GENERIC_DECLINE)
+
+
+def customer_create(*, email, name, account_id):
+    customer = _call(
+        lambda client: client.v1.customers.create(
+            params={"email": email, "name": name, "metadata": {"account_id": str(account_id)}},
+            options={"idempotency_key": f"customer-{account_id}"},
+        )
+    )
+    return customer.id
+
+
+def customer_set_default_card(*, customer_id, payment_method_id):
+    _call(
+        lambda client: client.v1.customers.update(
+            customer_id, params={"invoice_settings": {"default_payment_method": payment_method_id or ""}}
+        )
+    )
+
+
+def setup_intent_create(*, customer_id, idempotency_key):
+    intent = _call(
+        lambda client: client.v1.setup_intents.create(
+            params={"customer": customer_id, "payment_method_types": ["card"], "usage": "off_session"},
+            options={"idempotency_key": idempotency_key},
+        )
+    )
+    return _setup_intent(intent)
+
+
+def setup_intent_retrieve(setup_intent_id):
+    return _setup_intent(_call(lambda client: client.v1.setup_intents.retrieve(setup_intent_id)))
+
+
+def card_retrieve(payment_method_id):
+    return _card(_call(lambda client: client.v1.payment_methods.retrieve(payment_method_id), not_found=CardNotFound))
+
+
+def card_attach(*, payment_method_id, customer_id):
+    return _card(
+        _call(
+            lambda client: client.v1.payment_methods.attach(payment_method_id, params={"customer": customer_id}),
+            not_found=CardNotFound,
+        )
+    )
+
+
+def card_detach(payment_method_id):
+    _call(lambda client: client.v1.payment_methods.detach(payment_method_id), not_found=CardNotFound)
+
+
+def payment_intent_charge_off_session(
+    *, amount_cents, currency, customer_id, payment_method_id, metadata, idempotency_key
+):
+    """Create and confirm a PaymentIntent on a saved card without the student present.
+
+    A card that needs 3-D Secure comes back as status "requires_action" in both of Stripe's shapes:
+    real Stripe answers 402 authentication_required (the intent back in requires_payment_method),
+    localstripe answers 200 with status requires_action.
+    """
+    params = {
+        "amount": amount_cents,
+        "currency": currency.lower(),
+        "customer": customer_id,
+        "payment_method": payment_method_id,
+        "off_session": True,
+        "confirm": True,
+        "metadata": {key: str(value) for key, value in metadata.items()},
+    }
+    try:
+        intent = _call(
+            lambda client: client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            ),
+            charging=True,
+            not_found=CardNotFound,
+        )
+    except _AuthenticationRequired as needed:
+        return needed.intent
+    return _payment_intent(intent)
+
+
+def payment_intent_retrieve(payment_intent_id):
+    return _payment_intent(_call(lambda client: client.v1.payment_intents.retrieve(payment_intent_id)))
+
+
+def payment_intent_find(*, customer_id, payment_id):
+    """The PaymentIntent we created for our payment `payment_id`, when its id never reached us."""
+    try:
+        intents = _call(lambda client: client.v1.payment_intents.list(params={"customer": customer_id, "limit": 100}))
+    except ProviderRequestInvalid:
+        # localstripe cannot filter by customer; its store is small, so list everything.
+        intents = _call(lambda client: client.v1.payment_intents.list(params={"limit": 100}))
+    for intent in intents.data:
+        if _metadata(intent).get("payment_id") == str(payment_id):
+            return _payment_intent(intent)
+    return None
+
+
+class _AuthenticationRequired(Exception):
+    def __init__(self, intent):
+        self.intent = intent
+
+
+def _client():
+    options = {
+        "max_network_retries": settings.STRIPE_MAX_NETWORK_RETRIES,
+        "http_client": stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+    }
+    if settings.STRIPE_API_BASE:
+        options["base_addresses"] = {"api": settings.STRIPE_API_BASE}
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, **options)
+
+
+def _call(request, *, charging=False, not_found=None):
+    """Run one Stripe request and translate Stripe's errors into ours.
+
+    `charging` marks a request that may move money, so that an unanswered one is reported as
+    possibly charged; `not_found` is the error to raise when Stripe answers 404.
+    """
+    try:
+        return request(_client())
+    except stripe.CardError as error:
+        detail = error.error
+        code = getattr(detail, "decline_code", None) or getattr(detail, "code", None) or error.code or ""
+        intent = getattr(detail, "payment_intent", None)
+        if code == "authentication_required" and intent is not None:
+            raise _AuthenticationRequired(_payment_intent(intent)) from error
+        raise PaymentDeclined(
+            decline_message(code), code=code, payment_intent_id=intent.id if intent is not None else None
+        ) from error
+    except stripe.InvalidRequestError as error:
+        if error.http_status == 404 and not_found is not None:
+            raise not_found() from error
+        raise ProviderRequestInvalid(str(error)) from error
+    except stripe.APIConnectionError as error:
+        # Sent but unanswered: Stripe may have charged the card.
+        raise ProviderUnavailable(maybe_charged=charging) from error
+    except (stripe.APIError, stripe.RateLimitError, stripe.AuthenticationError, stripe.PermissionError) as error:
+        raise ProviderUnavailable(maybe_charged=charging and isinstance(error, stripe.APIError)) from error
+
+
+def _card(payment_method):
+    card = payment_method.card
+    return Card(
+        id=payment_method.id,
+        customer_id=payment_method.customer,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=int(card.exp_month),
+        exp_year=int(card.exp_year),
+    )
+
+
+def _setup_intent(intent):
+    return SetupIntent(
+        id=intent.id,
+        status=intent.status,
+        client_secret=intent.client_secret,
+        customer_id=intent.customer,
+        payment_method_id=intent.payment_method,
+    )
+
+
+def _metadata(stripe_object):
+    metadata = getattr(stripe_object, "metadata", None)
+    return metadata.to_dict() if metadata else {}
+
+
+def _payment_intent(intent):
+    error = getattr(intent, "last_payment_error", None)
+    code = (getattr(error, "decline_code", None) or getattr(error, "code", None) or "") if error else ""
+    return PaymentIntent(
+        id=intent.id,
+        status="requires_action" if code == "authentication_required" else intent.status,
+        amount_cents=int(intent.amount),
+        currency=intent.currency.upper(),
+        client_secret=intent.client_secret,
+        payment_method_id=intent.payment_method if isinstance(intent.payment_method, str) else None,
+        metadata=_metadata(intent),
+        failure_code=code,
+        failure_message=decline_message(code) if code else "",
+    )
