@@ -267,3 +267,8 @@ def _card_to_charge(account, payment_method_id):
             raise PaymentRefused("That card is not one of your saved cards.")
         raise PaymentRefused("Please add a card first.")
     return card
+
+
+def payment_client_secret(*, payment):
+    """The secret Stripe.js needs to run 3-D Secure for this payment in the student's browser."""
+    return stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id).client_secret

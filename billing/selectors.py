@@ -7,7 +7,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import Account, LedgerEntry, Lot, Plan, Usage
+from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Usage
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def balance_summary(*, account, now=None):
     )
     lots = list(
         Lot.objects.filter(account=account)
+        .select_related("plan")
         .annotate(minutes_expired=-Coalesce(Subquery(expired_minutes), 0))
         .order_by("expires_at", "id")
     )
@@ -113,3 +114,19 @@ def accounts_out_of_balance():
         .filter(~Q(balance_minutes=F("ledger_minutes")) | ~Q(balance_minutes=F("lots_minutes")))
         .select_related("user")
     )
+
+
+def cards_for_account(*, account):
+    """The account's saved cards, default first."""
+    return list(account.payment_methods.active())
+
+
+def payment_for_student(*, user, payment_id):
+    """The payment if it belongs to this student, else Payment.DoesNotExist (so views answer 404)."""
+    return Payment.objects.select_related("plan", "payment_method", "lot", "renewed_lot").get(
+        pk=payment_id, account__user=user
+    )
+
+
+def card_for_student(*, user, card_id):
+    return PaymentMethod.objects.active().get(pk=card_id, account__user=user)

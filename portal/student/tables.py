@@ -3,7 +3,7 @@
 import django_tables2 as tables
 
 from billing.models import LedgerEntry, Lot, Usage
-from portal.templatetags.portal_format import duration, hours, money
+from portal.templatetags.portal_format import duration, hours, price_paid
 
 
 class UsageTable(tables.Table):
@@ -49,8 +49,8 @@ class PurchaseTable(tables.Table):
     def render_minutes_purchased(self, value):
         return hours(value)
 
-    def render_price_cents(self, value, record):
-        return money(value, record.currency) if value else "Included"
+    def render_price_cents(self, record):
+        return price_paid(record)
 
 
 class LotHistoryTable(tables.Table):

@@ -1,19 +1,34 @@
-"""The student's pages: a thin layer over billing's selectors."""
+"""The student's pages: a thin layer over billing's services and selectors."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
 
+from billing import cards, payments
+from billing.errors import BillingError, PaymentRefused, ProviderUnavailable
 from billing.ledger import account_open
-from billing.models import Lot
-from billing.selectors import balance_summary, lot_for_student, lot_history, plans_for_sale, usage_history
+from billing.models import Lot, Payment, PaymentMethod
+from billing.selectors import (
+    balance_summary,
+    card_for_student,
+    cards_for_account,
+    lot_for_student,
+    lot_history,
+    payment_for_student,
+    plans_for_sale,
+    usage_history,
+)
+from portal.student.forms import CardSaveForm, PayForm
 from portal.student.tables import LotHistoryTable, PurchaseTable, UsageTable
 
 # Fragments of the dashboard an HTMX request may ask for by its target's id.
-DASHBOARD_FRAGMENTS = {"balance", "lots", "usage-table", "purchase-table"}
+DASHBOARD_FRAGMENTS = {"balance", "lots", "plans", "usage-table", "purchase-table"}
+TABLES_PER_PAGE = 10
 
 
 @require_GET
@@ -24,21 +39,37 @@ def dashboard(request):
         return redirect("console:index")
     account = account_open(user=request.user)
     summary = balance_summary(account=account)
+    saved_cards = cards_for_account(account=account)
+    plans = list(plans_for_sale())
     usage_table = UsageTable(usage_history(account=account), prefix="usage-")
     purchase_table = PurchaseTable(summary.all_lots, prefix="purchases-")
-    config = RequestConfig(request, paginate={"per_page": 10})
-    config.configure(usage_table)
-    config.configure(purchase_table)
+    for table in (usage_table, purchase_table):
+        _paginate(request, table)
     context = {
+        "account": account,
         "summary": summary,
+        "cards": saved_cards,
+        "default_card": next((card for card in saved_cards if card.is_default), None),
         "usage_table": usage_table,
         "purchase_table": purchase_table,
-        "plans": plans_for_sale(),
+        "plans": plans,
+        "top_up_plan": next((plan for plan in plans if plan.is_featured), plans[0] if plans else None),
     }
-    template = "portal/dashboard.html"
-    if request.htmx and request.htmx.target in DASHBOARD_FRAGMENTS:
-        template = f"{template}#{request.htmx.target}"
-    return render(request, template, context)
+    target = request.htmx.target if request.htmx else None
+    if target in {"usage-table", "purchase-table"}:
+        # Both tables come back: the other one out-of-band, so its links keep the new query string.
+        return render(request, "portal/_table_swap.html", context | {"swapped": target})
+    if target in DASHBOARD_FRAGMENTS:
+        return render(request, f"portal/dashboard.html#{target}", context)
+    return render(request, "portal/dashboard.html", context)
+
+
+def _paginate(request, table):
+    """Sort from the query string; page with a fixed size (the query string never chooses it), and
+    any page number that is not a page falls back to the first or the last one."""
+    RequestConfig(request, paginate=False).configure(table)
+    table.paginator = Paginator(table.rows, TABLES_PER_PAGE)
+    table.page = table.paginator.get_page(request.GET.get(table.prefixed_page_field))
 
 
 @require_GET
@@ -50,3 +81,149 @@ def lot_detail(request, lot_id):
         raise Http404("No such package.") from None
     history = LotHistoryTable(lot_history(lot=lot))
     return render(request, "portal/lot_detail.html", {"lot": lot, "history": history})
+
+
+@require_POST
+@login_required
+def pay(request):
+    account = account_open(user=request.user)
+    form = PayForm(request.POST)
+    if not form.is_valid():
+        return _payment_outcome(request, account, refusal="This payment button is not valid. Please reload the page.")
+    try:
+        payment = payments.payment_start(
+            account=account, token=form.cleaned_data["token"], payment_method_id=form.cleaned_data["payment_method"]
+        )
+    except PaymentRefused as refused:
+        return _payment_outcome(request, account, refusal=str(refused))
+    return _payment_outcome(request, account, payment=payment)
+
+
+@require_POST
+@login_required
+def payment_refresh(request, payment_id):
+    try:
+        payment = payment_for_student(user=request.user, payment_id=payment_id)
+    except Payment.DoesNotExist:
+        raise Http404("No such payment.") from None
+    payment = payments.payment_refresh(payment=payment)
+    return _payment_outcome(request, payment.account, payment=payment)
+
+
+def _payment_outcome(request, account, *, payment=None, refusal=""):
+    """The result of a pay click: an HTMX fragment in place, or a message on the dashboard."""
+    if not request.htmx:
+        _payment_message(request, payment, refusal)
+        return redirect("student:dashboard")
+    context = {"account": account, "payment": payment, "refusal": refusal}
+    if payment and payment.status == Payment.Status.REQUIRES_ACTION:
+        try:
+            context["client_secret"] = payments.payment_client_secret(payment=payment)
+        except ProviderUnavailable:
+            context["refusal"] = "We could not reach the payment provider. Please try again in a moment."
+    if payment and payment.status == Payment.Status.FAILED:
+        context["other_cards"] = [card for card in cards_for_account(account=account) if card != payment.payment_method]
+    if payment and payment.status == Payment.Status.SUCCEEDED:
+        context["balance_minutes"] = balance_summary(account=account).available_minutes
+    response = render(request, "portal/_payment_result.html", context)
+    if payment and payment.status == Payment.Status.SUCCEEDED:
+        response["HX-Trigger"] = "balanceChanged"
+    return response
+
+
+def _payment_message(request, payment, refusal):
+    if refusal:
+        messages.error(request, refusal)
+    elif payment.status == Payment.Status.SUCCEEDED:
+        messages.success(request, f"{payment.plan.name} added to your hours.")
+    elif payment.status == Payment.Status.FAILED:
+        messages.error(request, payment.failure_message)
+    elif payment.status == Payment.Status.REQUIRES_ACTION:
+        messages.warning(request, "Your bank asks you to confirm this payment, which needs JavaScript.")
+    else:
+        messages.info(request, "We are checking your payment with the payment provider.")
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request", "HX-Target")
+def card_list(request):
+    account = account_open(user=request.user)
+    context = {"cards": cards_for_account(account=account)}
+    if request.htmx and request.htmx.target == "card-list":
+        return render(request, "portal/cards.html#card-list", context)
+    return render(request, "portal/cards.html", context)
+
+
+@require_POST
+@login_required
+def card_setup(request):
+    """Start adding a card: the SetupIntent that Stripe.js confirms in the browser."""
+    try:
+        setup_intent = cards.card_setup_start(account=account_open(user=request.user))
+    except BillingError:
+        return JsonResponse({"error": "We could not reach the payment provider. Please try again."}, status=503)
+    return JsonResponse({"client_secret": setup_intent.client_secret})
+
+
+@require_POST
+@login_required
+def card_save(request):
+    """Save the card whose SetupIntent Stripe.js confirmed."""
+    form = CardSaveForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": "The card setup is missing. Please try again."}, status=400)
+    try:
+        card = cards.card_save(
+            account=account_open(user=request.user), setup_intent_id=form.cleaned_data["setup_intent"]
+        )
+    except ProviderUnavailable:
+        return JsonResponse({"error": "We could not reach the payment provider. Please try again."}, status=503)
+    except BillingError as failure:
+        return JsonResponse({"error": str(failure)}, status=400)
+    return JsonResponse({"card": card.label, "default": card.is_default})
+
+
+@require_POST
+@login_required
+def card_make_default(request, card_id):
+    card = _own_card(request, card_id)
+    try:
+        cards.card_make_default(card=card)
+    except BillingError as failure:
+        return _card_outcome(request, error=str(failure))
+    return _card_outcome(request, notice=f"{card.label} is now your default card.")
+
+
+@require_POST
+@login_required
+def card_remove(request, card_id):
+    card = _own_card(request, card_id)
+    was_default = card.is_default
+    try:
+        successor = cards.card_remove(card=card)
+    except BillingError as failure:
+        return _card_outcome(request, error=str(failure))
+    notice = f"{card.label} was removed."
+    if was_default:
+        notice += f" {successor.label} is now your default card." if successor else " You have no saved card now."
+    return _card_outcome(request, notice=notice)
+
+
+def _own_card(request, card_id):
+    try:
+        return card_for_student(user=request.user, card_id=card_id)
+    except PaymentMethod.DoesNotExist:
+        raise Http404("No such card.") from None
+
+
+def _card_outcome(request, *, notice="", error=""):
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, notice)
+        return redirect("student:cards")
+    account = account_open(user=request.user)
+    context = {"cards": cards_for_account(account=account), "notice": notice, "error": error}
+    return render(request, "portal/cards.html#card-list", context)

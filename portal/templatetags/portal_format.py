@@ -3,6 +3,7 @@
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import template
+from django.conf import settings
 from django.utils import timezone
 
 register = template.Library()
@@ -31,12 +32,24 @@ def duration(minutes):
 
 
 @register.filter
-def money(cents, currency="EUR"):
+def money(cents, currency=None):
     """15000, "EUR" -> "EUR 150.00": the code spelled out, so no symbol is ever ambiguous."""
     if cents is None:
         return ""
+    currency = currency or settings.PORTAL_CURRENCY
     amount = (Decimal(cents) / 100).quantize(Decimal("0.01"))
     return f"{currency} {amount:,.2f}"
+
+
+@register.filter
+def until(moment):
+    """ "today", "tomorrow" or "in 5 days": how far off a date is, in the student's calendar."""
+    days = days_left(moment)
+    if days is None:
+        return ""
+    if days <= 0:
+        return "today"
+    return "tomorrow" if days == 1 else f"in {days} days"
 
 
 @register.filter
@@ -46,3 +59,9 @@ def days_left(moment):
         return None
     today = timezone.localdate()
     return (timezone.localtime(moment).date() - today).days
+
+
+@register.filter
+def price_paid(lot):
+    """What a lot cost, or "Included" for hours granted without a payment."""
+    return money(lot.price_cents, lot.currency) if lot.price_cents else "Included"

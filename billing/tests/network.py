@@ -1,0 +1,55 @@
+"""A network failure between us and Stripe, faked at the HTTP boundary.
+
+`LossyProxy` forwards requests to localstripe, except that for requests matching `drop_response`
+it forwards the request (so Stripe acts on it) and then hangs up without answering: the classic
+"charged, but the answer never reached us" failure.
+"""
+
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+
+class LossyProxy:
+    def __init__(self, upstream, *, drop_response):
+        self.upstream = upstream
+        self.drop_response = re.compile(drop_response)
+        self.dropped = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.forward()
+
+            def do_POST(self):
+                self.forward()
+
+            def forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {key: value for key, value in self.headers.items() if key.lower() != "host"}
+                answer = requests.request(
+                    self.command, proxy.upstream + self.path, data=body, headers=headers, timeout=10
+                )
+                if proxy.drop_response.search(f"{self.command} {self.path}"):
+                    proxy.dropped += 1
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,267 @@
+"""Buying hours with a saved card against a real localstripe: one charge, hours credited once."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from billing import payments
+from billing.errors import PaymentInProgress, PaymentRefused
+from billing.models import LedgerEntry, Lot, Payment, PaymentMethod
+from billing.stripe_gateway import PaymentIntent
+from billing.tests.builders import add_card, credit, make_plan, make_student
+from billing.tests.localstripe import free_port
+from billing.tests.network import LossyProxy
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def plan():
+    return make_plan("Standard", minutes=600, price_cents=15000, validity_days=90)
+
+
+@pytest.fixture
+def account():
+    return make_student()
+
+
+def buy(account, plan, **token_fields):
+    token = payments.payment_token_issue(account=account, plan=plan, kind=token_fields.pop("kind", "purchase"))
+    return payments.payment_start(account=account, token=token, **token_fields)
+
+
+def test_a_purchase_charges_the_default_card_and_credits_one_lot(localstripe, account, plan):
+    card = add_card(account, localstripe)
+
+    payment = buy(account, plan)
+
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert (payment.amount_cents, payment.currency, payment.payment_method) == (15000, "EUR", card)
+    lot = payment.lot
+    assert (lot.minutes_purchased, lot.minutes_remaining, lot.price_cents, lot.plan) == (600, 600, 15000, plan)
+    assert timezone.localtime(lot.expires_at).date() == (timezone.localdate() + timedelta(days=90))
+    [intent] = localstripe.payment_intents()
+    assert intent["id"] == payment.stripe_payment_intent_id
+    assert (intent["amount"], intent["currency"], intent["status"]) == (15000, "eur", "succeeded")
+    assert intent["metadata"]["payment_id"] == str(payment.pk)
+    account.refresh_from_db()
+    assert account.balance_minutes == 600
+
+
+def test_the_same_token_twice_charges_once(localstripe, account, plan):
+    add_card(account, localstripe)
+    token = payments.payment_token_issue(account=account, plan=plan, kind="renewal")
+
+    first = payments.payment_start(account=account, token=token)
+    second = payments.payment_start(account=account, token=token)
+
+    assert first.pk == second.pk
+    assert len(localstripe.payment_intents()) == 1
+    assert Lot.objects.count() == 1
+
+
+def test_a_card_declined_on_charge_adds_no_hours(localstripe, account, plan):
+    add_card(account, localstripe, "4000000000000341")
+
+    payment = buy(account, plan)
+
+    assert payment.status == Payment.Status.FAILED
+    assert payment.failure_code == "card_declined"
+    assert payment.failure_message == "Your card was declined by your bank."
+    assert payment.lot is None
+    assert not LedgerEntry.objects.exists()
+
+
+def test_a_3d_secure_card_waits_for_the_student_then_credits(localstripe, account, plan):
+    add_card(account, localstripe, "4000002760003184")
+
+    payment = buy(account, plan)
+    assert payment.status == Payment.Status.REQUIRES_ACTION
+    assert not Lot.objects.exists()
+
+    intent = payments.stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+    localstripe.browser_authenticate(intent.client_secret, success=True)
+    payment = payments.payment_refresh(payment=payment)
+
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert payment.lot.minutes_purchased == 600
+
+
+def test_a_failed_3d_secure_adds_no_hours_and_says_why(localstripe, account, plan):
+    add_card(account, localstripe, "4000002500003155")
+    payment = buy(account, plan)
+    intent = payments.stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+
+    localstripe.browser_authenticate(intent.client_secret, success=False)
+    payment = payments.payment_refresh(payment=payment)
+
+    assert payment.status == Payment.Status.FAILED
+    assert payment.failure_message == "The card's authentication (3-D Secure) failed."
+    assert not Lot.objects.exists()
+
+
+def test_settling_the_same_intent_again_credits_nothing_more(localstripe, account, plan):
+    add_card(account, localstripe)
+    payment = buy(account, plan)
+    intent = payments.stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+
+    again = payments.payment_intent_settle(intent=intent)  # e.g. the payment_intent.succeeded webhook
+
+    assert again.lot == payment.lot
+    assert Lot.objects.count() == 1
+    assert LedgerEntry.objects.count() == 1
+
+
+def test_a_late_processing_or_failure_never_moves_a_succeeded_payment_back(localstripe, account, plan):
+    add_card(account, localstripe)
+    payment = buy(account, plan)
+    for status in ("processing", "requires_action", "requires_payment_method", "canceled"):
+        stale = PaymentIntent(
+            id=payment.stripe_payment_intent_id,
+            status=status,
+            amount_cents=15000,
+            currency="EUR",
+            client_secret="",
+            payment_method_id=None,
+        )
+        assert payments.payment_intent_settle(intent=stale).status == Payment.Status.SUCCEEDED
+    assert Lot.objects.count() == 1
+
+
+def test_the_webhook_may_settle_before_the_charge_answer_is_recorded(localstripe, account, plan):
+    add_card(account, localstripe)
+    proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("django.conf.settings.STRIPE_API_BASE", proxy.url)
+            payment = buy(account, plan)
+    finally:
+        proxy.close()
+    assert payment.status == Payment.Status.PROCESSING and payment.stripe_payment_intent_id is None
+    [charged] = localstripe.payment_intents()
+
+    # The webhook knows the intent only by the payment id we put in its metadata.
+    webhook_intent = payments.stripe_gateway.payment_intent_retrieve(charged["id"])
+    settled = payments.payment_intent_settle(intent=webhook_intent)
+    refreshed = payments.payment_refresh(payment=settled)
+
+    assert settled.status == refreshed.status == Payment.Status.SUCCEEDED
+    assert settled.stripe_payment_intent_id == charged["id"]
+    assert Lot.objects.count() == 1
+
+
+def test_an_answer_lost_after_stripe_charged_is_recovered_by_a_refresh(localstripe, account, plan):
+    add_card(account, localstripe)
+    proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("django.conf.settings.STRIPE_API_BASE", proxy.url)
+            payment = buy(account, plan)
+            assert proxy.dropped == 1
+    finally:
+        proxy.close()
+
+    assert payment.status == Payment.Status.PROCESSING  # charged or not: we do not know yet
+    assert not Lot.objects.exists()
+    with pytest.raises(PaymentInProgress):
+        buy(account, plan)  # no second charge while the first is unresolved
+
+    payment = payments.payment_refresh(payment=payment)
+
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert len(localstripe.payment_intents()) == 1
+    assert Lot.objects.count() == 1
+
+
+def test_stripe_unreachable_leaves_the_payment_to_be_checked_then_declared_not_charged(
+    localstripe, settings, account, plan
+):
+    add_card(account, localstripe)
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    payment = buy(account, plan)
+    assert payment.status == Payment.Status.PROCESSING
+    assert payments.payment_refresh(payment=payment).status == Payment.Status.PROCESSING
+
+    settings.STRIPE_API_BASE = localstripe.url
+    with time_machine.travel(timezone.now() + timedelta(minutes=3)):
+        payment = payments.payment_refresh(payment=payment)
+
+    assert payment.status == Payment.Status.FAILED
+    assert "You were not charged" in payment.failure_message
+    assert localstripe.payment_intents() == []
+    assert not Lot.objects.exists()
+
+
+def test_a_card_stripe_no_longer_knows_is_reported_and_put_aside(localstripe, account, plan):
+    card = add_card(account, localstripe)
+    PaymentMethod.objects.filter(pk=card.pk).update(stripe_payment_method_id="pm_unknownToStripe")
+
+    payment = buy(account, plan)
+
+    assert payment.status == Payment.Status.FAILED
+    assert payment.failure_message.startswith("This card is no longer available")
+    card.refresh_from_db()
+    assert card.removed_at is not None
+
+
+class TestRefusals:
+    """Bad input is refused with a clear message, before anything is charged or written."""
+
+    def assert_refused(self, localstripe, account, message, **start):
+        with pytest.raises(PaymentRefused, match=message):
+            payments.payment_start(account=account, **start)
+        assert not Payment.objects.exists()
+        assert localstripe.payment_intents() == []
+
+    def test_a_missing_or_tampered_token(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+        self.assert_refused(localstripe, account, "not valid", token="")
+        self.assert_refused(localstripe, account, "not valid", token=token[:-3] + "abc")
+
+    def test_another_students_token(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        other = make_student()
+        token = payments.payment_token_issue(account=other, plan=plan, kind="purchase")
+        self.assert_refused(localstripe, account, "not valid", token=token)
+
+    def test_an_expired_token(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        with time_machine.travel(timezone.now() - timedelta(hours=13)):
+            token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+        self.assert_refused(localstripe, account, "expired", token=token)
+
+    def test_an_inactive_plan(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+        plan.is_active = False
+        plan.save()
+        self.assert_refused(localstripe, account, "no longer on sale", token=token)
+
+    def test_a_price_changed_since_the_button_was_shown(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+        plan.price_cents = 16000
+        plan.save()
+        self.assert_refused(localstripe, account, "price of Standard has changed", token=token)
+
+    def test_someone_elses_card(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        foreign = add_card(make_student(), localstripe)
+        token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+        self.assert_refused(
+            localstripe, account, "not one of your saved cards", token=token, payment_method_id=foreign.pk
+        )
+
+    def test_no_card_at_all(self, localstripe, account, plan):
+        token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+        self.assert_refused(localstripe, account, "add a card first", token=token)
+
+    def test_renewing_someone_elses_lot(self, localstripe, account, plan):
+        add_card(account, localstripe)
+        foreign_lot = credit(make_student(), 600)
+        token = payments.payment_token_issue(account=account, plan=plan, kind="renewal", renewed_lot=foreign_lot)
+        self.assert_refused(localstripe, account, "not valid", token=token)

@@ -1,0 +1,22 @@
+"""The one-click pay button: it says exactly what will happen and carries a fresh one-time token."""
+
+from django import template
+
+from billing.payments import payment_token_issue
+
+register = template.Library()
+
+VERBS = {"purchase": "Buy", "renewal": "Renew", "top_up": "Top up"}
+
+
+@register.inclusion_tag("portal/_pay_button.html", takes_context=True)
+def pay_button(context, plan, kind, renewed_lot=None, card=None):
+    card = card or context.get("default_card")
+    token = payment_token_issue(account=context["account"], plan=plan, kind=kind, renewed_lot=renewed_lot)
+    return {
+        "plan": plan,
+        "card": card,
+        "token": token if card else "",
+        "verb": VERBS[kind],
+        "csrf_token": context.get("csrf_token"),
+    }

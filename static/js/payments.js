@@ -1,0 +1,105 @@
+/* Card forms (Stripe.js Card Element + SetupIntent) and the 3-D Secure hand-off after a pay click.
+ * Card data goes from the Card Element straight to Stripe; this script only ever sees Stripe ids. */
+(function () {
+  "use strict";
+
+  function csrfToken(form) {
+    var field = form.querySelector("[name=csrfmiddlewaretoken]");
+    return field ? field.value : "";
+  }
+
+  function stripeClient(key) {
+    return typeof window.Stripe === "function" && key ? window.Stripe(key) : null;
+  }
+
+  function postForm(url, token, values) {
+    var body = new URLSearchParams(values || {});
+    return fetch(url, {
+      method: "POST",
+      headers: { "X-CSRFToken": token, "Content-Type": "application/x-www-form-urlencoded" },
+      body: body,
+      credentials: "same-origin",
+    }).then(function (response) {
+      return response.json().then(function (payload) {
+        if (!response.ok) throw new Error(payload.error || "Something went wrong. Please try again.");
+        return payload;
+      });
+    });
+  }
+
+  function mountCardForm(form) {
+    if (form.dataset.mounted) return;
+    var errors = form.querySelector("[data-card-errors]");
+    var status = form.querySelector("[data-card-status]");
+    var button = form.querySelector("button[type=submit]");
+    var stripe = stripeClient(form.dataset.stripeKey);
+    if (!stripe) {
+      errors.textContent = "The card form could not load. Please reload the page.";
+      button.disabled = true;
+      return;
+    }
+    form.dataset.mounted = "1";
+    var card = stripe.elements().create("card");
+    card.mount(form.querySelector("[data-card-element]"));
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      errors.textContent = "";
+      status.textContent = "Saving your card…";
+      button.disabled = true;
+      var token = csrfToken(form);
+      postForm(form.dataset.setupUrl, token)
+        .then(function (setup) {
+          return stripe.confirmCardSetup(setup.client_secret, { payment_method: { card: card } });
+        })
+        .then(function (result) {
+          if (result.error) throw new Error(result.error.message || "Your card could not be saved.");
+          return postForm(form.dataset.saveUrl, token, { setup_intent: result.setupIntent.id });
+        })
+        .then(function (saved) {
+          status.textContent = saved.card + " saved.";
+          htmx.trigger(document.body, "cardsChanged");
+        })
+        .catch(function (error) {
+          status.textContent = "";
+          errors.textContent = error.message;
+        })
+        .finally(function () {
+          button.disabled = false;
+        });
+    });
+  }
+
+  function completeAuthentication(box) {
+    if (box.dataset.started) return;
+    box.dataset.started = "1";
+    var stripe = stripeClient(box.dataset.stripeKey);
+    if (!stripe) return; // the "I have completed the check" button still settles it
+    // Real Stripe answers an off-session charge that needs 3-D Secure with the intent back in
+    // requires_payment_method, so the card is passed again; the stand-in ignores it.
+    stripe
+      .confirmCardPayment(box.dataset.clientSecret, { payment_method: box.dataset.paymentMethod })
+      .finally(function () {
+        htmx.ajax("POST", box.dataset.refreshUrl, { target: "#payment-result", swap: "innerHTML" });
+      });
+  }
+
+  function whenStripeReady(callback) {
+    // With the offline stand-in, Stripe.js arrives asynchronously (see stripe-stand-in.js).
+    (window.stripeReady || Promise.resolve()).then(callback, callback);
+  }
+
+  htmx.onLoad(function (root) {
+    whenStripeReady(function () {
+      setUp(root);
+    });
+  });
+
+  function setUp(root) {
+    var scope = root.querySelectorAll ? root : document;
+    if (root.matches && root.matches("[data-card-form]")) mountCardForm(root);
+    if (root.matches && root.matches("[data-payment-action]")) completeAuthentication(root);
+    scope.querySelectorAll("[data-card-form]").forEach(mountCardForm);
+    scope.querySelectorAll("[data-payment-action]").forEach(completeAuthentication);
+  }
+})();
