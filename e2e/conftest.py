@@ -13,9 +13,6 @@ from django.core.management import call_command
 
 from portal.demo import DEMO_PASSWORD
 
-# Playwright's sync API runs an event loop in the test thread; the test still talks to the ORM.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -36,6 +33,24 @@ def browser_type_launch_args(browser_type_launch_args):
     if DEBIAN_CHROMIUM.exists():
         launch_args["executable_path"] = str(DEBIAN_CHROMIUM)
     return launch_args
+
+
+@pytest.fixture(scope="session", autouse=True)
+def orm_beside_playwright():
+    """Playwright's sync API runs an event loop in the test thread, where these tests (and the test
+    database set-up) still use the ORM. Allowed for the browser tests only, and undone after them."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def stripe_stand_in(localstripe):
+    """Every page loads Stripe.js from the stand-in."""
 
 
 @pytest.fixture
@@ -65,3 +80,24 @@ def screenshot():
         page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
     return take
+
+
+@pytest.fixture
+def add_card_in_browser(live_server):
+    """Add a card on the cards page through the Stripe.js Card Element, as a student would."""
+
+    def add(page, number, *, authenticate=None, saved=True):
+        page.goto(f"{live_server.url}/cards/")
+        page.get_by_placeholder("number").fill(number)
+        page.get_by_placeholder("exp_month").fill("12")
+        page.get_by_placeholder("exp_year").fill("31")
+        page.get_by_placeholder("cvc").fill("123")
+        page.get_by_placeholder("postal_code").fill("10115")
+        page.get_by_role("button", name="Save card").click()
+        if authenticate is not None:
+            page.get_by_role(
+                "button", name="Complete authentication" if authenticate else "Fail authentication"
+            ).click()
+        return page
+
+    return add

@@ -23,12 +23,13 @@ def make_staff(email="staff@example.com"):
     return User.objects.create_user(email, PASSWORD, is_staff=True)
 
 
-def credit(account, minutes, *, days_valid=90, bought_days_ago=0, name="Standard", price_cents=15000):
+def credit(account, minutes, *, days_valid=90, bought_days_ago=0, name="Standard", price_cents=15000, plan=None):
     purchased_at = timezone.now() - timedelta(days=bought_days_ago)
     return ledger.lot_credit(
         account=account,
         name=name,
         minutes=minutes,
+        plan=plan,
         price_cents=price_cents,
         purchased_at=purchased_at,
         expires_at=ledger.lot_expiry(purchased_at=purchased_at, validity_days=days_valid),

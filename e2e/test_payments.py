@@ -1,0 +1,97 @@
+"""Cards and one-click payments in Chromium, through the stand-in's Stripe.js and a real localstripe."""
+
+import re
+
+from playwright.sync_api import expect
+
+from billing.models import Payment
+from portal.models import User
+
+NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, EUR 80.00) package
+
+
+def balance(page):
+    return page.get_by_test_id("balance")
+
+
+def test_a_student_adds_a_card_and_renews_in_one_click(page, demo_data, sign_in, add_card_in_browser, screenshot):
+    sign_in(page, NEAR_ZERO)
+    add_card_in_browser(page, "4242424242424242")
+    expect(page.locator("#card-list")).to_contain_text("Visa 4242")
+    expect(page.locator("#card-list")).to_contain_text("Default")
+
+    page.get_by_role("link", name="My hours", exact=True).click()
+    expect(balance(page)).to_have_text("1.75 h")
+    page.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+
+    expect(page.locator("#payment-result")).to_contain_text("Payment received. 5 h added (Starter, EUR 80.00).")
+    expect(balance(page)).to_have_text("6.75 h")
+    expect(page.locator("#lots .lot-card")).to_have_count(2)
+    expect(page.locator("#purchase-table tbody tr")).to_have_count(2)
+    screenshot(page, "renewed")
+    assert Payment.objects.get(account__user__email=NEAR_ZERO).status == "succeeded"
+
+
+def test_a_3d_secure_card_is_authenticated_on_the_page(page, demo_data, sign_in, add_card_in_browser):
+    sign_in(page, NEAR_ZERO)
+    add_card_in_browser(page, "4000002760003184", authenticate=True)
+    expect(page.locator("#card-list")).to_contain_text("Visa 3184")
+
+    page.get_by_role("link", name="My hours", exact=True).click()
+    page.get_by_role("button", name=re.compile(r"^Top up 10 h for EUR 150.00 with Visa 3184")).click()
+    page.get_by_role("button", name="Complete authentication").click()
+
+    expect(page.locator("#payment-result")).to_contain_text("Payment received. 10 h added")
+    expect(balance(page)).to_have_text("11.75 h")
+
+
+def test_a_failed_3d_secure_adds_no_hours(page, demo_data, sign_in, add_card_in_browser):
+    sign_in(page, NEAR_ZERO)
+    add_card_in_browser(page, "4000002760003184", authenticate=True)
+    page.get_by_role("link", name="My hours", exact=True).click()
+
+    page.get_by_role("button", name=re.compile(r"^Renew 5 h")).click()
+    page.get_by_role("button", name="Fail authentication").click()
+
+    expect(page.locator("#payment-result")).to_contain_text("The card's authentication (3-D Secure) failed.")
+    expect(page.locator("#payment-result")).to_contain_text("No hours were added.")
+    expect(balance(page)).to_have_text("1.75 h")
+
+
+def test_a_card_declined_on_charge_says_why_and_offers_another_card(page, demo_data, sign_in, add_card_in_browser):
+    sign_in(page, NEAR_ZERO)
+    add_card_in_browser(page, "4000000000000341")
+    expect(page.locator("#card-list")).to_contain_text("Visa 0341")
+    page.get_by_role("link", name="My hours", exact=True).click()
+
+    page.get_by_role("button", name=re.compile(r"^Renew 5 h for EUR 80.00 with Visa 0341")).click()
+
+    result = page.locator("#payment-result")
+    expect(result).to_contain_text("Payment failed. Your card was declined by your bank. No hours were added.")
+    expect(result.get_by_role("link", name="Add a new card")).to_be_visible()
+    expect(balance(page)).to_have_text("1.75 h")
+
+
+def test_a_card_declined_at_setup_is_explained_in_the_form(page, demo_data, sign_in, add_card_in_browser):
+    sign_in(page, NEAR_ZERO)
+
+    add_card_in_browser(page, "4000000000000002", saved=False)
+
+    expect(page.get_by_role("alert")).to_contain_text("Your card was declined.")
+    expect(page.locator("#card-list")).to_contain_text("You have no saved card yet.")
+
+
+def test_removing_the_default_card_promotes_the_other(page, demo_data, sign_in, add_card_in_browser):
+    sign_in(page, NEAR_ZERO)
+    add_card_in_browser(page, "4242424242424242")
+    expect(page.locator("#card-list")).to_contain_text("Visa 4242")
+    add_card_in_browser(page, "4000002760003184", authenticate=True)
+    expect(page.locator("#card-list")).to_contain_text("Visa 3184")
+    page.once("dialog", lambda dialog: dialog.accept())
+
+    page.get_by_role("button", name="Remove Visa 4242").click()
+
+    expect(page.locator("#card-list")).to_contain_text("Visa 4242 was removed. Visa 3184 is now your default card.")
+    expect(page.get_by_role("button", name="Remove Visa 4242")).to_have_count(0)
+    user = User.objects.get(email=NEAR_ZERO)
+    assert [card.label for card in user.account.payment_methods.active()] == ["Visa 3184"]

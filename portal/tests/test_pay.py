@@ -1,0 +1,154 @@
+"""The pay button's endpoint: one POST, an HTMX fragment in place, never a 500, never a double charge."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from billing.models import Lot, Payment
+from billing.payments import payment_start, payment_token_issue
+from billing.tests.builders import add_card, credit, make_plan, make_student
+
+PAY = reverse("student:pay")
+HTMX = {"HX-Request": "true", "HX-Target": "payment-result"}
+
+
+@pytest.fixture
+def plan(db):
+    return make_plan("Standard", minutes=600, price_cents=15000, validity_days=90)
+
+
+def pay(client, token, card=None, htmx=True):
+    data = {"token": token}
+    if card:
+        data["payment_method"] = card.pk
+    return client.post(PAY, data, headers=HTMX if htmx else {})
+
+
+def test_a_renewal_click_credits_hours_and_tells_the_page_to_refresh(localstripe, student_client, student, plan):
+    lot = credit(student, 60, name="Standard")
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="renewal", renewed_lot=lot)
+
+    response = pay(student_client, token, card)
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert response["HX-Trigger"] == "balanceChanged"
+    assert "Payment received." in text
+    assert "10 h added (Standard, EUR 150.00). Your balance is now 11 h." in text
+    assert Payment.objects.get().renewed_lot == lot
+
+
+def test_the_dashboard_buttons_say_what_will_happen(localstripe, student_client, student, plan):
+    credit(student, 60, plan=plan)
+    add_card(student, localstripe)
+
+    text = student_client.get(reverse("student:dashboard")).content.decode()
+
+    assert "Renew 10 h for EUR 150.00 with Visa 4242" in text
+    assert "Top up 10 h for EUR 150.00 with Visa 4242" in text
+    assert "Buy 10 h for EUR 150.00 with Visa 4242" in text
+    tokens = re.findall(r'name="token" value="([^"]+)"', text)
+    assert len(tokens) == len(set(tokens)) == 3  # one fresh one-time token per button
+
+
+def test_without_a_card_the_dashboard_offers_the_card_form_instead(student_client, student, plan):
+    text = student_client.get(reverse("student:dashboard")).content.decode()
+
+    assert "Add a card to buy a package" in text
+    assert "data-card-form" in text
+    assert 'name="token"' not in text
+
+
+def test_a_declined_card_says_why_and_offers_the_other_cards(localstripe, student_client, student, plan):
+    declining = add_card(student, localstripe, "4000000000000341")
+    add_card(student, localstripe, "4242424242424242")
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+
+    text = pay(student_client, token, declining).content.decode()
+
+    assert "Payment failed." in text
+    assert "Your card was declined by your bank." in text
+    assert "Buy 10 h for EUR 150.00 with Visa 4242" in text
+    assert "Visa 0341" not in text.split("Try another card")[1]
+    assert not Lot.objects.exists()
+
+
+def test_a_3d_secure_card_hands_the_client_secret_to_stripe_js(localstripe, student_client, student, plan):
+    card = add_card(student, localstripe, "4000002760003184")
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+
+    text = pay(student_client, token, card).content.decode()
+
+    payment = Payment.objects.get()
+    assert payment.status == "requires_action"
+    assert f'data-client-secret="{payment.stripe_payment_intent_id}_secret_' in text
+    assert f'data-payment-method="{card.stripe_payment_method_id}"' in text
+    assert reverse("student:payment_refresh", args=[payment.pk]) in text
+
+
+def test_the_same_click_posted_twice_shows_the_same_payment(localstripe, student_client, student, plan):
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+
+    first = pay(student_client, token, card)
+    second = pay(student_client, token, card)
+
+    assert "Payment received." in first.content.decode()
+    assert "Payment received." in second.content.decode()
+    assert Payment.objects.count() == Lot.objects.count() == 1
+    assert len(localstripe.payment_intents()) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "This payment button is not valid"),
+        ({"token": "made-up"}, "This payment button is not valid"),
+        ({"token": "x", "payment_method": "abc"}, "This payment button is not valid"),
+    ],
+)
+def test_bad_input_is_a_message_not_an_error(localstripe, student_client, student, data, message):
+    response = student_client.post(PAY, data, headers=HTMX)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_someone_elses_card_is_refused(localstripe, student_client, student, plan):
+    add_card(student, localstripe)
+    foreign = add_card(make_student(), localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+
+    text = pay(student_client, token, foreign).content.decode()
+
+    assert "That card is not one of your saved cards." in text
+    assert not Payment.objects.exists()
+
+
+def test_without_htmx_the_outcome_is_a_message_on_the_dashboard(localstripe, student_client, student, plan):
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+
+    response = pay(student_client, token, card, htmx=False)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("student:dashboard")
+    assert "Standard added to your hours." in student_client.get(response["Location"]).content.decode()
+
+
+def test_refreshing_someone_elses_payment_is_not_found(localstripe, client, student, plan):
+    add_card(student, localstripe)
+    payment = payment_start(account=student, token=payment_token_issue(account=student, plan=plan, kind="purchase"))
+    other = make_student()
+    client.force_login(other.user)
+
+    assert client.post(reverse("student:payment_refresh", args=[payment.pk]), headers=HTMX).status_code == 404
+
+
+def test_pay_refuses_get_and_anonymous(client, db):
+    assert client.get(PAY).status_code in (302, 405)
+    response = client.post(PAY, {"token": "x"})
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
