@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from portal.demo import DEMO_PASSWORD
 
@@ -95,9 +96,10 @@ def add_card_in_browser(live_server):
         page.get_by_placeholder("postal_code").fill("10115")
         page.get_by_role("button", name="Save card").click()
         if authenticate is not None:
-            page.get_by_role(
-                "button", name="Complete authentication" if authenticate else "Fail authentication"
-            ).click()
+            answer = "Complete authentication" if authenticate else "Fail authentication"
+            page.get_by_role("button", name=answer).click()
+        if saved:  # wait for the refreshed list, not just the form's "saved" line
+            expect(page.get_by_role("button", name=f"Remove Visa {number[-4:]}")).to_be_visible()
         return page
 
     return add
