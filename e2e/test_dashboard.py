@@ -41,6 +41,7 @@ def test_sorting_the_usage_table_swaps_only_the_table(page, demo_data, sign_in, 
     assert shortest_first[0] == "45 min"
     assert longest_first[0] == "1 h 30 min"
     assert page.evaluate("window.notReloaded") is True  # the page itself was never reloaded
+    expect(usage.get_by_role("link", name="Duration")).to_be_focused()  # keyboard users stay in place
 
 
 def test_the_tables_page_without_javascript(browser, demo_data, sign_in, live_server):
@@ -49,9 +50,12 @@ def test_the_tables_page_without_javascript(browser, demo_data, sign_in, live_se
     usage = page.locator("#usage-table")
 
     usage.get_by_role("link", name="Next →").click()
-
     expect(page).to_have_url(re.compile(r"usage-page=2"))
     expect(page.locator("#usage-table")).to_contain_text("Page 2 of")
+
+    page.locator("#usage-table").get_by_role("link", name="Sort by Duration").click()
+    expect(page).to_have_url(re.compile(r"usage-sort=minutes"))
+    expect(page.locator("#usage-table tbody td.num").first).to_have_text("45 min")
     context.close()
 
 

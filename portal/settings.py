@@ -1,8 +1,8 @@
 """Settings for the portal, read from the environment (12-factor).
 
 Defaults are safe: DEBUG is off unless asked for, and with DEBUG off the secret key must come
-from the environment and cookies, HSTS and the SSL redirect are on. `make run` and `make test`
-set DEBUG=1 for local work (see the Makefile).
+from the environment and cookies, HSTS and the SSL redirect are on. `make run` sets DEBUG=1;
+the tests use portal/settings_test.py (production settings minus HTTPS-only parts).
 """
 
 import os
@@ -13,8 +13,10 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
-# The embedded defaults (SQLite database, SQLite Huey queue, media) keep their files here.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+    # The embedded defaults (SQLite database, SQLite Huey queue, media) keep their files here; a
+    # configured deployment may run on a read-only file system.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name, default):
@@ -205,11 +207,13 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Behind a proxy that terminates TLS, set USE_X_FORWARDED_PROTO=1 (or the SSL redirect loops) and
+# CSRF_TRUSTED_ORIGINS to the public origin.
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from itertools import count
 
+from allauth.account.models import EmailAddress
 from django.utils import timezone
 
 from billing import cards, ledger
@@ -21,6 +22,13 @@ def make_student(email=None, **fields):
 
 def make_staff(email="staff@example.com"):
     return User.objects.create_user(email, PASSWORD, is_staff=True)
+
+
+def verified_user(email, password=PASSWORD):
+    """A user who can sign in through allauth: their email address is verified."""
+    user = User.objects.create_user(email, password)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
 
 
 def credit(account, minutes, *, days_valid=90, bought_days_ago=0, name="Standard", price_cents=15000, plan=None):

@@ -1,4 +1,7 @@
-"""Concurrent writers on one account are serialised by the account row lock: hours never overdraw."""
+"""Concurrent writers on one account are serialised by the account row lock: hours never overdraw.
+
+On PostgreSQL (CI's second leg) this proves the select_for_update() row lock; on SQLite, which has
+no row locks, it proves that IMMEDIATE transactions serialise writers the same way."""
 
 import threading
 

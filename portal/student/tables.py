@@ -6,6 +6,17 @@ from billing.models import LedgerEntry, Lot, Usage
 from portal.templatetags.portal_format import duration, hours, price_paid
 
 
+def stable_order(field):
+    """An order_FOO method that breaks ties by id, so that paging through equal values (many
+    sessions of 60 minutes) never repeats or skips a row."""
+
+    def order(self, queryset, is_descending):
+        sign = "-" if is_descending else ""
+        return queryset.order_by(f"{sign}{field}", f"{sign}id"), True
+
+    return order
+
+
 class UsageTable(tables.Table):
     occurred_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y, H:i")
     subject = tables.Column()
@@ -19,15 +30,15 @@ class UsageTable(tables.Table):
         empty_text = "No sessions yet. Your tutoring sessions will be listed here."
         attrs = {"class": "data-table"}
 
-    pager_label = "Session history pages"
+    caption = "Your tutoring sessions"
+
+    order_occurred_at = stable_order("occurred_at")
+    order_subject = stable_order("subject")
+    order_tutor = stable_order("tutor")
+    order_minutes = stable_order("minutes")
 
     def render_minutes(self, value):
         return duration(value)
-
-    def order_occurred_at(self, queryset, is_descending):
-        # The id breaks ties so that paging through sessions on the same minute is stable.
-        fields = ["-occurred_at", "-id"] if is_descending else ["occurred_at", "id"]
-        return queryset.order_by(*fields), True
 
 
 class PurchaseTable(tables.Table):
@@ -44,7 +55,7 @@ class PurchaseTable(tables.Table):
         empty_text = "No purchases yet."
         attrs = {"class": "data-table"}
 
-    pager_label = "Purchase history pages"
+    caption = "Packages you bought"
 
     def render_minutes_purchased(self, value):
         return hours(value)

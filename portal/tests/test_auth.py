@@ -3,20 +3,14 @@
 import re
 
 import pytest
-from allauth.account.models import EmailAddress
 from django.core import mail
 from django.urls import reverse
 
 from billing.models import Account
+from billing.tests.builders import verified_user
 from portal.models import User
 
 pytestmark = pytest.mark.django_db
-
-
-def verified_user(email, password):
-    user = User.objects.create_user(email, password)
-    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
-    return user
 
 
 def test_signup_requires_verifying_the_email_before_signing_in(client):

@@ -1,5 +1,6 @@
 """The student dashboard: balance first, lots, history tables, plans; HTMX fragments; query budget."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import Account, Plan, Usage
+from billing.models import Account, PaymentMethod, Plan, Usage
 from billing.tests.builders import credit, make_student, use
 
 URL = reverse("student:dashboard")
@@ -70,6 +71,25 @@ def test_a_low_balance_shows_a_banner_with_the_accounts_own_threshold(student_cl
     assert "reminder level of 3 h" in text
 
 
+def test_exactly_the_default_threshold_is_not_low(student_client, student):
+    credit(student, 120)
+
+    text = student_client.get(URL).content.decode()
+
+    assert student.low_balance_threshold_minutes == 120
+    assert "Low balance." not in text
+
+
+def test_expired_packages_sit_in_a_collapsed_section(student_client, student):
+    credit(student, 600, days_valid=30, bought_days_ago=60, name="Intensive")
+
+    text = student_client.get(URL).content.decode()
+
+    details = text[text.index('<details class="expired-lots">') : text.index("</details>")]
+    assert "<summary>Expired packages (1)</summary>" in details
+    assert "Intensive" in details and "is-expired" in details
+
+
 def test_no_banner_when_the_balance_is_healthy(student_client, student):
     credit(student, 600)
 
@@ -110,7 +130,18 @@ def test_usage_history_is_sortable_and_paginated_without_javascript(student_clie
     assert "45 min" in shortest_first and "1 h 30 min" not in shortest_first
 
 
-@pytest.mark.parametrize("query", [{"usage-page": "999"}, {"usage-page": "x"}, {"usage-sort": "account__user"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"usage-page": "999"},
+        {"usage-page": "x"},
+        {"usage-page": "-1"},
+        {"usage-sort": "account__user"},
+        {"usage-per_page": "-5"},
+        {"purchases-per_page": "0"},
+        {"usage-sort": ["minutes", "-tutor", "nonsense"]},
+    ],
+)
 def test_bad_table_parameters_still_show_the_page(student_client, student, query):
     credit(student, 600)
     use(student, 60)
@@ -119,6 +150,30 @@ def test_bad_table_parameters_still_show_the_page(student_client, student, query
 
     assert response.status_code == 200
     assert "Mathematics" in response.content.decode()
+
+
+def test_the_page_size_is_not_the_query_strings_to_choose(student_client, student):
+    credit(student, 6000, bought_days_ago=30)
+    for day in range(25):
+        use(student, 30, days_ago=day + 1)
+
+    text = student_client.get(URL, {"usage-per_page": "100000"}).content.decode()
+
+    assert text.count('data-label="Duration"') == 10
+    assert "Page 1 of 3" in text
+
+
+def test_paging_through_equal_values_never_repeats_or_skips_a_session(student_client, student):
+    credit(student, 6000, bought_days_ago=30)
+    for day in range(25):
+        use(student, 60, days_ago=day + 1, subject=f"Topic {day:02d}")
+
+    seen = []
+    for page in (1, 2, 3):
+        text = student_client.get(URL, {"usage-sort": "minutes", "usage-page": page}).content.decode()
+        seen += re.findall(r"Topic \d\d", text)
+
+    assert sorted(seen) == [f"Topic {day:02d}" for day in range(25)]
 
 
 def test_an_htmx_table_request_returns_only_that_table(student_client, student):
@@ -135,6 +190,10 @@ def test_an_htmx_table_request_returns_only_that_table(student_client, student):
     assert "Chemistry" in text
     assert "<html" not in text and "balance-figure" not in text
     assert "HX-Request" in response["Vary"]
+    # The purchase table comes along out-of-band, its links carrying the new usage sort.
+    purchases = text[text.index('<div id="purchase-table"') :]
+    assert 'hx-swap-oob="true"' in purchases.split(">")[0]
+    assert "usage-sort=minutes" in purchases
 
 
 def test_an_htmx_request_for_an_unknown_fragment_gets_the_whole_page(student_client, student):
@@ -162,24 +221,38 @@ def test_staff_are_sent_to_the_console(client, staff_user):
     assert response["Location"] == reverse("console:index")
 
 
-def _dashboard_queries(client, account, sessions):
-    credit(account, sessions * 60 + 600, days_valid=365)
+def _dashboard_queries(client, account, sessions, lots, **headers):
+    plan = Plan.objects.get_or_create(name="Standard", minutes=600, price_cents=15000, validity_days=90)[0]
+    for n in range(lots):
+        credit(account, sessions * 60 + 600, days_valid=365, bought_days_ago=n, plan=plan)
     Usage.objects.bulk_create(
         Usage(account=account, minutes=60, occurred_at=timezone.now() - timedelta(hours=n), tutor="T", subject="S")
         for n in range(sessions)
     )
+    PaymentMethod.objects.create(
+        account=account, stripe_payment_method_id=f"pm_{account.pk}", brand="visa", last4="4242",
+        exp_month=12, exp_year=2034, is_default=True,
+    )  # fmt: skip
     client.force_login(account.user)
     client.get(URL)  # warm the session and any first-use lookups
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(URL, {"usage-page": 2})
+        response = client.get(URL, {"usage-page": 2}, headers=headers)
     assert response.status_code == 200
     return len(queries)
 
 
 @pytest.mark.django_db
 def test_the_dashboard_query_count_does_not_grow_with_history(client):
-    short = _dashboard_queries(client, make_student(), 10)
-    long = _dashboard_queries(client, make_student(), 2000)
+    short = _dashboard_queries(client, make_student(), sessions=10, lots=1)
+    long = _dashboard_queries(client, make_student(), sessions=2000, lots=40)
 
     assert short == long
     assert long <= 8, long
+
+
+@pytest.mark.django_db
+def test_a_table_swap_costs_no_more_queries_than_the_page(client):
+    short = _dashboard_queries(client, make_student(), sessions=10, lots=1, HX_Request="true", HX_Target="usage-table")
+    long = _dashboard_queries(client, make_student(), sessions=500, lots=20, HX_Request="true", HX_Target="usage-table")
+
+    assert short == long <= 8
