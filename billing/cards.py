@@ -35,11 +35,23 @@ def customer_ensure(*, account):
 
 
 def card_setup_start(*, account):
-    """A SetupIntent for the browser to confirm with the card the student types into Stripe.js."""
-    customer_id = customer_ensure(account=account)
+    """A SetupIntent for the browser to confirm with the card the student types into Stripe.js.
+
+    A customer Stripe no longer knows is replaced by a new one, and the cards saved under it are
+    put aside, since they went with it.
+    """
+    if account.stripe_customer_id and not stripe_gateway.customer_exists(account.stripe_customer_id):
+        _customer_forget(account)
     return stripe_gateway.setup_intent_create(
-        customer_id=customer_id, idempotency_key=f"setup-{account.pk}-{secrets.token_hex(8)}"
+        customer_id=customer_ensure(account=account), idempotency_key=f"setup-{account.pk}-{secrets.token_hex(8)}"
     )
+
+
+def _customer_forget(account):
+    with transaction.atomic():
+        Account.objects.select_for_update().filter(pk=account.pk).update(stripe_customer_id="")
+        account.payment_methods.active().update(removed_at=timezone.now(), is_default=False)
+    account.stripe_customer_id = ""
 
 
 def card_save(*, account, setup_intent_id):

@@ -50,6 +50,10 @@ class CardNotFound(BillingError):
         super().__init__("This card is no longer available. Please add it again or choose another card.")
 
 
+class CustomerNotFound(BillingError):
+    """Stripe no longer knows the account's customer (deleted in the Dashboard, or a reset stand-in)."""
+
+
 class ProviderRequestInvalid(BillingError):
     """Stripe refused a request as invalid: a bug or a configuration problem on our side."""
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import stripe
 from django.conf import settings
 
-from billing.errors import CardNotFound, PaymentDeclined, ProviderRequestInvalid, ProviderUnavailable
+from billing.errors import CardNotFound, CustomerNotFound, PaymentDeclined, ProviderRequestInvalid, ProviderUnavailable
 
 # Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
 # plain decline: the card holder learns the details from their bank, not from us.
@@ -70,6 +70,14 @@ def customer_create(*, email, name, account_id):
         )
     )
     return customer.id
+
+
+def customer_exists(customer_id):
+    try:
+        customer = _call(lambda client: client.v1.customers.retrieve(customer_id), not_found=CustomerNotFound)
+    except CustomerNotFound:
+        return False
+    return not getattr(customer, "deleted", False)
 
 
 def customer_set_default_card(*, customer_id, payment_method_id):

@@ -97,3 +97,19 @@ def test_removing_the_last_card_leaves_none(localstripe):
 
     assert cards.card_remove(card=only) is None
     assert not account.payment_methods.active().exists()
+
+
+def test_a_customer_stripe_forgot_is_replaced_and_its_cards_put_aside(localstripe):
+    account = make_student()
+    old_card = add_card(account, localstripe)
+    old_customer = account.stripe_customer_id
+    localstripe.reset()  # Stripe no longer knows the customer or its cards
+
+    new_card = add_card(account, localstripe)
+
+    account.refresh_from_db()
+    assert account.stripe_customer_id not in ("", old_customer)
+    old_card.refresh_from_db()
+    assert old_card.removed_at is not None
+    assert list(account.payment_methods.active()) == [new_card]
+    assert new_card.is_default

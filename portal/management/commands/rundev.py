@@ -24,7 +24,9 @@ class Command(BaseCommand):
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         bin_dir = Path(sys.executable).parent
         commands = {
-            "localstripe": [str(bin_dir / "localstripe"), "--port", str(LOCALSTRIPE_PORT), "--from-scratch"],
+            # Without --from-scratch the stand-in reloads what it stored last time, so the demo's
+            # saved cards survive a restart.
+            "localstripe": [str(bin_dir / "localstripe"), "--port", str(LOCALSTRIPE_PORT)],
             "huey": [sys.executable, manage, "run_huey"],
             "web": [sys.executable, manage, "runserver", addr],
         }
