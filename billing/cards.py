@@ -41,13 +41,14 @@ def card_setup_start(*, account):
     put aside, since they went with it.
     """
     if account.stripe_customer_id and not stripe_gateway.customer_exists(account.stripe_customer_id):
-        _customer_forget(account)
+        customer_forget(account=account)
     return stripe_gateway.setup_intent_create(
         customer_id=customer_ensure(account=account), idempotency_key=f"setup-{account.pk}-{secrets.token_hex(8)}"
     )
 
 
-def _customer_forget(account):
+def customer_forget(*, account):
+    """Stripe no longer has the account's customer: drop its id and put its cards aside."""
     with transaction.atomic():
         Account.objects.select_for_update().filter(pk=account.pk).update(stripe_customer_id="")
         account.payment_methods.active().update(removed_at=timezone.now(), is_default=False)
@@ -67,6 +68,30 @@ def card_save(*, account, setup_intent_id):
     if card.customer_id != customer_id:
         # Real Stripe attaches on confirmation; the stand-in does not, so attach explicitly.
         card = stripe_gateway.card_attach(payment_method_id=card.id, customer_id=customer_id)
+    saved = _card_store(account, card)
+    if saved.is_default:
+        stripe_gateway.customer_set_default_card(customer_id=customer_id, payment_method_id=card.id)
+    return saved
+
+
+def card_sync(*, account, payment_method_id):
+    """Bring a saved card in line with Stripe (attached, detached or updated there, e.g. a new
+    expiry date from the card network). Returns the card, or None if it is not the account's."""
+    try:
+        card = stripe_gateway.card_retrieve(payment_method_id)
+    except CardNotFound:
+        card = None
+    if card is not None and account.stripe_customer_id and card.customer_id == account.stripe_customer_id:
+        return _card_store(account, card)
+    with transaction.atomic():
+        Account.objects.select_for_update().get(pk=account.pk)
+        account.payment_methods.active().filter(stripe_payment_method_id=payment_method_id).update(
+            removed_at=timezone.now(), is_default=False
+        )
+    return None
+
+
+def _card_store(account, card):
     with transaction.atomic():
         Account.objects.select_for_update().get(pk=account.pk)
         has_default = account.payment_methods.active().filter(is_default=True).exists()
@@ -89,8 +114,6 @@ def card_save(*, account, setup_intent_id):
                 "is_default": not has_default,
             },
         )
-    if saved.is_default:
-        stripe_gateway.customer_set_default_card(customer_id=customer_id, payment_method_id=card.id)
     return saved
 
 

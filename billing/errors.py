@@ -54,6 +54,10 @@ class CustomerNotFound(BillingError):
     """Stripe no longer knows the account's customer (deleted in the Dashboard, or a reset stand-in)."""
 
 
+class WebhookInvalid(BillingError):
+    """A webhook request that is not a correctly signed, recent Stripe event."""
+
+
 class ProviderRequestInvalid(BillingError):
     """Stripe refused a request as invalid: a bug or a configuration problem on our side."""
 

@@ -176,6 +176,22 @@ def lot_adjust(*, lot, minutes, reason, actor=None):
     return _change_lot(lot=lot, kind=LedgerEntry.Kind.ADJUSTMENT, minutes=minutes, reason=reason, actor=actor)
 
 
+def lot_hold(*, lot, minutes, reason):
+    """Hold hours of a disputed lot while the dispute's funds are withdrawn."""
+    return _change_lot(lot=lot, kind=LedgerEntry.Kind.DISPUTE_HOLD, minutes=-minutes, reason=reason, actor=None)
+
+
+def lot_release(*, lot, minutes, reason):
+    """Give back hours held for a dispute that was won or whose funds were reinstated."""
+    return _change_lot(lot=lot, kind=LedgerEntry.Kind.DISPUTE_RELEASE, minutes=minutes, reason=reason, actor=None)
+
+
+def lot_unused_minutes(*, lot):
+    """What is left of a lot that could still be taken back (nothing once it has expired)."""
+    lot = Lot.objects.get(pk=lot.pk)
+    return 0 if lot.is_expired() else lot.minutes_remaining
+
+
 def _change_lot(*, lot, kind, minutes, reason, actor):
     if not reason.strip():
         raise LedgerError("A reason is required.")

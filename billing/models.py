@@ -149,6 +149,8 @@ class LedgerEntry(models.Model):
         EXPIRY = "expiry", "Expiry"
         REVERSAL = "reversal", "Reversal"
         ADJUSTMENT = "adjustment", "Adjustment"
+        DISPUTE_HOLD = "dispute_hold", "Held for a dispute"
+        DISPUTE_RELEASE = "dispute_release", "Released after a dispute"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="ledger_entries")
@@ -172,8 +174,8 @@ class LedgerEntry(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(minutes=0), name="ledger_entry_minutes_not_zero"),
             models.CheckConstraint(
-                condition=Q(kind="credit", minutes__gt=0)
-                | Q(kind__in=["usage", "expiry", "reversal"], minutes__lt=0)
+                condition=Q(kind__in=["credit", "dispute_release"], minutes__gt=0)
+                | Q(kind__in=["usage", "expiry", "reversal", "dispute_hold"], minutes__lt=0)
                 | Q(kind="adjustment"),
                 name="ledger_entry_sign_matches_kind",
             ),
@@ -291,3 +293,112 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"Payment {self.pk} ({self.get_status_display()})"
+
+
+class Refund(models.Model):
+    """Money given back on a payment, and the hours taken back for it (at most once per refund)."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    stripe_refund_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=30)
+    minutes_reversed = models.PositiveIntegerField(default=0)
+    minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used, so not taken back.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Refund {self.stripe_refund_id}"
+
+
+class Dispute(models.Model):
+    """A chargeback on a payment. While its funds are withdrawn, the lot's unused hours are held."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=60, blank=True)
+    status = models.CharField(max_length=40)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    minutes_held = models.PositiveIntegerField(default=0)
+    minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used when the funds left.")
+    funds_withdrawn = models.BooleanField(default=False)
+    closed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "evidence_due_by"])]
+
+    def __str__(self):
+        return f"Dispute {self.stripe_dispute_id} ({self.status})"
+
+
+class FraudFlag(models.Model):
+    """A warning that a payment may be fraudulent (Stripe's early fraud warnings, our own rules)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLEARED = "cleared", "Cleared"
+        CONFIRMED = "confirmed", "Confirmed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fraud_flags")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")
+    stripe_warning_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    fraud_type = models.CharField(max_length=60)
+    actionable = models.BooleanField(default=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Fraud flag {self.pk} ({self.status})"
+
+
+class WebhookEvent(models.Model):
+    """One Stripe event as it reached us, and what processing it did."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        WAITING = "waiting", "Waiting for its object"
+        ORPHAN = "orphan", "Orphan"
+        IGNORED = "ignored", "Ignored"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        POLL = "poll", "Fetched from Stripe"
+
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=40, blank=True)
+    payload = models.JSONField()
+    stripe_created_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEBHOOK)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processing_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["type", "-received_at"])]
+
+    def __str__(self):
+        return f"{self.type} {self.stripe_event_id} ({self.status})"

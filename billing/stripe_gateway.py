@@ -5,12 +5,20 @@ creates something sends an Idempotency-Key (real Stripe honours it; localstripe,
 stand-in, does not, so our own database is what prevents double charges).
 """
 
+import json
 from dataclasses import dataclass, field
 
 import stripe
 from django.conf import settings
 
-from billing.errors import CardNotFound, CustomerNotFound, PaymentDeclined, ProviderRequestInvalid, ProviderUnavailable
+from billing.errors import (
+    CardNotFound,
+    CustomerNotFound,
+    PaymentDeclined,
+    ProviderRequestInvalid,
+    ProviderUnavailable,
+    WebhookInvalid,
+)
 
 # Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
 # plain decline: the card holder learns the details from their bank, not from us.
@@ -251,3 +259,35 @@ def _payment_intent(intent):
         failure_code=code,
         failure_message=decline_message(code) if code else "",
     )
+
+
+def webhook_payload_verify(*, payload, signature_header, secret, tolerance=300):
+    """Check a webhook body's Stripe-Signature (HMAC-SHA256, within `tolerance` seconds) and return
+    the event as plain data. Raises WebhookInvalid for a bad or stale signature or a malformed body."""
+    if not secret:
+        raise WebhookInvalid("No webhook secret is configured.")
+    try:
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature_header or "", secret, tolerance)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
+        raise WebhookInvalid(str(error)) from error
+    try:
+        event = json.loads(payload)
+    except ValueError as error:
+        raise WebhookInvalid("The body is not JSON.") from error
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise WebhookInvalid("The body is not a Stripe event.")
+    if not isinstance(event.get("data"), dict) or not isinstance(event["data"].get("object"), dict):
+        raise WebhookInvalid("The event has no object.")
+    return event
+
+
+def events_since(*, created_after, limit=100):
+    """Stripe's recent events (plain dicts), to find any whose webhook never reached us."""
+    events = _call(lambda client: client.v1.events.list(params={"created": {"gte": created_after}, "limit": limit}))
+    return [event.to_dict() for event in events.data]
+
+
+def refunds_for(payment_intent_id):
+    """The refunds of a PaymentIntent, as plain dicts."""
+    refunds = _call(lambda client: client.v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100}))
+    return [refund.to_dict() for refund in refunds.data]

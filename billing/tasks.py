@@ -1,9 +1,62 @@
-"""Huey tasks of the billing domain: thin wrappers over the services."""
+"""Huey tasks of the billing domain: thin wrappers over the services, each safe to run twice."""
 
+from datetime import timedelta
+
+from django.utils import timezone
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, lock_task
+from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
+from billing import events, payments
+from billing.errors import ProviderUnavailable
 from billing.ledger import lots_expire_due
+from billing.models import Payment, WebhookEvent
+
+# A payment still processing this long after it started has lost its answer somewhere.
+STUCK_AFTER = timedelta(minutes=3)
+# 3-D Secure left unfinished this long is settled from what Stripe says (usually: not paid).
+ABANDONED_AFTER = timedelta(hours=24)
+
+
+@db_task()
+def process_webhook_event(event_id):
+    event = events.event_process(event_id=event_id)
+    if event.status in (WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING) and event.next_attempt_at:
+        process_webhook_event.schedule(args=(event_id,), eta=event.next_attempt_at)
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("billing-retry-events")
+def retry_due_events():
+    due = events.events_due()
+    for event_id in due:
+        events.event_process(event_id=event_id)
+    return len(due)
+
+
+@db_periodic_task(crontab(minute="*/10"))
+@lock_task("billing-fetch-events")
+def fetch_missed_events():
+    try:
+        return events.events_fetch_missed()
+    except ProviderUnavailable:
+        return 0  # Stripe is unreachable: the next run looks again
+
+
+@db_periodic_task(crontab(minute="*/5"))
+@lock_task("billing-reconcile-payments")
+def reconcile_payments():
+    return len(payments_reconcile())
+
+
+def payments_reconcile():
+    """Settle payments whose answer never came (processing) or whose 3-D Secure was left unfinished."""
+    now = timezone.now()
+    stuck = Payment.objects.filter(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
+    abandoned = Payment.objects.filter(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
+    settled = []
+    for payment in stuck.union(abandoned).select_related("account"):
+        settled.append(payments.payment_refresh(payment=payment))
+    return settled
 
 
 @db_periodic_task(crontab(minute="*/5"))

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("portal.student.urls")),
     path("console/", include("portal.console.urls")),
     path("accounts/", include("allauth.urls")),
+    path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -1,0 +1,270 @@
+"""Stripe events: stored once, applied once, in any order.
+
+`webhook_event_ingest` stores an event by its Stripe id (a duplicate is a no-op) and queues it;
+`event_process` claims it, runs the one handler for its type and records the outcome. Handlers
+are idempotent (every effect is keyed by a Stripe id or guarded by a status that never moves
+backwards) and order-tolerant: where order matters they re-read the object from Stripe. An event
+about an object we do not know yet waits and is retried with backoff, then becomes an orphan.
+"""
+
+import logging
+import time
+import traceback
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import cards, disputes, fraud, payments, refunds, stripe_gateway
+from billing.models import Account, Payment, PaymentMethod, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+# A claim older than this belongs to a worker that died: the event may be taken over.
+CLAIM_TIMEOUT = timedelta(minutes=5)
+PROCESSED = WebhookEvent.Status.PROCESSED
+IGNORED = WebhookEvent.Status.IGNORED
+FINISHED = {WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED}
+
+HANDLERS = {}
+
+
+class ObjectNotYetKnown(Exception):
+    """The event is about an object of ours we have not recorded yet: try again later."""
+
+
+def handles(*event_types):
+    def register(handler):
+        for event_type in event_types:
+            HANDLERS[event_type] = handler
+        return handler
+
+    return register
+
+
+def retry_delay(attempts):
+    """30 s, 1 min, 2 min, 4 min ... capped at an hour."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+
+
+def webhook_event_ingest(*, event, source=WebhookEvent.Source.WEBHOOK):
+    """Store a verified Stripe event once and queue its processing. Returns (event, created)."""
+    from billing.tasks import process_webhook_event
+
+    created_at = event.get("created")
+    stored, created = WebhookEvent.objects.get_or_create(
+        stripe_event_id=event["id"],
+        defaults={
+            "type": event["type"][:100],
+            "livemode": bool(event.get("livemode")),
+            "api_version": str(event.get("api_version") or "")[:40],
+            "payload": event,
+            "stripe_created_at": datetime.fromtimestamp(created_at, tz=UTC) if isinstance(created_at, int) else None,
+            "source": source,
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: process_webhook_event(stored.pk))
+    return stored, created
+
+
+def event_process(*, event_id):
+    """Apply one stored event, unless it is finished or another worker holds it. Returns the event."""
+    event = _claim(event_id)
+    if event is None:
+        return WebhookEvent.objects.get(pk=event_id)
+    started = time.monotonic()
+    handler = HANDLERS.get(event.type)
+    try:
+        outcome = IGNORED if handler is None else handler(event.payload["data"]["object"], event.type) or PROCESSED
+    except ObjectNotYetKnown as waiting:
+        _finish(event, started, status=_waiting_status(event), error=str(waiting))
+    except Exception:
+        logger.exception("Stripe event %s (%s) failed", event.stripe_event_id, event.type)
+        _finish(event, started, status=WebhookEvent.Status.FAILED, error=traceback.format_exc(limit=5)[-4000:])
+    else:
+        _finish(event, started, status=outcome, error="")
+    return event
+
+
+def events_retry(*, event_ids=None):
+    """Queue failed, waiting or orphan events (all, or those given) for another attempt now.
+    Returns how many were queued. This is what staff use from the console."""
+    from billing.tasks import process_webhook_event
+
+    retryable = WebhookEvent.objects.filter(
+        status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING, WebhookEvent.Status.ORPHAN]
+    )
+    if event_ids is not None:
+        retryable = retryable.filter(pk__in=event_ids)
+    ids = list(retryable.values_list("pk", flat=True))
+    WebhookEvent.objects.filter(pk__in=ids).update(status=WebhookEvent.Status.PENDING, next_attempt_at=None)
+    for event_id in ids:
+        transaction.on_commit(lambda event_id=event_id: process_webhook_event(event_id))
+    return len(ids)
+
+
+def events_due():
+    """Events whose next attempt is due, and pending ones whose queue message may have been lost."""
+    now = timezone.now()
+    retry_due = WebhookEvent.objects.filter(
+        status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING], next_attempt_at__lte=now
+    )
+    stranded = WebhookEvent.objects.filter(
+        status=WebhookEvent.Status.PENDING, received_at__lte=now - timedelta(minutes=2)
+    )
+    abandoned = WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSING, claimed_at__lte=now - CLAIM_TIMEOUT)
+    return list(retry_due.union(stranded, abandoned).values_list("pk", flat=True))
+
+
+def events_fetch_missed(*, days=3):
+    """Ingest any recent Stripe event whose webhook never reached us. Returns how many were new."""
+    since = int((timezone.now() - timedelta(days=days)).timestamp())
+    new = 0
+    for event in stripe_gateway.events_since(created_after=since):
+        with transaction.atomic():
+            _, created = webhook_event_ingest(event=event, source=WebhookEvent.Source.POLL)
+        new += created
+    return new
+
+
+def _claim(event_id):
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().get(pk=event_id)
+        if event.status in FINISHED:
+            return None
+        busy = event.status == WebhookEvent.Status.PROCESSING and event.claimed_at > timezone.now() - CLAIM_TIMEOUT
+        if busy:
+            return None
+        event.status = WebhookEvent.Status.PROCESSING
+        event.attempts += 1
+        event.claimed_at = timezone.now()
+        event.save(update_fields=["status", "attempts", "claimed_at"])
+    return event
+
+
+def _waiting_status(event):
+    return WebhookEvent.Status.ORPHAN if event.attempts >= MAX_ATTEMPTS else WebhookEvent.Status.WAITING
+
+
+def _finish(event, started, *, status, error):
+    event.status = status
+    event.last_error = error
+    event.processing_ms = int((time.monotonic() - started) * 1000)
+    retrying = status in (WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING) and event.attempts < MAX_ATTEMPTS
+    event.next_attempt_at = timezone.now() + retry_delay(event.attempts) if retrying else None
+    event.processed_at = timezone.now() if status in FINISHED else None
+    event.save(update_fields=["status", "last_error", "processing_ms", "next_attempt_at", "processed_at"])
+
+
+def _payment_for_intent(payment_intent_id):
+    payment = Payment.objects.filter(stripe_payment_intent_id=payment_intent_id).first() if payment_intent_id else None
+    if payment is None:
+        raise ObjectNotYetKnown(f"No payment for PaymentIntent {payment_intent_id}.")
+    return payment
+
+
+def _account_for_customer(customer_id):
+    return Account.objects.filter(stripe_customer_id=customer_id).first() if customer_id else None
+
+
+@handles(
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "payment_intent.requires_action",
+    "payment_intent.processing",
+)
+def on_payment_intent(intent, event_type):
+    if "payment_id" not in (intent.get("metadata") or {}):
+        return IGNORED  # not one of ours (an invoice, a Dashboard charge)
+    # The event may be old news: settle on the intent as Stripe has it now.
+    current = stripe_gateway.payment_intent_retrieve(intent["id"])
+    try:
+        payments.payment_intent_settle(intent=current)
+    except payments.UnknownPaymentIntent as unknown:
+        raise ObjectNotYetKnown(str(unknown)) from unknown
+    return PROCESSED
+
+
+@handles("setup_intent.succeeded")
+def on_setup_intent_succeeded(setup_intent, event_type):
+    account = _account_for_customer(setup_intent.get("customer"))
+    if account is None:
+        return IGNORED
+    if not PaymentMethod.objects.filter(stripe_payment_method_id=setup_intent.get("payment_method")).exists():
+        # The browser confirmed the card but never told us (closed tab, lost request): save it now.
+        cards.card_save(account=account, setup_intent_id=setup_intent["id"])
+    return PROCESSED
+
+
+@handles("setup_intent.setup_failed")
+def on_setup_intent_failed(setup_intent, event_type):
+    return PROCESSED  # nothing was saved; the student saw the reason in the card form
+
+
+@handles("payment_method.attached", "payment_method.detached", "payment_method.updated")
+def on_payment_method(payment_method, event_type):
+    known = PaymentMethod.objects.filter(stripe_payment_method_id=payment_method["id"]).select_related("account")
+    card = known.first()
+    account = card.account if card else _account_for_customer(payment_method.get("customer"))
+    if account is None:
+        return IGNORED
+    cards.card_sync(account=account, payment_method_id=payment_method["id"])
+    return PROCESSED
+
+
+@handles("customer.deleted")
+def on_customer_deleted(customer, event_type):
+    account = _account_for_customer(customer["id"])
+    if account is None:
+        return IGNORED
+    cards.customer_forget(account=account)
+    return PROCESSED
+
+
+@handles("charge.refunded")
+def on_charge_refunded(charge, event_type):
+    payment = _payment_for_intent(charge.get("payment_intent"))
+    listed = (charge.get("refunds") or {}).get("data")
+    # Newer API versions no longer list the refunds on the charge: ask Stripe for them.
+    for refund in listed if listed is not None else stripe_gateway.refunds_for(charge["payment_intent"]):
+        _record_refund(payment, refund)
+    return PROCESSED
+
+
+@handles("refund.created", "refund.updated", "charge.refund.updated")
+def on_refund(refund, event_type):
+    _record_refund(_payment_for_intent(refund.get("payment_intent")), refund)
+    return PROCESSED
+
+
+def _record_refund(payment, refund):
+    refunds.refund_record(
+        payment=payment,
+        stripe_refund_id=refund["id"],
+        amount_cents=refund["amount"],
+        currency=refund["currency"],
+        status=refund.get("status") or "succeeded",
+    )
+
+
+@handles(
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+)
+def on_dispute(dispute, event_type):
+    payment = _payment_for_intent(dispute.get("payment_intent"))
+    disputes.dispute_record(payment=payment, dispute_object=dispute, event_type=event_type)
+    return PROCESSED
+
+
+@handles("radar.early_fraud_warning.created", "radar.early_fraud_warning.updated")
+def on_early_fraud_warning(warning, event_type):
+    payment = _payment_for_intent(warning.get("payment_intent"))
+    fraud.fraud_flag_raise(payment=payment, warning_object=warning)
+    return PROCESSED
