@@ -25,10 +25,7 @@ def sample_events(kind, payment):
     return [
         ("charge.dispute.created", samples.dispute(payment, dispute_id=dispute_id)),
         ("charge.dispute.funds_withdrawn", samples.dispute(payment, withdrawn=True, dispute_id=dispute_id)),
-        (
-            outcome,
-            samples.dispute(payment, status=kind.removeprefix("dispute-"), withdrawn=True, dispute_id=dispute_id),
-        ),
+        (outcome, closed),
     ]
 
 
