@@ -13,6 +13,7 @@ import traceback
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing import cards, disputes, fraud, payments, refunds, stripe_gateway
@@ -106,16 +107,15 @@ def events_retry(*, event_ids=None):
 
 
 def events_due():
-    """Events whose next attempt is due, and pending ones whose queue message may have been lost."""
+    """Events whose next attempt is due, pending ones whose queue message may have been lost, and
+    ones whose worker died mid-way."""
     now = timezone.now()
-    retry_due = WebhookEvent.objects.filter(
-        status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING], next_attempt_at__lte=now
+    retry_due = Q(status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING], next_attempt_at__lte=now)
+    stranded = Q(status=WebhookEvent.Status.PENDING, received_at__lte=now - timedelta(minutes=2))
+    abandoned = Q(status=WebhookEvent.Status.PROCESSING, claimed_at__lte=now - CLAIM_TIMEOUT)
+    return list(
+        WebhookEvent.objects.filter(retry_due | stranded | abandoned).order_by("pk").values_list("pk", flat=True)
     )
-    stranded = WebhookEvent.objects.filter(
-        status=WebhookEvent.Status.PENDING, received_at__lte=now - timedelta(minutes=2)
-    )
-    abandoned = WebhookEvent.objects.filter(status=WebhookEvent.Status.PROCESSING, claimed_at__lte=now - CLAIM_TIMEOUT)
-    return list(retry_due.union(stranded, abandoned).values_list("pk", flat=True))
 
 
 def events_fetch_missed(*, days=3):

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
@@ -51,12 +52,10 @@ def reconcile_payments():
 def payments_reconcile():
     """Settle payments whose answer never came (processing) or whose 3-D Secure was left unfinished."""
     now = timezone.now()
-    stuck = Payment.objects.filter(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
-    abandoned = Payment.objects.filter(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
-    settled = []
-    for payment in stuck.union(abandoned).select_related("account"):
-        settled.append(payments.payment_refresh(payment=payment))
-    return settled
+    stuck = Q(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
+    abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
+    due = Payment.objects.filter(stuck | abandoned).select_related("account").order_by("pk")
+    return [payments.payment_refresh(payment=payment) for payment in due]
 
 
 @db_periodic_task(crontab(minute="*/5"))

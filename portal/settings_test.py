@@ -31,3 +31,4 @@ WHITENOISE_AUTOREFRESH = True
 # A fresh cache namespace per run, so counters such as allauth's rate limits never carry over
 # from an earlier run sharing the same Redis.
 CACHES["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"  # noqa: F405
+STRIPE_WEBHOOK_SECRET = "whsec_test_portal"

@@ -6,7 +6,7 @@ from itertools import count
 from allauth.account.models import EmailAddress
 from django.utils import timezone
 
-from billing import cards, ledger
+from billing import cards, ledger, payments
 from billing.models import Plan
 from portal.models import User
 
@@ -65,3 +65,13 @@ def add_card(account, localstripe, number="4242424242424242", **expiry):
     setup_intent = cards.card_setup_start(account=account)
     localstripe.browser_confirm_setup(setup_intent, number, **expiry)
     return cards.card_save(account=account, setup_intent_id=setup_intent.id)
+
+
+def make_paid_payment(localstripe, account=None, plan=None, number="4242424242424242"):
+    """A succeeded payment through a real (stand-in) Stripe charge, with its lot credited."""
+    account = account or make_student()
+    plan = plan or Plan.objects.filter(name="Standard").first() or make_plan()
+    if not account.payment_methods.active().exists():
+        add_card(account, localstripe, number)
+    token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+    return payments.payment_start(account=account, token=token)

@@ -91,3 +91,15 @@ class LocalStripe:
             json={"key": PUBLISHABLE_KEY, "client_secret": client_secret},
             timeout=5,
         )
+
+    def post(self, path, **data):
+        response = requests.post(f"{self.url}{path}", data=data, auth=(SECRET_KEY, ""), timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def register_webhook(self, name, url, secret, events=None):
+        """Have localstripe deliver its events (signed with `secret`) to `url`."""
+        data = {"url": url, "secret": secret}
+        if events is not None:
+            data["events"] = events
+        requests.post(f"{self.url}/_config/webhooks/{name}", json=data, timeout=5).raise_for_status()

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -36,6 +37,9 @@ class Command(BaseCommand):
             for name, command in commands.items():
                 children[name] = subprocess.Popen(command, env=os.environ.copy())
                 self.stdout.write(f"started {name} (pid {children[name].pid})")
+                if name == "localstripe":
+                    _register_webhook(f"http://{addr}/billing/webhooks/stripe/")
+                    self.stdout.write("localstripe delivers its events to the portal's webhook endpoint")
             self.stdout.write(self.style.SUCCESS(f"Portal running on http://{addr}/ — Ctrl-C stops everything."))
             while all(child.poll() is None for child in children.values()):
                 time.sleep(0.5)
@@ -45,6 +49,24 @@ class Command(BaseCommand):
             self.stdout.write("Stopping...")
         finally:
             _stop(children.values())
+
+
+def _register_webhook(url):
+    """Point the stand-in's webhooks at our endpoint (it forgets them at every start)."""
+    stand_in = f"http://127.0.0.1:{LOCALSTRIPE_PORT}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            requests.post(
+                f"{stand_in}/_config/webhooks/portal",
+                json={"url": url, "secret": settings.STRIPE_WEBHOOK_SECRET},
+                timeout=2,
+            ).raise_for_status()
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _interrupt(signum, frame):
