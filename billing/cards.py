@@ -5,6 +5,7 @@ we read back only the PaymentMethod's id, brand, last 4 digits and expiry.
 """
 
 import contextlib
+import logging
 import secrets
 
 from django.db import transaction
@@ -13,6 +14,8 @@ from django.utils import timezone
 from billing import stripe_gateway
 from billing.errors import BillingError, CardNotFound
 from billing.models import Account, PaymentMethod
+
+logger = logging.getLogger(__name__)
 
 
 class CardSetupFailed(BillingError):
@@ -70,7 +73,7 @@ def card_save(*, account, setup_intent_id):
         card = stripe_gateway.card_attach(payment_method_id=card.id, customer_id=customer_id)
     saved = _card_store(account, card)
     if saved.is_default:
-        stripe_gateway.customer_set_default_card(customer_id=customer_id, payment_method_id=card.id)
+        _stripe_default_follow(account, saved)
     return saved
 
 
@@ -83,11 +86,9 @@ def card_sync(*, account, payment_method_id):
         card = None
     if card is not None and account.stripe_customer_id and card.customer_id == account.stripe_customer_id:
         return _card_store(account, card)
-    with transaction.atomic():
-        Account.objects.select_for_update().get(pk=account.pk)
-        account.payment_methods.active().filter(stripe_payment_method_id=payment_method_id).update(
-            removed_at=timezone.now(), is_default=False
-        )
+    gone = account.payment_methods.active().filter(stripe_payment_method_id=payment_method_id).first()
+    if gone:
+        card_forget(card=gone)
     return None
 
 
@@ -123,32 +124,45 @@ def card_make_default(*, card):
         card.account.payment_methods.filter(is_default=True).update(is_default=False)
         card.is_default = True
         card.save(update_fields=["is_default"])
-    stripe_gateway.customer_set_default_card(
-        customer_id=card.account.stripe_customer_id, payment_method_id=card.stripe_payment_method_id
-    )
+    _stripe_default_follow(card.account, card)
     return card
 
 
 def card_remove(*, card):
-    """Detach the card in Stripe and hide it; a removed default hands its place to the newest card.
-
-    Returns the new default card, or None when no card is left.
-    """
+    """Detach the card in Stripe and put it aside here. Returns the default card afterwards (the
+    newest other card takes a removed default's place), or None when no card is left."""
     with contextlib.suppress(CardNotFound):  # already gone at Stripe: only our record is left to update
         stripe_gateway.card_detach(card.stripe_payment_method_id)
+    return card_forget(card=card)
+
+
+def card_forget(*, card):
+    """Put a card aside that Stripe no longer holds for us. Returns the account's default card now."""
     with transaction.atomic():
         Account.objects.select_for_update().get(pk=card.account_id)
+        card = PaymentMethod.objects.get(pk=card.pk)
         was_default = card.is_default
-        card.removed_at = timezone.now()
+        card.removed_at = card.removed_at or timezone.now()
         card.is_default = False
         card.save(update_fields=["removed_at", "is_default"])
-        successor = card.account.payment_methods.active().order_by("-created_at", "-id").first()
+        cards = card.account.payment_methods.active()
+        successor = (
+            cards.order_by("-created_at", "-id").first() if was_default else cards.filter(is_default=True).first()
+        )
         if was_default and successor:
             successor.is_default = True
             successor.save(update_fields=["is_default"])
     if was_default:
+        _stripe_default_follow(card.account, successor)
+    return successor
+
+
+def _stripe_default_follow(account, card):
+    """Stripe's own default card mirrors ours. Only cosmetic (we always charge a named card), so a
+    failure here is logged rather than undoing the student's choice."""
+    try:
         stripe_gateway.customer_set_default_card(
-            customer_id=card.account.stripe_customer_id,
-            payment_method_id=successor.stripe_payment_method_id if successor else None,
+            customer_id=account.stripe_customer_id, payment_method_id=card.stripe_payment_method_id if card else None
         )
-    return successor if was_default else card.account.payment_methods.active().filter(is_default=True).first()
+    except BillingError:
+        logger.warning("Could not mirror the default card of account %s at Stripe.", account.pk, exc_info=True)

@@ -8,25 +8,30 @@ payment_intent.* webhook settle the Payment through `payment_intent_settle`, whi
 exactly once whichever comes first and never moves a payment backwards.
 """
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
 from billing import ledger, stripe_gateway
-from billing.cards import customer_ensure
+from billing.cards import card_forget, customer_ensure
 from billing.errors import (
     BillingError,
     CardNotFound,
     PaymentDeclined,
     PaymentInProgress,
     PaymentRefused,
+    ProviderRequestInvalid,
     ProviderUnavailable,
 )
-from billing.models import Account, Lot, Payment, PaymentMethod, Plan
+from billing.models import Account, Lot, Payment, Plan
+
+logger = logging.getLogger(__name__)
 
 TOKEN_SALT = "billing.payment-token"
 TOKEN_MAX_AGE = timedelta(hours=12)
@@ -34,6 +39,7 @@ TOKEN_MAX_AGE = timedelta(hours=12)
 # Stripe's charge (or the request died with it); see payment_refresh.
 ORPHAN_AFTER = timedelta(minutes=2)
 NOT_CHARGED = "We could not reach the payment provider. You were not charged; please try again."
+REFUSED = "The payment provider refused this payment. You were not charged; please try another card."
 
 
 class UnknownPaymentIntent(BillingError):
@@ -47,6 +53,9 @@ class PaymentOffer:
     account_id: int
     plan_id: int
     price_cents: int
+    minutes: int
+    currency: str
+    validity_days: int
     kind: str
     renewed_lot_id: int | None
     nonce: str
@@ -59,6 +68,9 @@ def payment_token_issue(*, account, plan, kind, renewed_lot=None):
             "a": account.pk,
             "p": plan.pk,
             "c": plan.price_cents,
+            "m": plan.minutes,
+            "u": plan.currency,
+            "v": plan.validity_days,
             "k": kind,
             "l": renewed_lot.pk if renewed_lot else None,
             "n": secrets.token_hex(16),
@@ -79,6 +91,9 @@ def payment_offer_read(*, account, token):
         account_id=raw["a"],
         plan_id=raw["p"],
         price_cents=raw["c"],
+        minutes=raw["m"],
+        currency=raw["u"],
+        validity_days=raw["v"],
         kind=raw["k"],
         renewed_lot_id=raw["l"],
         nonce=raw["n"],
@@ -92,19 +107,22 @@ def payment_start(*, account, token, payment_method_id=None):
     """Charge the saved card for what the token offers. Returns the Payment in whatever state Stripe
     left it: succeeded (hours credited), requires_action (3-D Secure), failed, or processing.
 
-    Raises PaymentRefused (nothing charged) for a stale or foreign button, an inactive plan, a
-    changed price, a missing card or another payment in flight.
+    A repeated token returns the Payment it already made, with `replayed` set to True.
+
+    Raises PaymentRefused (nothing charged) for a stale or foreign button, a plan no longer on sale
+    or changed since the button was shown, a missing card or another payment in flight.
     """
     offer = payment_offer_read(account=account, token=token)
-    existing = Payment.objects.filter(idempotency_key=offer.nonce, account=account).first()
+    existing = _payment_for_token(account, offer)
     if existing:
         return existing
     plan = _plan_for_sale(offer)
     renewed_lot = _renewed_lot(account, offer)
     card = _card_to_charge(account, payment_method_id)
+    _settle_payments_in_flight(account)
     with transaction.atomic():
         Account.objects.select_for_update().get(pk=account.pk)
-        existing = Payment.objects.filter(idempotency_key=offer.nonce, account=account).first()
+        existing = _payment_for_token(account, offer)
         if existing:
             return existing
         if account.payments.filter(status=Payment.Status.PROCESSING).exists():
@@ -121,7 +139,29 @@ def payment_start(*, account, token, payment_method_id=None):
             payment_method=card,
             idempotency_key=offer.nonce,
         )
-    return _charge(payment)
+    payment = _charge(payment)
+    payment.replayed = False
+    return payment
+
+
+def _payment_for_token(account, offer):
+    payment = Payment.objects.filter(idempotency_key=offer.nonce, account=account).first()
+    if payment:
+        payment.replayed = True
+    return payment
+
+
+def _settle_payments_in_flight(account):
+    """Before a new charge: ask Stripe about this account's unfinished payments. One whose answer
+    never came may be settled by now; one waiting for 3-D Secure is cancelled, so that the student
+    can never complete both it and the new one."""
+    for payment in account.payments.filter(status__in=[Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION]):
+        payment = payment_refresh(payment=payment)
+        if payment.status == Payment.Status.REQUIRES_ACTION:
+            try:
+                payment_intent_settle(intent=stripe_gateway.payment_intent_cancel(payment.stripe_payment_intent_id))
+            except BillingError:
+                logger.warning("Could not cancel the 3-D Secure payment %s; it stays pending.", payment.pk)
 
 
 def payment_refresh(*, payment):
@@ -136,13 +176,21 @@ def payment_refresh(*, payment):
             intent = stripe_gateway.payment_intent_find(
                 customer_id=payment.account.stripe_customer_id, payment_id=payment.pk
             )
-    except ProviderUnavailable:
+    except BillingError:
+        logger.warning("Could not ask Stripe about payment %s; it is checked again later.", payment.pk, exc_info=True)
         return payment
     if intent is not None:
         return payment_intent_settle(intent=intent)
-    if timezone.now() - payment.created_at > ORPHAN_AFTER:
+    if timezone.now() - payment.created_at > _orphan_after():
         return _fail(payment, code="not_charged", message=NOT_CHARGED)
     return payment
+
+
+def _orphan_after():
+    """How long after it started a payment with no PaymentIntent at Stripe counts as never charged:
+    longer than the slowest charge request (every retry timing out) could still be running."""
+    slowest_request = settings.STRIPE_TIMEOUT_SECONDS * (settings.STRIPE_MAX_NETWORK_RETRIES + 1)
+    return max(ORPHAN_AFTER, timedelta(seconds=slowest_request + 60))
 
 
 def payment_intent_settle(*, intent):
@@ -179,9 +227,11 @@ def _payment_for_intent(intent):
         return by_intent
     try:
         payment_id = int(intent.metadata.get("payment_id", ""))
+        account_id = int(intent.metadata.get("account_id", ""))
     except ValueError:
         return None
-    return Payment.objects.filter(pk=payment_id, stripe_payment_intent_id__isnull=True).first()
+    # Both ids must match: an intent made elsewhere on the same Stripe account cannot touch ours.
+    return Payment.objects.filter(pk=payment_id, account_id=account_id, stripe_payment_intent_id__isnull=True).first()
 
 
 def _credit(payment):
@@ -216,17 +266,25 @@ def _charge(payment):
     except PaymentDeclined as declined:
         return _fail(payment, code=declined.code, message=str(declined), intent_id=declined.payment_intent_id)
     except CardNotFound as gone:
-        PaymentMethod.objects.filter(pk=payment.payment_method_id).update(removed_at=timezone.now(), is_default=False)
+        card_forget(card=payment.payment_method)
         return _fail(payment, code="card_not_found", message=str(gone))
+    except ProviderRequestInvalid:
+        logger.exception("Stripe refused the charge for payment %s", payment.pk)
+        return _fail(payment, code="refused", message=REFUSED)
     except ProviderUnavailable as unavailable:
         if unavailable.maybe_charged:
             return payment  # outcome unknown: stays processing until a refresh or the webhook settles it
         return _fail(payment, code="provider_unavailable", message=NOT_CHARGED)
+    except Exception:
+        # Whatever went wrong, Stripe may have charged: keep the payment for the refresh to settle.
+        logger.exception("Unexpected error while charging payment %s", payment.pk)
+        return payment
     return payment_intent_settle(intent=intent)
 
 
 def _fail(payment, *, code, message, intent_id=None):
     with transaction.atomic():
+        Account.objects.select_for_update().get(pk=payment.account_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == Payment.Status.SUCCEEDED:
             return payment
@@ -243,10 +301,9 @@ def _plan_for_sale(offer):
     plan = Plan.objects.filter(pk=offer.plan_id).first()
     if plan is None or not plan.is_active:
         raise PaymentRefused("This package is no longer on sale. Please choose another one.")
-    if plan.price_cents != offer.price_cents:
-        raise PaymentRefused(
-            f"The price of {plan.name} has changed. Please check the new price on the page and try again."
-        )
+    promised = (offer.price_cents, offer.minutes, offer.currency, offer.validity_days)
+    if (plan.price_cents, plan.minutes, plan.currency, plan.validity_days) != promised:
+        raise PaymentRefused(f"{plan.name} has changed. Please check it on the page and try again.")
     return plan
 
 

@@ -6,6 +6,8 @@ stand-in, does not, so our own database is what prevents double charges).
 """
 
 import json
+import logging
+import secrets
 from dataclasses import dataclass, field
 
 import stripe
@@ -19,6 +21,8 @@ from billing.errors import (
     ProviderUnavailable,
     WebhookInvalid,
 )
+
+logger = logging.getLogger(__name__)
 
 # Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
 # plain decline: the card holder learns the details from their bank, not from us.
@@ -74,7 +78,9 @@ def customer_create(*, email, name, account_id):
     customer = _call(
         lambda client: client.v1.customers.create(
             params={"email": email, "name": name, "metadata": {"account_id": str(account_id)}},
-            options={"idempotency_key": f"customer-{account_id}"},
+            # Unique per attempt: a key replays its first answer for a day, which would hand back a
+            # customer deleted since.
+            options={"idempotency_key": f"customer-{account_id}-{secrets.token_hex(8)}"},
         )
     )
     return customer.id
@@ -162,17 +168,25 @@ def payment_intent_retrieve(payment_intent_id):
     return _payment_intent(_call(lambda client: client.v1.payment_intents.retrieve(payment_intent_id)))
 
 
+def payment_intent_cancel(payment_intent_id):
+    return _payment_intent(_call(lambda client: client.v1.payment_intents.cancel(payment_intent_id)))
+
+
 def payment_intent_find(*, customer_id, payment_id):
     """The PaymentIntent we created for our payment `payment_id`, when its id never reached us."""
+
+    def first_match(params):
+        intents = _call(lambda client: client.v1.payment_intents.list(params=params))
+        wanted = str(payment_id)
+        return next(
+            (intent for intent in intents.auto_paging_iter() if _metadata(intent).get("payment_id") == wanted), None
+        )
+
     try:
-        intents = _call(lambda client: client.v1.payment_intents.list(params={"customer": customer_id, "limit": 100}))
+        intent = first_match({"customer": customer_id, "limit": 100})
     except ProviderRequestInvalid:
-        # localstripe cannot filter by customer; its store is small, so list everything.
-        intents = _call(lambda client: client.v1.payment_intents.list(params={"limit": 100}))
-    for intent in intents.data:
-        if _metadata(intent).get("payment_id") == str(payment_id):
-            return _payment_intent(intent)
-    return None
+        intent = first_match({"limit": 100})  # localstripe cannot filter by customer
+    return _payment_intent(intent) if intent is not None else None
 
 
 class _AuthenticationRequired(Exception):
@@ -208,9 +222,14 @@ def _call(request, *, charging=False, not_found=None):
             decline_message(code), code=code, payment_intent_id=intent.id if intent is not None else None
         ) from error
     except stripe.InvalidRequestError as error:
-        if error.http_status == 404 and not_found is not None:
+        # Real Stripe answers a missing object with 400 resource_missing, localstripe with 404.
+        if not_found is not None and (error.http_status == 404 or error.code == "resource_missing"):
             raise not_found() from error
-        raise ProviderRequestInvalid(str(error)) from error
+        logger.error("Stripe refused a request: %s", error)
+        raise ProviderRequestInvalid("The payment provider refused the request.") from error
+    except stripe.IdempotencyError as error:
+        logger.error("Stripe refused a reused idempotency key: %s", error)
+        raise ProviderRequestInvalid("The payment provider refused the request.") from error
     except stripe.APIConnectionError as error:
         # Sent but unanswered: Stripe may have charged the card.
         raise ProviderUnavailable(maybe_charged=charging) from error
@@ -250,7 +269,11 @@ def _payment_intent(intent):
     code = (getattr(error, "decline_code", None) or getattr(error, "code", None) or "") if error else ""
     return PaymentIntent(
         id=intent.id,
-        status="requires_action" if code == "authentication_required" else intent.status,
+        # Real Stripe's off-session answer to a card that needs 3-D Secure: back to
+        # requires_payment_method with this code. To us that is waiting for the student.
+        status="requires_action"
+        if code == "authentication_required" and intent.status == "requires_payment_method"
+        else intent.status,
         amount_cents=int(intent.amount),
         currency=intent.currency.upper(),
         client_secret=intent.client_secret,

@@ -1,10 +1,12 @@
-"""A network failure between us and Stripe, faked at the HTTP boundary.
+"""Stripe behaviour that localstripe cannot show, faked at the HTTP boundary.
 
 `LossyProxy` forwards requests to localstripe, except that for requests matching `drop_response`
 it forwards the request (so Stripe acts on it) and then hangs up without answering: the classic
-"charged, but the answer never reached us" failure.
+"charged, but the answer never reached us" failure. Requests matching a key of `canned` are not
+forwarded; they get that (status, body) instead: real Stripe's answers where the stand-in differs.
 """
 
+import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,9 +15,10 @@ import requests
 
 
 class LossyProxy:
-    def __init__(self, upstream, *, drop_response):
+    def __init__(self, upstream, *, drop_response=r"^$", canned=None):
         self.upstream = upstream
         self.drop_response = re.compile(drop_response)
+        self.canned = {re.compile(pattern): answer for pattern, answer in (canned or {}).items()}
         self.dropped = 0
         proxy = self
 
@@ -28,6 +31,10 @@ class LossyProxy:
 
             def forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request_line = f"{self.command} {self.path}"
+                for pattern, (status, canned_body) in proxy.canned.items():
+                    if pattern.search(request_line):
+                        return self.answer(status, json.dumps(canned_body).encode())
                 headers = {key: value for key, value in self.headers.items() if key.lower() != "host"}
                 answer = requests.request(
                     self.command, proxy.upstream + self.path, data=body, headers=headers, timeout=10
@@ -37,11 +44,14 @@ class LossyProxy:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", answer.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(answer.content)))
+                self.answer(answer.status_code, answer.content)
+
+            def answer(self, status, content):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(answer.content)
+                self.wfile.write(content)
 
             def log_message(self, *args):
                 pass

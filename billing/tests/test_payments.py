@@ -1,5 +1,6 @@
 """Buying hours with a saved card against a real localstripe: one charge, hours credited once."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from django.utils import timezone
 
 from billing import payments
 from billing.errors import PaymentInProgress, PaymentRefused
-from billing.models import LedgerEntry, Lot, Payment, PaymentMethod
+from billing.models import LedgerEntry, Lot, Payment, PaymentMethod, Plan
 from billing.stripe_gateway import PaymentIntent
 from billing.tests.builders import add_card, credit, make_plan, make_student
 from billing.tests.localstripe import free_port
@@ -102,6 +103,27 @@ def test_a_failed_3d_secure_adds_no_hours_and_says_why(localstripe, account, pla
     assert not Lot.objects.exists()
 
 
+def test_a_new_click_cancels_a_payment_left_waiting_for_3d_secure(localstripe, account, plan):
+    add_card(account, localstripe, "4000002760003184")
+    waiting = buy(account, plan)
+    assert waiting.status == Payment.Status.REQUIRES_ACTION
+
+    second = buy(account, plan)
+
+    waiting.refresh_from_db()
+    assert waiting.status == Payment.Status.FAILED
+    assert localstripe.get(f"/v1/payment_intents/{waiting.stripe_payment_intent_id}")["status"] == "canceled"
+    assert second.status == Payment.Status.REQUIRES_ACTION  # only the new one can still be completed
+
+
+def test_a_repeated_token_is_marked_as_a_replay(localstripe, account, plan):
+    add_card(account, localstripe)
+    token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
+
+    assert payments.payment_start(account=account, token=token).replayed is False
+    assert payments.payment_start(account=account, token=token).replayed is True
+
+
 def test_settling_the_same_intent_again_credits_nothing_more(localstripe, account, plan):
     add_card(account, localstripe)
     payment = buy(account, plan)
@@ -130,7 +152,7 @@ def test_a_late_processing_or_failure_never_moves_a_succeeded_payment_back(local
     assert Lot.objects.count() == 1
 
 
-def test_the_webhook_may_settle_before_the_charge_answer_is_recorded(localstripe, account, plan):
+def test_an_intent_found_by_its_metadata_settles_the_payment_it_names(localstripe, account, plan):
     add_card(account, localstripe)
     proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
     try:
@@ -142,12 +164,14 @@ def test_the_webhook_may_settle_before_the_charge_answer_is_recorded(localstripe
     assert payment.status == Payment.Status.PROCESSING and payment.stripe_payment_intent_id is None
     [charged] = localstripe.payment_intents()
 
-    # The webhook knows the intent only by the payment id we put in its metadata.
-    webhook_intent = payments.stripe_gateway.payment_intent_retrieve(charged["id"])
-    settled = payments.payment_intent_settle(intent=webhook_intent)
-    refreshed = payments.payment_refresh(payment=settled)
+    # The webhook knows the intent only by the payment and account ids we put in its metadata.
+    intent = payments.stripe_gateway.payment_intent_retrieve(charged["id"])
+    impostor = dataclasses.replace(intent, id="pi_elsewhere", metadata={**intent.metadata, "account_id": "999"})
+    with pytest.raises(payments.UnknownPaymentIntent):
+        payments.payment_intent_settle(intent=impostor)
+    settled = payments.payment_intent_settle(intent=intent)
 
-    assert settled.status == refreshed.status == Payment.Status.SUCCEEDED
+    assert settled.status == Payment.Status.SUCCEEDED
     assert settled.stripe_payment_intent_id == charged["id"]
     assert Lot.objects.count() == 1
 
@@ -165,8 +189,10 @@ def test_an_answer_lost_after_stripe_charged_is_recovered_by_a_refresh(localstri
 
     assert payment.status == Payment.Status.PROCESSING  # charged or not: we do not know yet
     assert not Lot.objects.exists()
-    with pytest.raises(PaymentInProgress):
-        buy(account, plan)  # no second charge while the first is unresolved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("django.conf.settings.STRIPE_API_BASE", f"http://127.0.0.1:{free_port()}")
+        with pytest.raises(PaymentInProgress):
+            buy(account, plan)  # no second charge while the first is still unresolved
 
     payment = payments.payment_refresh(payment=payment)
 
@@ -241,12 +267,14 @@ class TestRefusals:
         plan.save()
         self.assert_refused(localstripe, account, "no longer on sale", token=token)
 
-    def test_a_price_changed_since_the_button_was_shown(self, localstripe, account, plan):
+    @pytest.mark.parametrize(
+        "change", [{"price_cents": 16000}, {"minutes": 300}, {"currency": "USD"}, {"validity_days": 30}]
+    )
+    def test_a_plan_changed_since_the_button_was_shown(self, localstripe, account, plan, change):
         add_card(account, localstripe)
         token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
-        plan.price_cents = 16000
-        plan.save()
-        self.assert_refused(localstripe, account, "price of Standard has changed", token=token)
+        Plan.objects.filter(pk=plan.pk).update(**change)
+        self.assert_refused(localstripe, account, "Standard has changed", token=token)
 
     def test_someone_elses_card(self, localstripe, account, plan):
         add_card(account, localstripe)

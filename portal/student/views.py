@@ -10,7 +10,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
 
 from billing import cards, payments
-from billing.errors import BillingError, PaymentRefused, ProviderUnavailable
+from billing.errors import BillingError, ProviderUnavailable
 from billing.ledger import account_open
 from billing.models import Lot, Payment, PaymentMethod
 from billing.selectors import (
@@ -26,6 +26,9 @@ from billing.selectors import (
 from portal.student.forms import CardSaveForm, PayForm
 from portal.student.tables import LotHistoryTable, PurchaseTable, UsageTable
 
+# How many times the "we are checking your payment" message asks again (every 4 s) before it
+# tells the student they may leave: the reconciliation job settles the payment anyway.
+POLL_ATTEMPTS = 15
 # Fragments of the dashboard an HTMX request may ask for by its target's id.
 DASHBOARD_FRAGMENTS = {"balance", "lots", "plans", "usage-table", "purchase-table"}
 TABLES_PER_PAGE = 10
@@ -94,7 +97,7 @@ def pay(request):
         payment = payments.payment_start(
             account=account, token=form.cleaned_data["token"], payment_method_id=form.cleaned_data["payment_method"]
         )
-    except PaymentRefused as refused:
+    except BillingError as refused:
         return _payment_outcome(request, account, refusal=str(refused))
     return _payment_outcome(request, account, payment=payment)
 
@@ -107,33 +110,46 @@ def payment_refresh(request, payment_id):
     except Payment.DoesNotExist:
         raise Http404("No such payment.") from None
     payment = payments.payment_refresh(payment=payment)
-    return _payment_outcome(request, payment.account, payment=payment)
+    attempt = min(_int(request.GET.get("attempt")) + 1, POLL_ATTEMPTS)
+    return _payment_outcome(request, payment.account, payment=payment, attempt=attempt)
 
 
-def _payment_outcome(request, account, *, payment=None, refusal=""):
+def _int(value):
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
     """The result of a pay click: an HTMX fragment in place, or a message on the dashboard."""
     if not request.htmx:
         _payment_message(request, payment, refusal)
         return redirect("student:dashboard")
-    context = {"account": account, "payment": payment, "refusal": refusal}
+    context = {"account": account, "payment": payment, "refusal": refusal, "attempt": attempt}
+    context["keep_polling"] = attempt < POLL_ATTEMPTS
     if payment and payment.status == Payment.Status.REQUIRES_ACTION:
         try:
             context["client_secret"] = payments.payment_client_secret(payment=payment)
-        except ProviderUnavailable:
-            context["refusal"] = "We could not reach the payment provider. Please try again in a moment."
+        except BillingError:
+            context["client_secret"] = ""  # the fragment offers to try the check again
     if payment and payment.status == Payment.Status.FAILED:
-        context["other_cards"] = [card for card in cards_for_account(account=account) if card != payment.payment_method]
+        # Every saved card, the one that failed last: a declined card may work after a call to the bank.
+        saved = cards_for_account(account=account)
+        context["retry_cards"] = sorted(saved, key=lambda card: card == payment.payment_method)
     if payment and payment.status == Payment.Status.SUCCEEDED:
         context["balance_minutes"] = balance_summary(account=account).available_minutes
     response = render(request, "portal/_payment_result.html", context)
-    if payment and payment.status == Payment.Status.SUCCEEDED:
-        response["HX-Trigger"] = "balanceChanged"
+    # Whatever happened, the page's buttons are re-rendered with fresh one-time tokens.
+    response["HX-Trigger"] = "balanceChanged"
     return response
 
 
 def _payment_message(request, payment, refusal):
     if refusal:
         messages.error(request, refusal)
+    elif payment.replayed:
+        messages.info(request, "You already used this button; nothing new was charged.")
     elif payment.status == Payment.Status.SUCCEEDED:
         messages.success(request, f"{payment.plan.name} added to your hours.")
     elif payment.status == Payment.Status.FAILED:
@@ -161,8 +177,10 @@ def card_setup(request):
     """Start adding a card: the SetupIntent that Stripe.js confirms in the browser."""
     try:
         setup_intent = cards.card_setup_start(account=account_open(user=request.user))
-    except BillingError:
+    except ProviderUnavailable:
         return JsonResponse({"error": "We could not reach the payment provider. Please try again."}, status=503)
+    except BillingError as failure:
+        return JsonResponse({"error": str(failure)}, status=400)
     return JsonResponse({"client_secret": setup_intent.client_secret})
 
 

@@ -61,7 +61,9 @@ def test_without_a_card_the_dashboard_offers_the_card_form_instead(student_clien
     assert 'name="token"' not in text
 
 
-def test_a_declined_card_says_why_and_offers_the_other_cards(localstripe, student_client, student, plan):
+def test_a_declined_card_says_why_and_offers_every_card_the_declined_one_last(
+    localstripe, student_client, student, plan
+):
     declining = add_card(student, localstripe, "4000000000000341")
     add_card(student, localstripe, "4242424242424242")
     token = payment_token_issue(account=student, plan=plan, kind="purchase")
@@ -70,8 +72,8 @@ def test_a_declined_card_says_why_and_offers_the_other_cards(localstripe, studen
 
     assert "Payment failed." in text
     assert "Your card was declined by your bank." in text
-    assert "Buy 10 h for EUR 150.00 with Visa 4242" in text
-    assert "Visa 0341" not in text.split("Try another card")[1]
+    offers = text.split("Try again with:")[1]
+    assert offers.index("Buy 10 h for EUR 150.00 with Visa 4242") < offers.index("with Visa 0341")
     assert not Lot.objects.exists()
 
 
@@ -148,7 +150,60 @@ def test_refreshing_someone_elses_payment_is_not_found(localstripe, client, stud
     assert client.post(reverse("student:payment_refresh", args=[payment.pk]), headers=HTMX).status_code == 404
 
 
-def test_pay_refuses_get_and_anonymous(client, db):
-    assert client.get(PAY).status_code in (302, 405)
+def test_pay_refuses_get(student_client):
+    assert student_client.get(PAY).status_code == 405
+
+
+def test_pay_sends_anonymous_visitors_to_sign_in(client, db):
     response = client.post(PAY, {"token": "x"})
     assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+
+
+def test_stripe_unreachable_is_a_checking_message_never_an_error(localstripe, settings, student_client, student, plan):
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+
+    response = pay(student_client, token, card)
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "We are checking your payment." in text
+    payment = Payment.objects.get()
+    assert f"/payments/{payment.pk}/refresh/?attempt=0" in text
+
+
+def test_the_checking_message_stops_asking_after_a_while(localstripe, settings, student_client, student, plan):
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    pay(student_client, token, card)
+    refresh = reverse("student:payment_refresh", args=[Payment.objects.get().pk])
+
+    early = student_client.post(f"{refresh}?attempt=3", headers=HTMX).content.decode()
+    late = student_client.post(f"{refresh}?attempt=14", headers=HTMX).content.decode()
+
+    assert "?attempt=4" in early and 'hx-trigger="load delay:4s"' in early
+    assert "You can leave this page" in late and "hx-trigger" not in late
+
+
+def test_a_replayed_click_says_nothing_new_was_charged(localstripe, student_client, student, plan):
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+    pay(student_client, token, card)
+
+    text = pay(student_client, token, card).content.decode()
+
+    assert "You already used this button; nothing new was charged." in text
+    assert Payment.objects.count() == 1
+
+
+def test_another_payment_in_flight_is_a_clear_message(localstripe, settings, student_client, student, plan):
+    card = add_card(student, localstripe)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    pay(student_client, payment_token_issue(account=student, plan=plan, kind="purchase"), card)
+
+    text = pay(student_client, payment_token_issue(account=student, plan=plan, kind="top_up"), card).content.decode()
+
+    assert "Another payment for your account is being processed. Please wait a moment." in text
+    assert Payment.objects.count() == 1

@@ -3,6 +3,9 @@
 (function () {
   "use strict";
 
+  var SOMETHING_WENT_WRONG = "Something went wrong. Please reload the page and try again.";
+  var authenticationsStarted = new Set();
+
   function csrfToken(form) {
     var field = form.querySelector("[name=csrfmiddlewaretoken]");
     return field ? field.value : "";
@@ -20,10 +23,15 @@
       body: body,
       credentials: "same-origin",
     }).then(function (response) {
-      return response.json().then(function (payload) {
-        if (!response.ok) throw new Error(payload.error || "Something went wrong. Please try again.");
-        return payload;
-      });
+      return response.json().then(
+        function (payload) {
+          if (!response.ok) throw new Error(payload.error || SOMETHING_WENT_WRONG);
+          return payload;
+        },
+        function () {
+          throw new Error(SOMETHING_WENT_WRONG); // an error page, not our JSON
+        }
+      );
     });
   }
 
@@ -71,8 +79,9 @@
   }
 
   function completeAuthentication(box) {
-    if (box.dataset.started) return;
-    box.dataset.started = "1";
+    // Each swap renders a new box for the same payment: start its check once only.
+    if (authenticationsStarted.has(box.dataset.clientSecret)) return;
+    authenticationsStarted.add(box.dataset.clientSecret);
     var stripe = stripeClient(box.dataset.stripeKey);
     if (!stripe) return; // the "I have completed the check" button still settles it
     // Real Stripe answers an off-session charge that needs 3-D Secure with the intent back in
@@ -88,6 +97,11 @@
     // With the offline stand-in, Stripe.js arrives asynchronously (see stripe-stand-in.js).
     (window.stripeReady || Promise.resolve()).then(callback, callback);
   }
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    // The outcome of a pay click appears at the top of the page: take keyboard focus there too.
+    if (event.detail.target.id === "payment-result") event.detail.target.focus({ preventScroll: true });
+  });
 
   htmx.onLoad(function (root) {
     whenStripeReady(function () {
