@@ -58,10 +58,12 @@ def test_a_failed_3d_secure_adds_no_hours(page, demo_data, sign_in, add_card_in_
     expect(balance(page)).to_have_text("1.75 h")
 
 
-def test_a_card_declined_on_charge_says_why_and_offers_another_card(page, demo_data, sign_in, add_card_in_browser):
+def test_a_card_declined_on_charge_says_why_and_another_card_saves_the_day(
+    page, demo_data, sign_in, add_card_in_browser
+):
     sign_in(page, NEAR_ZERO)
     add_card_in_browser(page, "4000000000000341")
-    expect(page.locator("#card-list")).to_contain_text("Visa 0341")
+    add_card_in_browser(page, "4242424242424242")
     page.get_by_role("link", name="My hours", exact=True).click()
 
     page.get_by_role("button", name=re.compile(r"^Renew 5 h for EUR 80.00 with Visa 0341")).click()
@@ -69,7 +71,13 @@ def test_a_card_declined_on_charge_says_why_and_offers_another_card(page, demo_d
     result = page.locator("#payment-result")
     expect(result).to_contain_text("Payment failed. Your card was declined by your bank. No hours were added.")
     expect(result.get_by_role("link", name="Add a new card")).to_be_visible()
+    expect(result).to_be_focused()
     expect(balance(page)).to_have_text("1.75 h")
+
+    result.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+
+    expect(result).to_contain_text("Payment received. 5 h added")
+    expect(balance(page)).to_have_text("6.75 h")
 
 
 def test_a_card_declined_at_setup_is_explained_in_the_form(page, demo_data, sign_in, add_card_in_browser):

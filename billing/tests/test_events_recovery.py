@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from billing import events, samples
+from billing import cards, events, samples
 from billing.events import MAX_ATTEMPTS, retry_delay
 from billing.models import LedgerEntry, Payment, PaymentMethod, WebhookEvent
 from billing.tasks import payments_reconcile
@@ -140,8 +140,6 @@ def test_missed_events_are_fetched_from_stripe_and_applied(localstripe, settings
 
 class TestCardEvents:
     def test_a_card_confirmed_in_the_browser_but_never_saved_is_saved_by_the_webhook(self, localstripe):
-        from billing import cards
-
         account = make_student()
         setup_intent = cards.card_setup_start(account=account)
         confirmed = localstripe.browser_confirm_setup(setup_intent, "4242424242424242")
@@ -172,3 +170,22 @@ class TestCardEvents:
         account.refresh_from_db()
         card.refresh_from_db()
         assert account.stripe_customer_id == "" and card.removed_at is not None
+
+
+def test_a_card_updated_at_stripe_gets_its_new_expiry(localstripe, settings):
+    account = make_student()
+    card = add_card(account, localstripe, exp_month=1, exp_year=2027)
+    renewed = localstripe.get(f"/v1/payment_methods/{card.stripe_payment_method_id}")
+    renewed["card"] = {**renewed["card"], "exp_month": 1, "exp_year": 2031}  # the network sent a new expiry
+    proxy = LossyProxy(
+        localstripe.url, canned={rf"^GET /v1/payment_methods/{card.stripe_payment_method_id}": (200, renewed)}
+    )
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        event = stored(samples.event("payment_method.updated", renewed))
+        assert events.event_process(event_id=event.pk).status == "processed"
+    finally:
+        proxy.close()
+
+    card.refresh_from_db()
+    assert (card.exp_month, card.exp_year, card.removed_at) == (1, 2031, None)
