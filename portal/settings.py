@@ -123,7 +123,13 @@ HUEY = {
     "name": "portal",
     "immediate": env_bool("HUEY_IMMEDIATE", False),
     "utc": True,
-    "consumer": {"workers": int(os.environ.get("HUEY_WORKERS", "2")), "worker_type": "thread"},
+    # Idle workers poll the queue at most every 2 s, so a webhook is applied within seconds.
+    "consumer": {
+        "workers": int(os.environ.get("HUEY_WORKERS", "2")),
+        "worker_type": "thread",
+        "initial_delay": 0.1,
+        "max_delay": 2.0,
+    },
 }
 if REDIS_URL:
     HUEY |= {"huey_class": "huey.RedisHuey", "url": REDIS_URL}
