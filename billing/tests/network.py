@@ -3,7 +3,8 @@
 `LossyProxy` forwards requests to localstripe, except that for requests matching `drop_response`
 it forwards the request (so Stripe acts on it) and then hangs up without answering: the classic
 "charged, but the answer never reached us" failure. Requests matching a key of `canned` are not
-forwarded; they get that (status, body) instead: real Stripe's answers where the stand-in differs.
+forwarded; they get that (status, body), or what a callable makes of the request body, instead:
+real Stripe's answers where the stand-in differs.
 """
 
 import json
@@ -32,8 +33,9 @@ class LossyProxy:
             def forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 request_line = f"{self.command} {self.path}"
-                for pattern, (status, canned_body) in proxy.canned.items():
+                for pattern, canned in proxy.canned.items():
                     if pattern.search(request_line):
+                        status, canned_body = canned(body) if callable(canned) else canned
                         return self.answer(status, json.dumps(canned_body).encode())
                 headers = {key: value for key, value in self.headers.items() if key.lower() != "host"}
                 answer = requests.request(
