@@ -10,6 +10,7 @@ real Stripe's answers where the stand-in differs.
 import json
 import re
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
@@ -65,3 +66,15 @@ class LossyProxy:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def charge_answers_lost(localstripe, settings):
+    """Inside this block Stripe still charges, but its answers to charge requests never reach us."""
+    proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+        settings.STRIPE_API_BASE = localstripe.url

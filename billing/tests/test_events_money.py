@@ -7,7 +7,7 @@ import pytest
 from billing import samples
 from billing.models import Dispute, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
 from billing.tests.builders import make_paid_payment, use
-from billing.tests.network import LossyProxy
+from billing.tests.network import charge_answers_lost
 from billing.tests.webhook_delivery import deliver
 
 pytestmark = pytest.mark.django_db
@@ -45,13 +45,8 @@ def stripe_intent_event(localstripe, payment, event_type="payment_intent.succeed
 
 class TestPaymentIntentEvents:
     def test_a_charge_whose_answer_was_lost_is_settled_by_the_webhook_once(self, localstripe, settings, send):
-        proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
-        settings.STRIPE_API_BASE = proxy.url
-        try:
+        with charge_answers_lost(localstripe, settings):
             payment = make_paid_payment(localstripe)
-        finally:
-            proxy.close()
-            settings.STRIPE_API_BASE = localstripe.url
         assert payment.status == "processing"
         [intent] = localstripe.payment_intents()
         succeeded = samples.event("payment_intent.succeeded", intent)

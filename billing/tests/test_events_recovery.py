@@ -12,7 +12,7 @@ from billing.models import LedgerEntry, Payment, PaymentMethod, WebhookEvent
 from billing.tasks import payments_reconcile
 from billing.tests.builders import add_card, make_paid_payment, make_student
 from billing.tests.localstripe import free_port
-from billing.tests.network import LossyProxy
+from billing.tests.network import LossyProxy, charge_answers_lost
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +26,8 @@ def stored(stripe_event):
 
 def lost_answer_payment(localstripe, settings):
     """A payment Stripe charged whose answer never reached us."""
-    proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
-    settings.STRIPE_API_BASE = proxy.url
-    try:
+    with charge_answers_lost(localstripe, settings):
         payment = make_paid_payment(localstripe)
-    finally:
-        proxy.close()
-        settings.STRIPE_API_BASE = localstripe.url
     assert payment.status == "processing"
     return payment
 

@@ -13,7 +13,7 @@ from billing.models import LedgerEntry, Lot, Payment, PaymentMethod, Plan
 from billing.stripe_gateway import PaymentIntent
 from billing.tests.builders import add_card, credit, make_plan, make_student
 from billing.tests.localstripe import free_port
-from billing.tests.network import LossyProxy
+from billing.tests.network import charge_answers_lost
 
 pytestmark = pytest.mark.django_db
 
@@ -152,15 +152,10 @@ def test_a_late_processing_or_failure_never_moves_a_succeeded_payment_back(local
     assert Lot.objects.count() == 1
 
 
-def test_an_intent_found_by_its_metadata_settles_the_payment_it_names(localstripe, account, plan):
+def test_an_intent_found_by_its_metadata_settles_the_payment_it_names(localstripe, settings, account, plan):
     add_card(account, localstripe)
-    proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("django.conf.settings.STRIPE_API_BASE", proxy.url)
-            payment = buy(account, plan)
-    finally:
-        proxy.close()
+    with charge_answers_lost(localstripe, settings):
+        payment = buy(account, plan)
     assert payment.status == Payment.Status.PROCESSING and payment.stripe_payment_intent_id is None
     [charged] = localstripe.payment_intents()
 
@@ -176,16 +171,11 @@ def test_an_intent_found_by_its_metadata_settles_the_payment_it_names(localstrip
     assert Lot.objects.count() == 1
 
 
-def test_an_answer_lost_after_stripe_charged_is_recovered_by_a_refresh(localstripe, account, plan):
+def test_an_answer_lost_after_stripe_charged_is_recovered_by_a_refresh(localstripe, settings, account, plan):
     add_card(account, localstripe)
-    proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("django.conf.settings.STRIPE_API_BASE", proxy.url)
-            payment = buy(account, plan)
-            assert proxy.dropped == 1
-    finally:
-        proxy.close()
+    with charge_answers_lost(localstripe, settings) as proxy:
+        payment = buy(account, plan)
+    assert proxy.dropped == 1
 
     assert payment.status == Payment.Status.PROCESSING  # charged or not: we do not know yet
     assert not Lot.objects.exists()

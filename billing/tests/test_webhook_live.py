@@ -3,26 +3,20 @@
 import time
 
 import pytest
-from django.conf import settings
 
 from billing.models import LedgerEntry, Payment, WebhookEvent
 from billing.tests.builders import make_paid_payment
-from billing.tests.network import LossyProxy
+from billing.tests.network import charge_answers_lost
 
 
 @pytest.mark.django_db(transaction=True)
-def test_localstripe_delivers_the_event_that_settles_a_payment(live_server, localstripe):
+def test_localstripe_delivers_the_event_that_settles_a_payment(live_server, localstripe, settings):
     localstripe.register_webhook(
         "portal-live-test", f"{live_server.url}/billing/webhooks/stripe/", settings.STRIPE_WEBHOOK_SECRET
     )
     try:
-        proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/payment_intents$")
-        settings.STRIPE_API_BASE = proxy.url
-        try:
+        with charge_answers_lost(localstripe, settings):
             payment = make_paid_payment(localstripe)  # Stripe charges; its answer never reaches us
-        finally:
-            proxy.close()
-            settings.STRIPE_API_BASE = localstripe.url
         assert payment.status == "processing"
 
         deadline = time.monotonic() + 15
