@@ -12,7 +12,7 @@ from django.db import transaction
 
 from billing import ledger
 from billing.errors import LotExpired
-from billing.models import Account, Dispute
+from billing.models import Account, Dispute, Payment
 
 CLOSED_STATUSES = {"won", "lost", "warning_closed"}
 
@@ -21,6 +21,7 @@ def dispute_record(*, payment, dispute_object, event_type):
     """Create or update the Dispute for a Stripe dispute object and hold, release or remove hours."""
     with transaction.atomic():
         Account.objects.select_for_update().get(pk=payment.account_id)
+        payment = Payment.objects.select_related("lot").get(pk=payment.pk)
         dispute, _ = Dispute.objects.select_for_update().get_or_create(
             stripe_dispute_id=dispute_object["id"],
             defaults={
@@ -36,10 +37,13 @@ def dispute_record(*, payment, dispute_object, event_type):
         dispute.status = dispute_object["status"]
         dispute.reason = dispute_object.get("reason") or ""
         dispute.evidence_due_by = _evidence_due_by(dispute_object)
-        if event_type == "charge.dispute.funds_withdrawn" or _funds_withdrawn(dispute_object):
+        reinstated = event_type == "charge.dispute.funds_reinstated" or dispute.status == "won"
+        if not reinstated and (event_type == "charge.dispute.funds_withdrawn" or _funds_withdrawn(dispute_object)):
             dispute.funds_withdrawn = True
-        if event_type == "charge.dispute.funds_reinstated" or dispute.status == "won":
+        if reinstated:
             _release(dispute, payment)
+            dispute.funds_withdrawn = False  # a later update must not hold the hours again
+            dispute.minutes_short = 0
         elif dispute.status == "lost":
             _hold(dispute, payment)  # whatever is not held yet goes now; held hours stay gone
         elif dispute.funds_withdrawn:

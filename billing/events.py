@@ -21,7 +21,7 @@ from billing.models import Account, Payment, PaymentMethod, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 10  # 30 s doubling to an hour between attempts: about three hours of retrying
 # A claim older than this belongs to a worker that died: the event may be taken over.
 CLAIM_TIMEOUT = timedelta(minutes=5)
 PROCESSED = WebhookEvent.Status.PROCESSED
@@ -100,7 +100,8 @@ def events_retry(*, event_ids=None):
     if event_ids is not None:
         retryable = retryable.filter(pk__in=event_ids)
     ids = list(retryable.values_list("pk", flat=True))
-    WebhookEvent.objects.filter(pk__in=ids).update(status=WebhookEvent.Status.PENDING, next_attempt_at=None)
+    # The same filter again: an event a worker took meanwhile is left to that worker.
+    retryable.filter(pk__in=ids).update(status=WebhookEvent.Status.PENDING, next_attempt_at=None)
     for event_id in ids:
         transaction.on_commit(lambda event_id=event_id: process_webhook_event(event_id))
     return len(ids)
@@ -132,11 +133,13 @@ def events_fetch_missed(*, days=3):
 def _claim(event_id):
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_id)
-        if event.status in FINISHED:
+        now = timezone.now()
+        if event.status in FINISHED or event.status == WebhookEvent.Status.ORPHAN:
             return None
-        busy = event.status == WebhookEvent.Status.PROCESSING and event.claimed_at > timezone.now() - CLAIM_TIMEOUT
-        if busy:
-            return None
+        if event.status == WebhookEvent.Status.PROCESSING and event.claimed_at > now - CLAIM_TIMEOUT:
+            return None  # another worker has it
+        if event.next_attempt_at and event.next_attempt_at > now:
+            return None  # not due yet: a scheduled retry and the sweep must not both spend attempts
         event.status = WebhookEvent.Status.PROCESSING
         event.attempts += 1
         event.claimed_at = timezone.now()
@@ -159,9 +162,15 @@ def _finish(event, started, *, status, error):
 
 
 def _payment_for_intent(payment_intent_id):
+    """Our settled payment for a PaymentIntent. Money events (refunds, disputes) about a payment we
+    have not seen succeed yet wait for it, so its hours exist before anything is taken back."""
     payment = Payment.objects.filter(stripe_payment_intent_id=payment_intent_id).first() if payment_intent_id else None
     if payment is None:
         raise ObjectNotYetKnown(f"No payment for PaymentIntent {payment_intent_id}.")
+    if payment.status != Payment.Status.SUCCEEDED:
+        payment = payments.payment_refresh(payment=payment)
+    if payment.status != Payment.Status.SUCCEEDED:
+        raise ObjectNotYetKnown(f"Payment {payment.pk} for {payment_intent_id} is not settled yet.")
     return payment
 
 
@@ -227,9 +236,11 @@ def on_customer_deleted(customer, event_type):
 @handles("charge.refunded")
 def on_charge_refunded(charge, event_type):
     payment = _payment_for_intent(charge.get("payment_intent"))
-    listed = (charge.get("refunds") or {}).get("data")
-    # Newer API versions no longer list the refunds on the charge: ask Stripe for them.
-    for refund in listed if listed is not None else stripe_gateway.refunds_for(charge["payment_intent"]):
+    listed = charge.get("refunds") or {}
+    # Newer API versions no longer list the refunds on the charge, and a long list is cut short:
+    # then ask Stripe for all of them.
+    complete = isinstance(listed.get("data"), list) and not listed.get("has_more")
+    for refund in listed["data"] if complete else stripe_gateway.refunds_for(charge["payment_intent"]):
         _record_refund(payment, refund)
     return PROCESSED
 

@@ -163,7 +163,7 @@ def lot_expiry(*, purchased_at, validity_days):
 
 
 def lot_reverse(*, lot, minutes, reason, actor=None):
-    """Take `minutes` back out of a lot (a refund or a lost dispute), never more than it has left."""
+    """Take `minutes` back out of a lot (a refund), never more than it has left."""
     if minutes <= 0:
         raise LedgerError("A reversal must remove a positive number of minutes.")
     return _change_lot(lot=lot, kind=LedgerEntry.Kind.REVERSAL, minutes=-minutes, reason=reason, actor=actor)

@@ -156,12 +156,18 @@ def _settle_payments_in_flight(account):
     never came may be settled by now; one waiting for 3-D Secure is cancelled, so that the student
     can never complete both it and the new one."""
     for payment in account.payments.filter(status__in=[Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION]):
-        payment = payment_refresh(payment=payment)
-        if payment.status == Payment.Status.REQUIRES_ACTION:
-            try:
-                payment_intent_settle(intent=stripe_gateway.payment_intent_cancel(payment.stripe_payment_intent_id))
-            except BillingError:
-                logger.warning("Could not cancel the 3-D Secure payment %s; it stays pending.", payment.pk)
+        payment_abandon(payment=payment_refresh(payment=payment))
+
+
+def payment_abandon(*, payment):
+    """Cancel a payment still waiting for 3-D Secure, so it can never be completed any more."""
+    if payment.status != Payment.Status.REQUIRES_ACTION:
+        return payment
+    try:
+        return payment_intent_settle(intent=stripe_gateway.payment_intent_cancel(payment.stripe_payment_intent_id))
+    except BillingError:
+        logger.warning("Could not cancel the 3-D Secure payment %s; it stays pending.", payment.pk, exc_info=True)
+        return payment
 
 
 def payment_refresh(*, payment):

@@ -25,10 +25,12 @@ def refund_record(*, payment, stripe_refund_id, amount_cents, currency, status):
             stripe_refund_id=stripe_refund_id,
             defaults={"payment": payment, "amount_cents": amount_cents, "currency": currency.upper(), "status": status},
         )
+        if refund.status in UNDONE_STATUSES:
+            return refund  # final: a late "pending" or "succeeded" snapshot must not take hours again
         refund.status = status
         if status in APPLIED_STATUSES and not refund.minutes_reversed and not refund.minutes_short:
             _take_hours_back(refund, payment)
-        elif status in UNDONE_STATUSES and refund.minutes_reversed:
+        elif status in UNDONE_STATUSES:
             _give_hours_back(refund, payment)
         refund.save()
     return refund
@@ -50,10 +52,13 @@ def _take_hours_back(refund, payment):
 
 
 def _give_hours_back(refund, payment):
-    with contextlib.suppress(LotExpired):  # the hours would have expired by now anyway
-        ledger.lot_adjust(
-            lot=payment.lot,
-            minutes=refund.minutes_reversed,
-            reason=f"Refund {refund.stripe_refund_id} {refund.status}",
-        )
+    if refund.minutes_reversed:
+        # A correction of our own reversal, booked as an adjustment with the refund named.
+        with contextlib.suppress(LotExpired):  # the hours would have expired by now anyway
+            ledger.lot_adjust(
+                lot=payment.lot,
+                minutes=refund.minutes_reversed,
+                reason=f"Refund {refund.stripe_refund_id} {refund.status}",
+            )
     refund.minutes_reversed = 0
+    refund.minutes_short = 0

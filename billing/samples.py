@@ -58,8 +58,11 @@ def charge_refunded(payment, refunds):
     }
 
 
-def dispute(payment, *, status="needs_response", withdrawn=False, dispute_id=None, amount_cents=None):
+def dispute(payment, *, status="needs_response", withdrawn=False, reinstated=False, dispute_id=None, amount_cents=None):
     amount = payment.amount_cents if amount_cents is None else amount_cents
+    movements = ([{"amount": -amount, "fee": 1500, "type": "adjustment"}] if withdrawn else []) + (
+        [{"amount": amount, "fee": -1500, "type": "adjustment"}] if reinstated else []
+    )
     return {
         "id": dispute_id or f"dp_{secrets.token_hex(12)}",
         "object": "dispute",
@@ -71,7 +74,7 @@ def dispute(payment, *, status="needs_response", withdrawn=False, dispute_id=Non
         "status": status,
         "is_charge_refundable": False,
         "evidence_details": {"due_by": int(time.time()) + 7 * 86400, "has_evidence": False, "submission_count": 0},
-        "balance_transactions": [{"amount": -amount, "fee": 1500, "type": "adjustment"}] if withdrawn else [],
+        "balance_transactions": movements,
         "created": int(time.time()),
     }
 

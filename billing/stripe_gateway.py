@@ -7,6 +7,7 @@ stand-in, does not, so our own database is what prevents double charges).
 
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 
@@ -23,6 +24,8 @@ from billing.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 
 # Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
 # plain decline: the card holder learns the details from their bank, not from us.
@@ -294,20 +297,30 @@ def webhook_payload_verify(*, payload, signature_header, secret, tolerance=300):
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
         raise WebhookInvalid(str(error)) from error
     try:
-        event = json.loads(payload)
-    except ValueError as error:
+        event = json.loads(payload, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
         raise WebhookInvalid("The body is not JSON.") from error
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or len(event["type"]) > 100:
         raise WebhookInvalid("The body is not a Stripe event.")
+    if not isinstance(event.get("id"), str) or not EVENT_ID.fullmatch(event["id"]):
+        raise WebhookInvalid("The event id is not a Stripe event id.")
+    if not isinstance(event.get("created"), int) or not 0 < event["created"] < 2**32:
+        raise WebhookInvalid("The event has no valid creation time.")
     if not isinstance(event.get("data"), dict) or not isinstance(event["data"].get("object"), dict):
         raise WebhookInvalid("The event has no object.")
+    if "\\u0000" in payload.decode("utf-8"):
+        raise WebhookInvalid("The event contains a NUL character.")  # PostgreSQL's jsonb cannot store it
     return event
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON.")
 
 
 def events_since(*, created_after, limit=100):
     """Stripe's recent events (plain dicts), to find any whose webhook never reached us."""
     events = _call(lambda client: client.v1.events.list(params={"created": {"gte": created_after}, "limit": limit}))
-    return [event.to_dict() for event in events.data]
+    return [event.to_dict() for event in events.auto_paging_iter()]
 
 
 def refunds_for(payment_intent_id):

@@ -1,5 +1,6 @@
 """Huey tasks of the billing domain: thin wrappers over the services, each safe to run twice."""
 
+import logging
 from datetime import timedelta
 
 from django.db.models import Q
@@ -11,6 +12,8 @@ from billing import events, payments
 from billing.errors import ProviderUnavailable
 from billing.ledger import lots_expire_due
 from billing.models import Payment, WebhookEvent
+
+logger = logging.getLogger(__name__)
 
 # A payment still processing this long after it started has lost its answer somewhere.
 STUCK_AFTER = timedelta(minutes=3)
@@ -30,7 +33,10 @@ def process_webhook_event(event_id):
 def retry_due_events():
     due = events.events_due()
     for event_id in due:
-        events.event_process(event_id=event_id)
+        try:
+            events.event_process(event_id=event_id)
+        except Exception:
+            logger.exception("Could not process Stripe event %s; the next sweep tries again.", event_id)
     return len(due)
 
 
@@ -50,12 +56,13 @@ def reconcile_payments():
 
 
 def payments_reconcile():
-    """Settle payments whose answer never came (processing) or whose 3-D Secure was left unfinished."""
+    """Settle payments whose answer never came (processing); cancel those whose 3-D Secure was left
+    unfinished for a day."""
     now = timezone.now()
     stuck = Q(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
     abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
     due = Payment.objects.filter(stuck | abandoned).select_related("account").order_by("pk")
-    return [payments.payment_refresh(payment=payment) for payment in due]
+    return [payments.payment_abandon(payment=payments.payment_refresh(payment=payment)) for payment in due]
 
 
 @db_periodic_task(crontab(minute="*/5"))

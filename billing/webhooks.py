@@ -27,7 +27,11 @@ REJECTED_COUNTER = "billing:webhooks:rejected"
 @csrf_exempt
 @require_POST
 def stripe_webhook(request):
-    if int(request.headers.get("Content-Length") or 0) > MAX_BODY_BYTES:
+    try:
+        length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _reject(request, "bad Content-Length")
+    if length > MAX_BODY_BYTES:
         return _reject(request, "body too large", status=413)
     try:
         event = stripe_gateway.webhook_payload_verify(

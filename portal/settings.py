@@ -129,6 +129,9 @@ HUEY = {
         "worker_type": "thread",
         "initial_delay": 0.1,
         "max_delay": 2.0,
+        # A consumer killed mid-job never releases its job lock; every job is safe to run twice,
+        # so a starting consumer clears them rather than leaving a periodic job stopped for good.
+        "flush_locks": True,
     },
 }
 if REDIS_URL:

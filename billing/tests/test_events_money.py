@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from billing import samples
+from billing import events, samples
 from billing.models import Dispute, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
 from billing.tests.builders import make_paid_payment, use
 from billing.tests.network import charge_answers_lost
@@ -58,15 +58,24 @@ class TestPaymentIntentEvents:
         assert payment.status == "succeeded" and payment.stripe_payment_intent_id == intent["id"]
         assert LedgerEntry.objects.filter(kind="credit").count() == 1
 
-    def test_a_late_failure_event_does_not_undo_a_success(self, localstripe, paid, send):
-        stale = stripe_intent_event(localstripe, paid, "payment_intent.payment_failed")
-        stale["data"]["object"]["status"] = "requires_payment_method"
+    def test_an_event_is_applied_as_stripe_has_the_intent_now_not_as_the_event_says(self, localstripe, settings, send):
+        with charge_answers_lost(localstripe, settings):
+            payment = make_paid_payment(localstripe)
+        [intent] = localstripe.payment_intents()
+        stale = samples.event("payment_intent.payment_failed", {**intent, "status": "requires_payment_method"})
 
         [event] = send(stale)
 
-        paid.refresh_from_db()
+        payment.refresh_from_db()
         assert event.status == "processed"
-        assert paid.status == "succeeded"
+        assert payment.status == "succeeded"  # Stripe says succeeded: the stale failure is not believed
+        assert LedgerEntry.objects.filter(kind="credit").count() == 1
+
+    def test_a_late_failure_event_does_not_undo_a_success(self, localstripe, paid, send):
+        [event] = send(stripe_intent_event(localstripe, paid, "payment_intent.payment_failed"))
+
+        paid.refresh_from_db()
+        assert event.status == "processed" and paid.status == "succeeded"
         assert LedgerEntry.objects.filter(kind="credit").count() == 1
 
     def test_an_intent_that_is_not_ours_is_ignored(self, localstripe, send):
@@ -106,6 +115,45 @@ class TestRefundEvents:
 
         assert lot_minutes(paid) == 600
         assert Refund.objects.get().status == "failed"
+
+    def test_a_failed_refund_stays_failed_when_a_stale_pending_arrives_after(self, paid, send):
+        refund = samples.refund(paid, amount_cents=7500, status="pending")
+
+        send(
+            samples.event("refund.updated", {**refund, "status": "failed"}),
+            samples.event("refund.created", refund),
+            samples.event("charge.refunded", samples.charge_refunded(paid, [refund])),
+        )
+
+        assert lot_minutes(paid) == 600
+        assert Refund.objects.get().status == "failed"
+
+    def test_a_refund_before_the_payment_is_settled_waits_for_it(self, localstripe, settings, send):
+        with charge_answers_lost(localstripe, settings):
+            payment = make_paid_payment(localstripe)
+        [intent] = localstripe.payment_intents()
+        Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=intent["id"])
+        payment.refresh_from_db()
+        settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # nor can Stripe tell us yet
+
+        [event] = send(samples.event("refund.created", samples.refund(payment)))
+
+        assert event.status == "waiting"
+        assert not Refund.objects.exists()
+        settings.STRIPE_API_BASE = localstripe.url
+        WebhookEvent.objects.filter(pk=event.pk).update(next_attempt_at=None)
+        assert events.event_process(event_id=event.pk).status == "processed"
+        payment.refresh_from_db()
+        assert payment.status == "succeeded" and lot_minutes(payment) == 0  # credited, then refunded
+
+    def test_a_signed_event_with_a_broken_object_fails_without_harm(self, paid, send):
+        broken = samples.refund(paid)
+        del broken["amount"]
+
+        [event] = send(samples.event("refund.created", broken))
+
+        assert event.status == "failed" and "KeyError" in event.last_error
+        assert lot_minutes(paid) == 600
 
     def test_a_refund_for_a_payment_we_do_not_know_waits(self, paid, send):
         paid.stripe_payment_intent_id = "pi_not_yet_known"
@@ -164,6 +212,21 @@ class TestDisputeEvents:
         assert Dispute.objects.get().closed
         assert lot_minutes(paid) == 0
 
+    def test_an_update_after_a_won_dispute_holds_nothing_again(self, paid, send):
+        created, withdrawn, _ = self.dispute_story(paid, "won")
+        reinstated_while_open = samples.event(
+            "charge.dispute.funds_reinstated", samples.dispute(paid, status="under_review", dispute_id="dp_story")
+        )
+        later_update = samples.event(
+            "charge.dispute.updated",
+            samples.dispute(paid, status="under_review", withdrawn=True, reinstated=True, dispute_id="dp_story"),
+        )
+
+        send(created, withdrawn, reinstated_while_open, later_update)
+
+        assert lot_minutes(paid) == 600
+        assert LedgerEntry.objects.filter(kind="dispute_hold").count() == 1
+
     def test_dispute_events_in_reverse_order_end_the_same(self, paid, send):
         send(*reversed(self.dispute_story(paid, "lost")))
 
@@ -190,18 +253,22 @@ class TestFraudWarnings:
 
 def test_a_storm_of_a_thousand_deliveries_has_each_effect_once(localstripe, send):
     paid = [make_paid_payment(localstripe) for _ in range(5)]
-    distinct = [
-        samples.event("refund.created", samples.refund(payment, amount_cents=100, refund_id=f"re_{payment.pk}_{n}"))
+    refunds = [
+        samples.refund(payment, amount_cents=100, refund_id=f"re_{payment.pk}_{n}")
         for payment in paid
         for n in range(80)
     ]
-    deliveries = distinct * 2 + random.Random(7).sample(distinct, 200)
+    # Each refund told twice under different event ids (created, then updated), and some
+    # deliveries repeated: handler idempotency and intake deduplication both at work.
+    distinct = [samples.event("refund.created", refund) for refund in refunds]
+    distinct += [samples.event("refund.updated", refund) for refund in refunds]
+    deliveries = distinct + random.Random(7).sample(distinct, 200)
     random.Random(8).shuffle(deliveries)
     assert len(deliveries) == 1000
 
     send(*deliveries)
 
-    assert WebhookEvent.objects.count() == 400
+    assert WebhookEvent.objects.count() == 800
     assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
     assert Refund.objects.count() == LedgerEntry.objects.filter(kind="reversal").count() == 400
     for payment in paid:

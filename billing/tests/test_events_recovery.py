@@ -66,27 +66,37 @@ def test_an_event_about_an_unknown_object_waits_then_becomes_an_orphan(localstri
     refund["payment_intent"] = "pi_nobody_knows"
     event = stored(samples.event("refund.created", refund))
 
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        result = events.event_process(event_id=event.pk)
+    result = events.event_process(event_id=event.pk)
+    assert events.event_process(event_id=event.pk).attempts == 1  # not due again yet: left alone
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        with time_machine.travel(result.next_attempt_at + timedelta(seconds=1)):
+            result = events.event_process(event_id=event.pk)
         assert result.attempts == attempt
 
     assert result.status == "orphan" and result.next_attempt_at is None
     assert events.events_due() == []
 
 
-def test_staff_can_retry_failed_and_orphan_events(localstripe, django_capture_on_commit_callbacks):
+def test_staff_can_retry_every_failed_and_orphan_event(localstripe, django_capture_on_commit_callbacks):
     payment = make_paid_payment(localstripe)
-    refund = samples.refund(payment, amount_cents=1500)
-    refund["payment_intent"] = "pi_arrives_later"
-    event = stored(samples.event("refund.created", refund))
-    events.event_process(event_id=event.pk)
+    orphan_refund = samples.refund(payment, amount_cents=1500)
+    orphan_refund["payment_intent"] = "pi_arrives_later"
+    orphan = stored(samples.event("refund.created", orphan_refund))
+    WebhookEvent.objects.filter(pk=orphan.pk).update(status="orphan", attempts=MAX_ATTEMPTS)
+    broken_refund = {**orphan_refund, "id": "re_broken"}
+    del broken_refund["amount"]  # a handler error, left failed for staff
+    failed = stored(samples.event("refund.created", broken_refund))
+    events.event_process(event_id=failed.pk)
+    WebhookEvent.objects.filter(pk=failed.pk).update(attempts=MAX_ATTEMPTS, next_attempt_at=None)
     Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id="pi_arrives_later")
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert events.events_retry(event_ids=[event.pk]) == 1
+        assert events.events_retry() == 2
 
-    event.refresh_from_db()
-    assert event.status == "processed"
+    orphan.refresh_from_db()
+    failed.refresh_from_db()
+    assert orphan.status == "processed"
+    assert failed.status == "failed" and "KeyError" in failed.last_error  # still broken: stays for staff
     assert LedgerEntry.objects.filter(kind="reversal").count() == 1
 
 

@@ -94,5 +94,27 @@ def test_an_oversized_body_is_refused_unread(client):
     assert not WebhookEvent.objects.exists()
 
 
-def test_only_post_is_allowed(client):
-    assert client.get(URL).status_code == 405
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_only_post_is_allowed(client, method):
+    assert getattr(client, method)(URL).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda event: event.update(id="x" * 300),
+        lambda event: event.update(created=10**20),
+        lambda event: event["data"]["object"].update(note="\u0000"),
+    ],
+)
+def test_signed_events_postgresql_could_not_store_are_refused(client, mutate):
+    stripe_event = unknown_event()
+    mutate(stripe_event)
+
+    assert deliver(client, stripe_event).status_code == 400
+    assert not WebhookEvent.objects.exists()
+
+
+def test_a_signed_nan_is_refused(client):
+    payload = samples.body(unknown_event()).replace(b'"in_1"', b"NaN")
+    assert deliver(client, None, payload=payload).status_code == 400
