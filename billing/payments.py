@@ -30,6 +30,7 @@ from billing.errors import (
     ProviderUnavailable,
 )
 from billing.models import Account, Lot, Payment, Plan
+from billing.receipts import receipt_issue
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +213,8 @@ def payment_intent_settle(*, intent):
         if payment.status == Payment.Status.SUCCEEDED:
             return payment
         payment.stripe_payment_intent_id = intent.id
-        if intent.status == "succeeded":
+        credited = intent.status == "succeeded"
+        if credited:
             if (intent.amount_cents, intent.currency) != (payment.amount_cents, payment.currency):
                 raise BillingError(f"PaymentIntent {intent.id} charged {intent.amount_cents} {intent.currency}.")
             _credit(payment)
@@ -224,6 +226,8 @@ def payment_intent_settle(*, intent):
             payment.failure_message = intent.failure_message or stripe_gateway.decline_message("")
             payment.settled_at = timezone.now()
         payment.save()
+        if credited:
+            receipt_issue(payment=payment)  # its number is allocated in this same transaction
     return payment
 
 

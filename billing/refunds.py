@@ -11,6 +11,7 @@ from django.db import transaction
 from billing import ledger
 from billing.errors import LotExpired
 from billing.models import Account, Payment, Refund
+from billing.receipts import credit_note_issue
 
 APPLIED_STATUSES = {"succeeded", "pending"}
 UNDONE_STATUSES = {"failed", "canceled"}
@@ -28,11 +29,14 @@ def refund_record(*, payment, stripe_refund_id, amount_cents, currency, status):
         if refund.status in UNDONE_STATUSES:
             return refund  # final: a late "pending" or "succeeded" snapshot must not take hours again
         refund.status = status
-        if status in APPLIED_STATUSES and not refund.minutes_reversed and not refund.minutes_short:
+        newly_applied = status in APPLIED_STATUSES and not refund.minutes_reversed and not refund.minutes_short
+        if newly_applied:
             _take_hours_back(refund, payment)
         elif status in UNDONE_STATUSES:
             _give_hours_back(refund, payment)
         refund.save()
+        if newly_applied:
+            credit_note_issue(refund=refund)
     return refund
 
 

@@ -7,7 +7,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Usage
+from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Receipt, Usage
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def balance_summary(*, account, now=None):
     )
     lots = list(
         Lot.objects.filter(account=account)
-        .select_related("plan")
+        .select_related("plan", "payment__receipt")
         .annotate(minutes_expired=-Coalesce(Subquery(expired_minutes), 0))
         .order_by("expires_at", "id")
     )
@@ -130,3 +130,13 @@ def payment_for_student(*, user, payment_id):
 
 def card_for_student(*, user, card_id):
     return PaymentMethod.objects.active().get(pk=card_id, account__user=user)
+
+
+def receipts_for_account(*, account):
+    return Receipt.objects.filter(account=account)
+
+
+def receipt_for_user(*, user, receipt_id):
+    """A receipt its student (or any staff member) may download, else Receipt.DoesNotExist."""
+    receipts = Receipt.objects.all() if user.is_staff else Receipt.objects.filter(account__user=user)
+    return receipts.get(pk=receipt_id)

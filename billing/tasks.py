@@ -8,15 +8,16 @@ from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
-from billing import events, payments
+from billing import events, payments, receipts
 from billing.errors import ProviderUnavailable
 from billing.ledger import lots_expire_due
-from billing.models import Payment, WebhookEvent
+from billing.models import Payment, Receipt, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
 # A payment still processing this long after it started has lost its answer somewhere.
 STUCK_AFTER = timedelta(minutes=3)
+STALE_RECEIPT = timedelta(minutes=30)
 # 3-D Secure left unfinished this long is settled from what Stripe says (usually: not paid).
 ABANDONED_AFTER = timedelta(hours=24)
 
@@ -26,6 +27,31 @@ def process_webhook_event(event_id):
     event = events.event_process(event_id=event_id)
     if event.status in (WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING) and event.next_attempt_at:
         process_webhook_event.schedule(args=(event_id,), eta=event.next_attempt_at)
+
+
+@db_task(retries=5, retry_delay=60)
+def deliver_receipt(receipt_id):
+    """Render a new receipt's PDF and email it. Retried on failure; a retry never sends twice."""
+    receipt = Receipt.objects.select_related("account__user").get(pk=receipt_id)
+    if not receipt.pdf:
+        receipts.receipt_render(receipt=receipt)
+    if not receipt.emailed_at:
+        receipts.receipt_email(receipt=receipt)
+
+
+@db_periodic_task(crontab(minute="*/15"))
+@lock_task("billing-render-receipts")
+def render_missing_receipts():
+    """Receipts whose PDF or email failed past their task's retries: try again, quietly."""
+    # Older than half an hour, so a delivery still queued is not done twice.
+    stale = Receipt.objects.filter(
+        Q(pdf="") | Q(emailed_at__isnull=True), issued_at__lte=timezone.now() - STALE_RECEIPT
+    )
+    for receipt_id in stale.values_list("pk", flat=True)[:100]:
+        try:
+            deliver_receipt.call_local(receipt_id)
+        except Exception:
+            logger.exception("Receipt %s is still not delivered; the next run tries again.", receipt_id)
 
 
 @db_periodic_task(crontab(minute="*"))

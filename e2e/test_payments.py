@@ -3,6 +3,7 @@
 import re
 
 from playwright.sync_api import expect
+from pypdf import PdfReader
 
 from billing.models import Payment
 from portal.models import User
@@ -103,3 +104,21 @@ def test_removing_the_default_card_promotes_the_other(page, demo_data, sign_in, 
     expect(page.get_by_role("button", name="Remove Visa 4242")).to_have_count(0)
     user = User.objects.get(email=NEAR_ZERO)
     assert [card.label for card in user.account.payment_methods.active()] == ["Visa 3184"]
+
+
+def test_a_receipt_is_downloaded_after_a_renewal(page, demo_data, sign_in, add_card_in_browser):
+    sign_in(page, NEAR_ZERO)
+    add_card_in_browser(page, "4242424242424242")
+    page.get_by_role("link", name="My hours", exact=True).click()
+    page.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+    expect(page.locator("#payment-result")).to_contain_text("Payment received.")
+
+    page.get_by_role("link", name="Receipts", exact=True).click()
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=re.compile(r"^Download receipt-")).click()
+
+    download = download_info.value
+    receipt = Payment.objects.get(account__user__email=NEAR_ZERO).receipt
+    assert download.suggested_filename == f"receipt-{receipt.number}.pdf"
+    text = PdfReader(download.path()).pages[0].extract_text()
+    assert receipt.number in text and "€80.00" in text and "Starter: 5 h of tutoring" in text

@@ -186,6 +186,12 @@ STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
 # so against the stand-in a retried charge could be a second charge: no retries there.
 STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "0" if STRIPE_API_BASE else "2"))
 
+# The seller named on receipts.
+PORTAL_SELLER_NAME = os.environ.get("PORTAL_SELLER_NAME", "Tutoring Hours GmbH")
+PORTAL_SELLER_ADDRESS = os.environ.get("PORTAL_SELLER_ADDRESS", "Lernstraße 12, 10115 Berlin, Germany")
+PORTAL_SELLER_TAX_ID = os.environ.get("PORTAL_SELLER_TAX_ID", "DE123456789")
+PORTAL_SELLER_EMAIL = os.environ.get("PORTAL_SELLER_EMAIL", "billing@example.com")
+
 # The product's business defaults.
 PORTAL_CURRENCY = os.environ.get("PORTAL_CURRENCY", "EUR")
 PORTAL_LOW_BALANCE_MINUTES = int(os.environ.get("PORTAL_LOW_BALANCE_MINUTES", "120"))

@@ -2,7 +2,9 @@
 minus what needs HTTPS or a collectstatic run, which a test server on plain HTTP cannot give."""
 
 import os
+import tempfile
 import uuid
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-real-deployment-0123456789")
 os.environ["DEBUG"] = "0"  # whatever the shell says: the suite tests the production configuration
@@ -32,3 +34,5 @@ WHITENOISE_AUTOREFRESH = True
 # from an earlier run sharing the same Redis.
 CACHES["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex}"  # noqa: F405
 STRIPE_WEBHOOK_SECRET = "whsec_test_portal"
+# Receipts rendered by the tests go to a throwaway folder, never next to the development data.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="portal-test-media-"))

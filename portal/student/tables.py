@@ -1,9 +1,13 @@
 """The student's history tables. Sort and page links work as plain links; HTMX swaps only the table."""
 
 import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
 
-from billing.models import LedgerEntry, Lot, Usage
-from portal.templatetags.portal_format import duration, hours, price_paid
+from billing.models import LedgerEntry, Lot, Receipt, Usage
+from portal.templatetags.portal_format import duration, hours, money, price_paid
+
+NUMERIC = {"td": {"class": "num"}, "th": {"class": "num"}}
 
 
 def stable_order(field):
@@ -21,7 +25,7 @@ class UsageTable(tables.Table):
     occurred_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y, H:i")
     subject = tables.Column()
     tutor = tables.Column()
-    minutes = tables.Column(verbose_name="Duration", attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    minutes = tables.Column(verbose_name="Duration", attrs=NUMERIC)
 
     class Meta:
         model = Usage
@@ -44,13 +48,14 @@ class UsageTable(tables.Table):
 class PurchaseTable(tables.Table):
     purchased_at = tables.DateTimeColumn(verbose_name="Bought", format="j M Y")
     name = tables.Column(verbose_name="Package")
-    minutes_purchased = tables.Column(verbose_name="Hours", attrs={"td": {"class": "num"}, "th": {"class": "num"}})
-    price_cents = tables.Column(verbose_name="Paid", attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    minutes_purchased = tables.Column(verbose_name="Hours", attrs=NUMERIC)
+    price_cents = tables.Column(verbose_name="Paid", attrs=NUMERIC)
     expires_at = tables.DateTimeColumn(verbose_name="Expires", format="j M Y")
+    receipt = tables.Column(empty_values=(), verbose_name="Receipt", orderable=False)
 
     class Meta:
         model = Lot
-        fields = ["purchased_at", "name", "minutes_purchased", "price_cents", "expires_at"]
+        fields = ["purchased_at", "name", "minutes_purchased", "price_cents", "expires_at", "receipt"]
         order_by = "-purchased_at"
         empty_text = "No purchases yet."
         attrs = {"class": "data-table"}
@@ -60,6 +65,13 @@ class PurchaseTable(tables.Table):
     def render_minutes_purchased(self, value):
         return hours(value)
 
+    def render_receipt(self, record):
+        receipt = getattr(getattr(record, "payment", None), "receipt", None)
+        if receipt is None:
+            return "—"
+        url = reverse("student:receipt_download", args=[receipt.pk])
+        return format_html('<a href="{}" download>Receipt {}</a>', url, receipt.number)
+
     def render_price_cents(self, record):
         return price_paid(record)
 
@@ -68,9 +80,7 @@ class LotHistoryTable(tables.Table):
     occurred_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y, H:i", orderable=False)
     kind = tables.Column(verbose_name="What", orderable=False)
     detail = tables.Column(empty_values=(), verbose_name="Details", orderable=False)
-    minutes = tables.Column(
-        verbose_name="Change", orderable=False, attrs={"td": {"class": "num"}, "th": {"class": "num"}}
-    )
+    minutes = tables.Column(verbose_name="Change", orderable=False, attrs=NUMERIC)
 
     class Meta:
         model = LedgerEntry
@@ -85,3 +95,35 @@ class LotHistoryTable(tables.Table):
     def render_minutes(self, value):
         sign = "+" if value > 0 else "−"
         return f"{sign}{hours(abs(value))}"
+
+
+class ReceiptTable(tables.Table):
+    issued_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y")
+    number = tables.Column(verbose_name="Number")
+    description = tables.Column(empty_values=(), verbose_name="Description", orderable=False)
+    amount = tables.Column(empty_values=(), verbose_name="Amount", orderable=False, attrs=NUMERIC)
+    download = tables.Column(empty_values=(), verbose_name="PDF", orderable=False)
+
+    class Meta:
+        model = Receipt
+        fields = ["issued_at", "number", "description", "amount", "download"]
+        order_by = "-issued_at"
+        empty_text = "No receipts yet. Every purchase and refund gets one."
+        attrs = {"class": "data-table"}
+
+    caption = "Your receipts and credit notes"
+    order_issued_at = stable_order("issued_at")
+
+    def render_number(self, value, record):
+        return f"{record.get_kind_display()} {value}"
+
+    def render_description(self, record):
+        return record.snapshot.get("description", "")
+
+    def render_amount(self, record):
+        sign = "−" if record.kind == Receipt.Kind.CREDIT_NOTE else ""
+        return sign + money(record.snapshot["amount_cents"], record.snapshot["currency"])
+
+    def render_download(self, record):
+        url = reverse("student:receipt_download", args=[record.pk])
+        return format_html('<a href="{}" download>Download {}</a>', url, record.filename)

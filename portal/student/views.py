@@ -3,16 +3,16 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
 
-from billing import cards, payments
+from billing import cards, payments, receipts
 from billing.errors import BillingError, ProviderUnavailable
 from billing.ledger import account_open
-from billing.models import Lot, Payment, PaymentMethod
+from billing.models import Lot, Payment, PaymentMethod, Receipt
 from billing.selectors import (
     balance_summary,
     card_for_student,
@@ -21,10 +21,12 @@ from billing.selectors import (
     lot_history,
     payment_for_student,
     plans_for_sale,
+    receipt_for_user,
+    receipts_for_account,
     usage_history,
 )
 from portal.student.forms import CardSaveForm, PayForm
-from portal.student.tables import LotHistoryTable, PurchaseTable, UsageTable
+from portal.student.tables import LotHistoryTable, PurchaseTable, ReceiptTable, UsageTable
 
 # How many times the "we are checking your payment" message asks again (every 4 s) before it
 # tells the student they may leave: the reconciliation job settles the payment anyway.
@@ -245,3 +247,24 @@ def _card_outcome(request, *, notice="", error=""):
     account = account_open(user=request.user)
     context = {"cards": cards_for_account(account=account), "notice": notice, "error": error}
     return render(request, "portal/cards.html#card-list", context)
+
+
+@require_GET
+@login_required
+def receipt_list(request):
+    table = ReceiptTable(receipts_for_account(account=account_open(user=request.user)), prefix="receipts-")
+    _paginate(request, table)
+    return render(request, "portal/receipts.html", {"table": table})
+
+
+@require_GET
+@login_required
+def receipt_download(request, receipt_id):
+    """The stored PDF, to its student or to staff; anyone else is told it does not exist."""
+    try:
+        receipt = receipt_for_user(user=request.user, receipt_id=receipt_id)
+    except Receipt.DoesNotExist:
+        raise Http404("No such receipt.") from None
+    response = HttpResponse(receipts.receipt_pdf(receipt=receipt), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{receipt.filename}"'
+    return response

@@ -1,44 +1,27 @@
-"""The one place where minutes become hours and cents become money for display."""
-
-from decimal import ROUND_HALF_UP, Decimal
+"""Template filters for minutes, money and dates (the text itself comes from billing.formatting)."""
 
 from django import template
 from django.conf import settings
 from django.utils import timezone
+
+from billing.formatting import duration_text, hours_text, money_text
 
 register = template.Library()
 
 
 @register.filter
 def hours(minutes):
-    """210 -> "3.5 h"; 50 -> "0.83 h"; 600 -> "10 h"."""
-    if minutes is None:
-        return ""
-    value = (Decimal(minutes) / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    text = f"{value:f}".rstrip("0").rstrip(".")
-    return f"{text} h"
+    return "" if minutes is None else hours_text(minutes)
 
 
 @register.filter
 def duration(minutes):
-    """90 -> "1 h 30 min"; 50 -> "50 min"; 120 -> "2 h"."""
-    if minutes is None:
-        return ""
-    whole_hours, rest = divmod(int(minutes), 60)
-    parts = [f"{whole_hours} h"] if whole_hours else []
-    if rest or not parts:
-        parts.append(f"{rest} min")
-    return " ".join(parts)
+    return "" if minutes is None else duration_text(minutes)
 
 
 @register.filter
 def money(cents, currency=None):
-    """15000, "EUR" -> "EUR 150.00": the code spelled out, so no symbol is ever ambiguous."""
-    if cents is None:
-        return ""
-    currency = currency or settings.PORTAL_CURRENCY
-    amount = (Decimal(cents) / 100).quantize(Decimal("0.01"))
-    return f"{currency} {amount:,.2f}"
+    return "" if cents is None else money_text(cents, currency or settings.PORTAL_CURRENCY)
 
 
 @register.filter

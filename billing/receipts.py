@@ -1,0 +1,150 @@
+"""Receipts and credit notes: a gapless number per series and calendar year, an immutable snapshot of
+what the document states, a PDF rendered once with WeasyPrint and stored, and the email carrying it.
+
+Numbers are allocated inside the transaction that settles the payment (or records the refund), on
+a locked counter row: concurrent settlements wait for each other, and a rolled-back settlement
+gives its number back, so numbers never repeat and never skip.
+"""
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from billing.formatting import hours_text, money_text
+from billing.models import Account, Receipt, ReceiptCounter
+
+NUMBER_FORMATS = {Receipt.Kind.RECEIPT: "{year}-{sequence:06d}", Receipt.Kind.CREDIT_NOTE: "CN-{year}-{sequence:06d}"}
+
+
+def receipt_number_allocate(*, kind, year):
+    """The next number of a series. Call inside the transaction that issues the document."""
+    counter, _ = ReceiptCounter.objects.get_or_create(series=kind, year=year)
+    counter = ReceiptCounter.objects.select_for_update().get(pk=counter.pk)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return counter.last_number
+
+
+def receipt_issue(*, payment):
+    """The receipt of a succeeded payment, issued once (a second call returns the same one)."""
+    existing = Receipt.objects.filter(payment=payment).first()
+    if existing:
+        return existing
+    paid_at = timezone.localtime(payment.settled_at or timezone.now())
+    lot = payment.lot
+    card = payment.payment_method
+    snapshot = _parties(payment.account) | {
+        "description": f"{payment.plan.name}: {hours_text(payment.minutes)} of tutoring",
+        "plan": payment.plan.name,
+        "minutes": payment.minutes,
+        "hours": hours_text(payment.minutes),
+        "unit_price": money_text(
+            (payment.amount_cents * 60 + payment.minutes // 2) // payment.minutes, payment.currency, symbol=True
+        ),
+        "amount_cents": payment.amount_cents,
+        "currency": payment.currency,
+        "amount": money_text(payment.amount_cents, payment.currency, symbol=True),
+        "card": f"{card.label}" if card else "",
+        "paid_at": paid_at.strftime("%d %b %Y, %H:%M"),
+        "payment_intent": payment.stripe_payment_intent_id or "",
+        "expires": timezone.localtime(lot.expires_at).strftime("%d %b %Y") if lot else "",
+        "balance_after": hours_text(
+            Account.objects.values_list("balance_minutes", flat=True).get(pk=payment.account_id)
+        ),
+    }
+    return _issue(kind=Receipt.Kind.RECEIPT, account=payment.account, snapshot=snapshot, payment=payment)
+
+
+def credit_note_issue(*, refund):
+    """The credit note of a refund, issued once, referring to the payment's receipt."""
+    existing = Receipt.objects.filter(refund=refund).first()
+    if existing:
+        return existing
+    payment = refund.payment
+    original = Receipt.objects.filter(payment=payment).first()
+    snapshot = _parties(payment.account) | {
+        "description": f"Refund for {payment.plan.name}",
+        "corrects": original.number if original else "",
+        "amount_cents": refund.amount_cents,
+        "currency": refund.currency,
+        "amount": money_text(refund.amount_cents, refund.currency, symbol=True),
+        "hours_reversed": hours_text(refund.minutes_reversed),
+        "hours_not_reversed": hours_text(refund.minutes_short) if refund.minutes_short else "",
+        "refund": refund.stripe_refund_id,
+        "payment_intent": payment.stripe_payment_intent_id or "",
+    }
+    return _issue(
+        kind=Receipt.Kind.CREDIT_NOTE, account=payment.account, snapshot=snapshot, refund=refund, corrects=original
+    )
+
+
+def receipt_pdf(*, receipt):
+    """The stored PDF's bytes; rendered now if it is missing (a render that failed earlier)."""
+    if not receipt.pdf:
+        receipt_render(receipt=receipt)
+    with receipt.pdf.open("rb") as stored:
+        return stored.read()
+
+
+def receipt_render(*, receipt):
+    """Render the PDF from the snapshot and store it. The number and snapshot never change."""
+    from weasyprint import HTML  # heavy import (~0.6 s): only where PDFs are made
+
+    html = render_to_string("billing/receipt.html", {"receipt": receipt, "doc": receipt.snapshot})
+    pdf = HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
+    receipt.pdf.save(f"{receipt.year}/{receipt.filename}", ContentFile(pdf), save=False)
+    receipt.pdf_rendered_at = timezone.now()
+    Receipt.objects.filter(pk=receipt.pk).update(pdf=receipt.pdf.name, pdf_rendered_at=receipt.pdf_rendered_at)
+    return receipt
+
+
+def receipt_email(*, receipt):
+    """Send the document to the student as a PDF attachment (plain text and HTML)."""
+    context = {"receipt": receipt, "doc": receipt.snapshot}
+    message = EmailMultiAlternatives(
+        subject=f"Your {receipt.get_kind_display().lower()} {receipt.number}",
+        body=render_to_string("email/receipt.txt", context),
+        to=[receipt.snapshot["student_email"]],
+    )
+    message.attach_alternative(render_to_string("email/receipt.html", context), "text/html")
+    message.attach(receipt.filename, receipt_pdf(receipt=receipt), "application/pdf")
+    message.send()
+    receipt.emailed_at = timezone.now()
+    Receipt.objects.filter(pk=receipt.pk).update(emailed_at=receipt.emailed_at)
+    return receipt
+
+
+def _issue(*, kind, account, snapshot, **links):
+    from billing.tasks import deliver_receipt
+
+    issued_at = timezone.now()
+    year = timezone.localtime(issued_at).year
+    with transaction.atomic():
+        sequence = receipt_number_allocate(kind=kind, year=year)
+        receipt = Receipt.objects.create(
+            kind=kind,
+            number=NUMBER_FORMATS[kind].format(year=year, sequence=sequence),
+            year=year,
+            sequence=sequence,
+            account=account,
+            issued_at=issued_at,
+            snapshot=snapshot | {"issued_at": timezone.localtime(issued_at).strftime("%d %b %Y")},
+            **links,
+        )
+    transaction.on_commit(lambda: deliver_receipt(receipt.pk))
+    return receipt
+
+
+def _parties(account):
+    user = account.user
+    return {
+        "seller_name": settings.PORTAL_SELLER_NAME,
+        "seller_address": settings.PORTAL_SELLER_ADDRESS,
+        "seller_tax_id": settings.PORTAL_SELLER_TAX_ID,
+        "seller_email": settings.PORTAL_SELLER_EMAIL,
+        "student_name": user.get_full_name() or user.email,
+        "student_email": user.email,
+    }
