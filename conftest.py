@@ -1,6 +1,9 @@
 """Fixtures shared by every test package."""
 
+import shutil
+
 import pytest
+from django.conf import settings
 
 from billing.tests.builders import PASSWORD, make_staff, make_student
 from billing.tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, LocalStripe
@@ -45,3 +48,10 @@ def localstripe(localstripe_process, settings):
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     settings.STRIPE_TIMEOUT_SECONDS = 5
     return localstripe_process
+
+
+@pytest.fixture(scope="session", autouse=True)
+def throwaway_media():
+    """Receipts the tests render live in a temporary folder (portal/settings_test.py): remove it."""
+    yield
+    shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
