@@ -10,11 +10,12 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.formatting import hours_text, money_text
-from billing.models import Account, Receipt, ReceiptCounter
+from billing.models import Lot, Receipt, ReceiptCounter
 
 NUMBER_FORMATS = {Receipt.Kind.RECEIPT: "{year}-{sequence:06d}", Receipt.Kind.CREDIT_NOTE: "CN-{year}-{sequence:06d}"}
 
@@ -51,9 +52,7 @@ def receipt_issue(*, payment):
         "paid_at": paid_at.strftime("%d %b %Y, %H:%M"),
         "payment_intent": payment.stripe_payment_intent_id or "",
         "expires": timezone.localtime(lot.expires_at).strftime("%d %b %Y") if lot else "",
-        "balance_after": hours_text(
-            Account.objects.values_list("balance_minutes", flat=True).get(pk=payment.account_id)
-        ),
+        "balance_after": hours_text(_available_minutes(payment.account_id)),
     }
     return _issue(kind=Receipt.Kind.RECEIPT, account=payment.account, snapshot=snapshot, payment=payment)
 
@@ -82,38 +81,64 @@ def credit_note_issue(*, refund):
 
 
 def receipt_pdf(*, receipt):
-    """The stored PDF's bytes; rendered now if it is missing (a render that failed earlier)."""
-    if not receipt.pdf:
-        receipt_render(receipt=receipt)
+    """The stored PDF's bytes; rendered now if it is missing (a render that failed earlier, or a
+    file lost from storage)."""
+    if receipt.pdf:
+        try:
+            with receipt.pdf.open("rb") as stored:
+                return stored.read()
+        except FileNotFoundError:
+            Receipt.objects.filter(pk=receipt.pk).update(pdf="", pdf_rendered_at=None)
+            receipt.pdf = ""
+    receipt_render(receipt=receipt)
     with receipt.pdf.open("rb") as stored:
         return stored.read()
 
 
 def receipt_render(*, receipt):
-    """Render the PDF from the snapshot and store it. The number and snapshot never change."""
+    """Render the PDF from the snapshot and store it, once: when two renders race, the first one
+    stored wins and the other's file is removed. The number and snapshot never change."""
     from weasyprint import HTML  # heavy import (~0.6 s): only where PDFs are made
 
     html = render_to_string("billing/receipt.html", {"receipt": receipt, "doc": receipt.snapshot})
     pdf = HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
-    receipt.pdf.save(f"{receipt.year}/{receipt.filename}", ContentFile(pdf), save=False)
-    receipt.pdf_rendered_at = timezone.now()
-    Receipt.objects.filter(pk=receipt.pk).update(pdf=receipt.pdf.name, pdf_rendered_at=receipt.pdf_rendered_at)
+    rendered = Receipt(pk=receipt.pk)
+    rendered.pdf.save(f"{receipt.year}/{receipt.filename}", ContentFile(pdf), save=False)
+    now = timezone.now()
+    stored = Receipt.objects.filter(pk=receipt.pk, pdf="").update(pdf=rendered.pdf.name, pdf_rendered_at=now)
+    if not stored:
+        rendered.pdf.delete(save=False)
+    receipt.refresh_from_db(fields=["pdf", "pdf_rendered_at"])
     return receipt
 
 
-def receipt_email(*, receipt):
-    """Send the document to the student as a PDF attachment (plain text and HTML)."""
+def receipt_email(*, receipt, to=None):
+    """Send the document as a PDF attachment (plain text and HTML), to the student or to `to`."""
     context = {"receipt": receipt, "doc": receipt.snapshot}
     message = EmailMultiAlternatives(
         subject=f"Your {receipt.get_kind_display().lower()} {receipt.number}",
         body=render_to_string("email/receipt.txt", context),
-        to=[receipt.snapshot["student_email"]],
+        to=[to or receipt.account.user.email],
     )
     message.attach_alternative(render_to_string("email/receipt.html", context), "text/html")
     message.attach(receipt.filename, receipt_pdf(receipt=receipt), "application/pdf")
     message.send()
-    receipt.emailed_at = timezone.now()
-    Receipt.objects.filter(pk=receipt.pk).update(emailed_at=receipt.emailed_at)
+    return receipt
+
+
+def receipt_deliver(*, receipt):
+    """First delivery: render, then email once. The email is claimed before it is sent, so a
+    queued task and the sweep can never both send it; a failed send gives the claim back."""
+    if not receipt.pdf:
+        receipt_render(receipt=receipt)
+    claimed = Receipt.objects.filter(pk=receipt.pk, emailed_at__isnull=True).update(emailed_at=timezone.now())
+    if not claimed:
+        return receipt
+    try:
+        receipt_email(receipt=receipt)
+    except Exception:
+        Receipt.objects.filter(pk=receipt.pk).update(emailed_at=None)
+        raise
     return receipt
 
 
@@ -134,8 +159,16 @@ def _issue(*, kind, account, snapshot, **links):
             snapshot=snapshot | {"issued_at": timezone.localtime(issued_at).strftime("%d %b %Y")},
             **links,
         )
-    transaction.on_commit(lambda: deliver_receipt(receipt.pk))
+    # Robust: a queue that is down must not turn a settled payment into an error; the sweep
+    # (render_missing_receipts) delivers the receipt later.
+    transaction.on_commit(lambda: deliver_receipt(receipt.pk), robust=True)
     return receipt
+
+
+def _available_minutes(account_id):
+    """The same figure as the dashboard's balance: hours in lots usable now."""
+    usable = Lot.objects.usable(timezone.now()).filter(account_id=account_id)
+    return usable.aggregate(total=Sum("minutes_remaining"))["total"] or 0
 
 
 def _parties(account):

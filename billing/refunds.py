@@ -35,8 +35,8 @@ def refund_record(*, payment, stripe_refund_id, amount_cents, currency, status):
         elif status in UNDONE_STATUSES:
             _give_hours_back(refund, payment)
         refund.save()
-        if newly_applied:
-            credit_note_issue(refund=refund)
+        if status == "succeeded":
+            credit_note_issue(refund=refund)  # once the money has really gone back; issued at most once
     return refund
 
 

@@ -31,12 +31,14 @@ def process_webhook_event(event_id):
 
 @db_task(retries=5, retry_delay=60)
 def deliver_receipt(receipt_id):
-    """Render a new receipt's PDF and email it. Retried on failure; a retry never sends twice."""
-    receipt = Receipt.objects.select_related("account__user").get(pk=receipt_id)
-    if not receipt.pdf:
-        receipts.receipt_render(receipt=receipt)
-    if not receipt.emailed_at:
-        receipts.receipt_email(receipt=receipt)
+    """Render a new receipt's PDF and email it. Retried on failure; it is never emailed twice."""
+    receipts.receipt_deliver(receipt=Receipt.objects.select_related("account__user").get(pk=receipt_id))
+
+
+@db_task(retries=3, retry_delay=60)
+def resend_receipt(receipt_id, to=None):
+    """Staff's "resend": to the student's current address, or to another one."""
+    receipts.receipt_email(receipt=Receipt.objects.select_related("account__user").get(pk=receipt_id), to=to)
 
 
 @db_periodic_task(crontab(minute="*/15"))
@@ -44,8 +46,11 @@ def deliver_receipt(receipt_id):
 def render_missing_receipts():
     """Receipts whose PDF or email failed past their task's retries: try again, quietly."""
     # Older than half an hour, so a delivery still queued is not done twice.
+    now = timezone.now()
+    # Not for ever: a receipt still undelivered after two days needs a person (and the logs).
+    undelivered = Q(pdf="") | Q(emailed_at__isnull=True)
     stale = Receipt.objects.filter(
-        Q(pdf="") | Q(emailed_at__isnull=True), issued_at__lte=timezone.now() - STALE_RECEIPT
+        undelivered, issued_at__lte=now - STALE_RECEIPT, issued_at__gte=now - timedelta(days=2)
     )
     for receipt_id in stale.values_list("pk", flat=True)[:100]:
         try:

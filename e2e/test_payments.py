@@ -112,6 +112,10 @@ def test_a_receipt_is_downloaded_after_a_renewal(page, demo_data, sign_in, add_c
     page.get_by_role("link", name="My hours", exact=True).click()
     page.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
     expect(page.locator("#payment-result")).to_contain_text("Payment received.")
+    purchases = page.locator("#purchase-table")
+    with page.expect_download() as from_the_purchases:
+        purchases.get_by_role("link", name=re.compile(r"^Receipt ")).click()
+    assert from_the_purchases.value.suggested_filename.startswith("receipt-")
 
     page.get_by_role("link", name="Receipts", exact=True).click()
     with page.expect_download() as download_info:

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 from pypdf import PdfReader
 
 from billing import receipts, refunds
-from billing.models import Receipt
-from billing.tasks import deliver_receipt
+from billing.models import Receipt, ReceiptCounter
+from billing.tasks import deliver_receipt, render_missing_receipts
 from billing.tests.builders import make_paid_payment, use
 
 pytestmark = pytest.mark.django_db
@@ -149,3 +150,80 @@ def test_a_render_failure_keeps_the_receipt_and_the_next_download_recovers(local
     receipt.refresh_from_db()
     assert data.startswith(b"%PDF") and receipt.pdf and receipt.number == f"{YEAR}-000001"
     assert timezone.now() - receipt.pdf_rendered_at < timedelta(minutes=1)
+
+
+def test_issuing_again_returns_the_same_documents(localstripe):
+    payment = make_paid_payment(localstripe)
+    refund = refunds.refund_record(
+        payment=payment, stripe_refund_id="re_2", amount_cents=1500, currency="EUR", status="succeeded"
+    )
+
+    assert receipts.receipt_issue(payment=payment) == payment.receipt
+    assert receipts.credit_note_issue(refund=refund) == refund.credit_note
+    assert Receipt.objects.count() == 2
+
+
+def test_a_pending_refund_gets_its_credit_note_only_once_it_succeeds(localstripe):
+    payment = make_paid_payment(localstripe)
+
+    pending = refunds.refund_record(
+        payment=payment, stripe_refund_id="re_3", amount_cents=1500, currency="EUR", status="pending"
+    )
+    assert not Receipt.objects.filter(kind="credit_note").exists()
+    refunds.refund_record(
+        payment=payment, stripe_refund_id="re_3", amount_cents=1500, currency="EUR", status="succeeded"
+    )
+
+    pending.refresh_from_db()
+    assert pending.credit_note.number == f"CN-{YEAR}-000001"
+
+
+def test_settling_a_payment_delivers_its_receipt_by_email_exactly_once(localstripe, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = make_paid_payment(localstripe)
+
+    [message] = mail.outbox
+    assert message.attachments[0][0] == payment.receipt.filename
+    payment.receipt.refresh_from_db()
+    assert payment.receipt.pdf and payment.receipt.emailed_at
+
+
+def test_the_sweep_delivers_what_failed_and_never_sends_twice(localstripe, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 9  # no mail server: the send fails
+    receipt = make_paid_payment(localstripe).receipt
+    with pytest.raises(OSError):
+        deliver_receipt.call_local(receipt.pk)
+    receipt.refresh_from_db()
+    assert receipt.emailed_at is None  # the failed send gave its claim back
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with time_machine.travel(timezone.now() + timedelta(minutes=31)):
+        render_missing_receipts.call_local()
+        render_missing_receipts.call_local()
+
+    assert len(mail.outbox) == 1
+
+
+def test_a_pdf_lost_from_storage_is_rendered_again(localstripe):
+    receipt = make_paid_payment(localstripe).receipt
+    receipts.receipt_pdf(receipt=receipt)
+    receipt.refresh_from_db()
+    receipt.pdf.storage.delete(receipt.pdf.name)
+
+    data = receipts.receipt_pdf(receipt=receipt)
+
+    assert data.startswith(b"%PDF") and receipt.number in pdf_text(data)
+
+
+def test_the_backfill_issues_what_is_missing_in_order(localstripe):
+    first, second = make_paid_payment(localstripe), make_paid_payment(localstripe)
+    Receipt.objects.all().delete()  # as if they had been settled before receipts existed
+    ReceiptCounter.objects.all().delete()
+
+    call_command("receipts_backfill", stdout=io.StringIO())
+    call_command("receipts_backfill", stdout=io.StringIO())
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.receipt.sequence, second.receipt.sequence) == (1, 2)

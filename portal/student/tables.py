@@ -70,7 +70,8 @@ class PurchaseTable(tables.Table):
         if receipt is None:
             return "—"
         url = reverse("student:receipt_download", args=[receipt.pk])
-        return format_html('<a href="{}" download>Receipt {}</a>', url, receipt.number)
+        # Not boosted: the table swaps itself with HTMX, a file must download normally.
+        return format_html('<a href="{}" download hx-boost="false">Receipt {}</a>', url, receipt.number)
 
     def render_price_cents(self, record):
         return price_paid(record)
