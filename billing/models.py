@@ -170,7 +170,7 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["account", "id"])]
+        indexes = [models.Index(fields=["account", "id"]), models.Index(fields=["kind", "occurred_at"])]
         constraints = [
             models.CheckConstraint(condition=~Q(minutes=0), name="ledger_entry_minutes_not_zero"),
             models.CheckConstraint(

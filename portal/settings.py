@@ -186,6 +186,11 @@ STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
 # so against the stand-in a retried charge could be a second charge: no retries there.
 STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "0" if STRIPE_API_BASE else "2"))
 
+# Where the site lives, for links in emails.
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# How often the header's alert bell asks for the unread count.
+ALERTS_BELL_POLL_SECONDS = int(os.environ.get("ALERTS_BELL_POLL_SECONDS", "60"))
+
 # The seller named on receipts.
 PORTAL_SELLER_NAME = os.environ.get("PORTAL_SELLER_NAME", "Tutoring Hours GmbH")
 PORTAL_SELLER_ADDRESS = os.environ.get("PORTAL_SELLER_ADDRESS", "Lernstraße 12, 10115 Berlin, Germany")

@@ -1,9 +1,11 @@
 """The student's history tables. Sort and page links work as plain links; HTMX swaps only the table."""
 
 import django_tables2 as tables
+from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils.html import format_html
 
+from alerts.models import Notification
 from billing.models import LedgerEntry, Lot, Receipt, Usage
 from portal.templatetags.portal_format import duration, hours, money, price_paid
 
@@ -128,3 +130,35 @@ class ReceiptTable(tables.Table):
     def render_download(self, record):
         url = reverse("student:receipt_download", args=[record.pk])
         return format_html('<a href="{}" download>Download {}</a>', url, record.filename)
+
+
+class NotificationTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="When", format="j M Y, H:i", orderable=False)
+    title = tables.Column(verbose_name="Alert", orderable=False)
+    state = tables.Column(empty_values=(), verbose_name="", orderable=False)
+
+    class Meta:
+        model = Notification
+        fields = ["created_at", "title", "state"]
+        empty_text = "No alerts. We will tell you here when your hours run low or expire, and about payments."
+        attrs = {"class": "data-table"}
+        row_attrs = {"class": lambda record: "is-unread" if record.read_at is None else ""}
+
+    caption = "Your alerts"
+
+    def render_title(self, record):
+        link = format_html(' <a href="{}">Open</a>', record.link) if record.link else ""
+        return format_html("<strong>{}</strong><br>{}{}", record.title, record.body, link)
+
+    def render_state(self, record):
+        if record.read_at:
+            return "Read"
+        url = reverse("student:alert_mark_read", args=[record.pk])
+        return format_html(
+            '<form method="post" action="{}" hx-post="{}" hx-target="#inbox" hx-swap="outerHTML">'
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<button type="submit" class="button button-secondary">Mark read</button></form>',
+            url,
+            url,
+            get_token(self.request),
+        )

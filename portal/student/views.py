@@ -1,5 +1,6 @@
 """The student's pages: a thin layer over billing's services and selectors."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -9,6 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
 
+from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
+from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
 from billing import cards, payments, receipts
 from billing.errors import BillingError, ProviderUnavailable
 from billing.ledger import account_open
@@ -25,8 +28,8 @@ from billing.selectors import (
     receipts_for_account,
     usage_history,
 )
-from portal.student.forms import CardSaveForm, PayForm
-from portal.student.tables import LotHistoryTable, PurchaseTable, ReceiptTable, UsageTable
+from portal.student.forms import CardSaveForm, EmailPreferencesForm, PayForm
+from portal.student.tables import LotHistoryTable, NotificationTable, PurchaseTable, ReceiptTable, UsageTable
 
 # How many times the "we are checking your payment" message asks again (every 4 s) before it
 # tells the student they may leave: the reconciliation job settles the payment anyway.
@@ -59,6 +62,8 @@ def dashboard(request):
         "purchase_table": purchase_table,
         "plans": plans,
         "top_up_plan": next((plan for plan in plans if plan.is_featured), plans[0] if plans else None),
+        # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
+        "resume_payment_id": _int(request.GET.get("resume")) or None,
     }
     target = request.htmx.target if request.htmx else None
     if target in {"usage-table", "purchase-table"}:
@@ -142,6 +147,8 @@ def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
     if payment and payment.status == Payment.Status.SUCCEEDED:
         context["balance_minutes"] = balance_summary(account=account).available_minutes
     response = render(request, "portal/_payment_result.html", context)
+    if payment:
+        payment_notify(payment=payment)
     # Whatever happened, the page's buttons are re-rendered with fresh one-time tokens.
     response["HX-Trigger"] = "balanceChanged"
     return response
@@ -268,3 +275,54 @@ def receipt_download(request, receipt_id):
     response = HttpResponse(receipts.receipt_pdf(receipt=receipt), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{receipt.filename}"'
     return response
+
+
+@require_GET
+@login_required
+def alert_bell(request):
+    """The header's bell: the unread count, one indexed query, polled by HTMX."""
+    context = {"unread": unread_count(user=request.user), "poll_seconds": settings.ALERTS_BELL_POLL_SECONDS}
+    return render(request, "portal/_alert_bell.html", context)
+
+
+@require_GET
+@login_required
+def alert_banner(request):
+    """The dashboard's banner: the most urgent unread alert."""
+    return render(request, "portal/_alert_banner.html", {"alert": most_urgent_unread(user=request.user)})
+
+
+@require_GET
+@login_required
+def alert_inbox(request):
+    table = NotificationTable(inbox(user=request.user), prefix="alerts-")
+    _paginate(request, table)
+    return render(request, "portal/alerts.html", {"table": table})
+
+
+@require_POST
+@login_required
+def alert_mark_read(request, notification_id=None):
+    changed = notification_mark_read(user=request.user, notification_id=notification_id)
+    if notification_id is not None and not changed and not inbox(user=request.user).filter(pk=notification_id).exists():
+        raise Http404("No such alert.")
+    if not request.htmx:
+        return redirect("student:alerts")
+    table = NotificationTable(inbox(user=request.user), prefix="alerts-")
+    _paginate(request, table)
+    response = render(request, "portal/alerts.html#inbox", {"table": table})
+    response["HX-Trigger"] = "alertsChanged"
+    return response
+
+
+@login_required
+def alert_preferences(request):
+    if request.method == "POST":
+        form = EmailPreferencesForm(request.POST)
+        if form.is_valid():
+            email_preferences_save(user=request.user, emailed_kinds=form.cleaned_data["emailed"])
+            messages.success(request, "Your email choices are saved. In the app you always see every alert.")
+            return redirect("student:alert_preferences")
+    else:
+        form = EmailPreferencesForm(initial={"emailed": emailed_kinds(user=request.user)})
+    return render(request, "portal/alert_preferences.html", {"form": form})

@@ -1,0 +1,29 @@
+"""Read-only queries for the bell, the banner and the inbox."""
+
+from django.db.models import Case, IntegerField, Value, When
+
+from alerts.models import EmailOptOut, Notification
+from alerts.notifications import URGENCY
+
+
+def unread_count(*, user):
+    """One indexed count (the partial index on unread notifications)."""
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def most_urgent_unread(*, user):
+    urgency = Case(
+        *(When(kind=kind, then=Value(rank)) for rank, kind in enumerate(URGENCY)), output_field=IntegerField()
+    )
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    return unread.annotate(urgency=urgency).order_by("urgency", "-created_at").first()
+
+
+def inbox(*, user):
+    return Notification.objects.filter(recipient=user)
+
+
+def emailed_kinds(*, user):
+    """The kinds of alert the user still gets by email."""
+    opted_out = set(EmailOptOut.objects.filter(user=user).values_list("kind", flat=True))
+    return [kind for kind in Notification.Kind.values if kind not in opted_out]
