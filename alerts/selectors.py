@@ -11,11 +11,11 @@ def unread_count(*, user):
     return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
 
 
-def most_urgent_unread(*, user):
+def most_urgent_unread(*, user, besides=()):
     urgency = Case(
         *(When(kind=kind, then=Value(rank)) for rank, kind in enumerate(URGENCY)), output_field=IntegerField()
     )
-    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True).exclude(kind__in=besides)
     return unread.annotate(urgency=urgency).order_by("urgency", "-created_at").first()
 
 

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
 
+from alerts.models import Notification
 from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
 from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
 from billing import cards, payments, receipts
@@ -288,8 +289,11 @@ def alert_bell(request):
 @require_GET
 @login_required
 def alert_banner(request):
-    """The dashboard's banner: the most urgent unread alert."""
-    return render(request, "portal/_alert_banner.html", {"alert": most_urgent_unread(user=request.user)})
+    """The dashboard's banner: the most urgent unread alert (balance alerts aside: the balance card
+    above the fold already says them, live)."""
+    balance_kinds = [Notification.Kind.LOW_BALANCE, Notification.Kind.BALANCE_DEPLETED]
+    alert = most_urgent_unread(user=request.user, besides=balance_kinds)
+    return render(request, "portal/_alert_banner.html", {"alert": alert})
 
 
 @require_GET

@@ -36,6 +36,12 @@ def test_the_banner_shows_the_most_urgent_alert(student_client, student):
     assert "A payment failed." in text and "Only 1 h left" not in text
 
 
+def test_the_banner_leaves_balance_alerts_to_the_balance_card(student_client, student):
+    alert(student, kind="low_balance", title="Only 1 h left")
+
+    assert "Only 1 h left" not in student_client.get(reverse("student:alert_banner")).content.decode()
+
+
 def test_marking_one_alert_read_and_then_all(student_client, student):
     first, second = alert(student), alert(student, kind="lot_expired", title="1 h expired unused")
 
