@@ -19,6 +19,7 @@ class Notification(models.Model):
 
     class Email(models.TextChoices):
         PENDING = "pending", "To send"
+        SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         SKIPPED = "skipped", "Turned off by the student"
         FAILED = "failed", "Could not be sent"
@@ -32,13 +33,27 @@ class Notification(models.Model):
     dedupe_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # When what it warned about stopped being true (the payment went through, the lot was used up):
+    # it then leaves the bell and the banner, and stays in the inbox as history.
+    resolved_at = models.DateTimeField(null=True, blank=True)
     email_status = models.CharField(max_length=10, choices=Email.choices, default=Email.PENDING)
     email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_claimed_at = models.DateTimeField(null=True, blank=True)
+    email_next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # The subject the alert is about, so a scan can find and resolve it.
+    subject_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["recipient"], condition=Q(read_at__isnull=True), name="notification_unread"),
+            models.Index(
+                fields=["recipient"],
+                condition=Q(read_at__isnull=True, resolved_at__isnull=True),
+                name="notification_open",
+            ),
+            models.Index(
+                fields=["kind", "subject_id"], condition=Q(resolved_at__isnull=True), name="notification_unresolved"
+            ),
             models.Index(fields=["recipient", "-created_at"], name="notification_inbox"),
             models.Index(fields=["email_status", "created_at"], name="notification_email_due"),
         ]

@@ -1,39 +1,49 @@
 """The alert rules, the scans that apply them, and the emails.
 
-Every rule names its subject and period in a dedupe key (one low-balance alert per top-up, one
-"expiring in 7 days" per lot, one "payment failed" per payment...). Scans are set-based: a few
-queries for all students, then one bulk insert that skips keys already present, so running a scan
-twice, or two scans at once on PostgreSQL, creates each alert exactly once.
+Every rule names its subject and period in a dedupe key (one low-balance alert per refill, one
+"expiring in 7 days" per lot, one "payment failed" per payment...). Scans are set-based: each rule
+is one query that already leaves out subjects alerted before (an anti-join on the key), then one
+bulk insert that skips any key a concurrent scan inserted meanwhile, so running a scan twice, or
+two at once on PostgreSQL, creates each alert exactly once. A scan also resolves alerts whose
+condition has ended, so the bell and the banner only show what still matters.
 """
 
 import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db.models import F, Max, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import CharField, Exists, F, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import EmailOptOut, Notification
+from billing import ledger
 from billing.formatting import hours_text, money_text
 from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod
 
 logger = logging.getLogger(__name__)
 
 Kind = Notification.Kind
-# Most urgent first: the dashboard banner shows the first unread one in this order.
+Email = Notification.Email
+# Most urgent first: the dashboard banner shows the first open one in this order.
 URGENCY = list(Kind.values)
 RECENT_PAYMENTS = timedelta(days=2)
 RECENT_EXPIRIES = timedelta(days=7)
-EMAIL_ATTEMPTS = 5
+# A student still on the page completes 3-D Secure within minutes; only then is it worth an alert.
+ACTION_ALERT_AFTER = timedelta(minutes=15)
+EMAIL_ATTEMPTS = 6
+EMAIL_CLAIM_TIMEOUT = timedelta(minutes=10)
+EMAIL_BATCH = 500
 
 
 def alerts_scan():
-    """Every rule, for every student. Returns how many new notifications were created."""
+    """Resolve what is over, then apply every rule to every student. Returns how many alerts were new."""
     now = timezone.now()
+    _resolve_finished(now)
     return sum(
         _create(candidates)
         for candidates in (
@@ -47,13 +57,25 @@ def alerts_scan():
 
 
 def balance_check(*, account):
-    """The low-balance and depleted rules for one account, at once (after a session is recorded)."""
+    """The low-balance and depleted rules for one account, at once."""
     return _create(_balance_alerts(timezone.now(), accounts=Account.objects.filter(pk=account.pk)))
 
 
+def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=None):
+    """Record a tutoring session and, once it is committed, raise a balance alert if one is due.
+    What the staff console's form calls; an alert that fails is logged and left to the next scan."""
+    usage = ledger.usage_record(
+        account=account, minutes=minutes, occurred_at=occurred_at, tutor=tutor, subject=subject, recorded_by=recorded_by
+    )
+    transaction.on_commit(lambda: _quietly(balance_check, account=account))
+    return usage
+
+
 def payment_notify(*, payment):
-    """The payment rules for one payment, at once (after the student's click settled it)."""
-    return _create(_payment_alerts(timezone.now(), payments=Payment.objects.filter(pk=payment.pk)))
+    """The payment rules for one payment that just settled (failed or succeeded), at once."""
+    if payment.status not in (Payment.Status.FAILED, Payment.Status.SUCCEEDED):
+        return 0
+    return _quietly(_create, _payment_alerts(timezone.now(), payments=Payment.objects.filter(pk=payment.pk))) or 0
 
 
 def notification_mark_read(*, user, notification_id=None):
@@ -64,29 +86,28 @@ def notification_mark_read(*, user, notification_id=None):
     return unread.update(read_at=timezone.now())
 
 
-def emails_send_due(*, limit=200):
-    """Email the notifications still to send, unless their student opted out of that kind.
-    A failure is retried on the next run, a few times, and never stops the others."""
-    due = Notification.objects.filter(email_status=Notification.Email.PENDING).select_related("recipient")
+def emails_send_due(*, limit=EMAIL_BATCH):
+    """Email the notifications due, over one mail connection, unless their student opted out of
+    that kind. Each is claimed before sending and marked sent only after; a failure waits longer
+    each time (2, 4, 8... minutes) and never stops the others."""
+    now = timezone.now()
+    due = Notification.objects.filter(
+        Q(email_status=Email.PENDING, email_next_attempt_at__isnull=True)
+        | Q(email_status=Email.PENDING, email_next_attempt_at__lte=now)
+        | Q(email_status=Email.SENDING, email_claimed_at__lte=now - EMAIL_CLAIM_TIMEOUT)
+    )
+    batch = list(due.select_related("recipient").order_by("created_at")[:limit])
+    opted_out = set(EmailOptOut.objects.filter(user__in={n.recipient_id for n in batch}).values_list("user_id", "kind"))
     sent = 0
-    for notification in due.order_by("created_at")[:limit]:
-        # Claim it first: two senders at once never email it twice.
-        claimed = Notification.objects.filter(pk=notification.pk, email_status=Notification.Email.PENDING).update(
-            email_status=Notification.Email.SENT, email_attempts=F("email_attempts") + 1
-        )
-        if not claimed:
-            continue
-        if EmailOptOut.objects.filter(user=notification.recipient, kind=notification.kind).exists():
-            Notification.objects.filter(pk=notification.pk).update(email_status=Notification.Email.SKIPPED)
-            continue
-        try:
-            _email(notification)
-            sent += 1
-        except Exception:
-            logger.exception("Could not email notification %s", notification.pk)
-            retry = notification.email_attempts + 1 < EMAIL_ATTEMPTS
-            status = Notification.Email.PENDING if retry else Notification.Email.FAILED
-            Notification.objects.filter(pk=notification.pk).update(email_status=status)
+    connection = get_connection()  # opened by the first send, so a dead server fails per email
+    try:
+        for notification in batch:
+            if (notification.recipient_id, notification.kind) in opted_out:
+                Notification.objects.filter(pk=notification.pk).update(email_status=Email.SKIPPED)
+            elif _claim(notification, now):
+                sent += _send(notification, connection)
+    finally:
+        connection.close()
     return sent
 
 
@@ -99,17 +120,57 @@ def email_preferences_save(*, user, emailed_kinds):
     )
 
 
+def _quietly(function, *args, **kwargs):
+    try:
+        return function(*args, **kwargs)
+    except Exception:
+        logger.exception("Could not raise an alert now; the next scan does.")
+        return None
+
+
 def _create(candidates):
     candidates = list(candidates)
-    if not candidates:
-        return 0
-    keys = [candidate.dedupe_key for candidate in candidates]
-    before = Notification.objects.filter(dedupe_key__in=keys).count()
     Notification.objects.bulk_create(candidates, ignore_conflicts=True)
-    return Notification.objects.filter(dedupe_key__in=keys).count() - before
+    return len(candidates)
 
 
-def _balance_alerts(now, accounts=None):
+def _not_alerted(queryset, *parts):
+    """`queryset` without the rows whose alert key (text and `_as_text` fields) already exists."""
+    pieces = [part if hasattr(part, "resolve_expression") else Value(part) for part in parts]
+    key = Concat(*pieces, output_field=CharField())
+    return queryset.annotate(alerted=Exists(Notification.objects.filter(dedupe_key=key))).filter(alerted=False)
+
+
+def _as_text(field):
+    """A field of the scanned row, as text, inside the key's subquery."""
+    return Cast(OuterRef(field), output_field=CharField())
+
+
+def _resolve_finished(now):
+    unresolved = Notification.objects.filter(resolved_at__isnull=True)
+    open_lots = Lot.objects.usable(now).values("pk")
+    unresolved.filter(kind__in=[Kind.LOT_EXPIRING_7D, Kind.LOT_EXPIRING_1D]).exclude(subject_id__in=open_lots).update(
+        resolved_at=now
+    )
+    waiting = Payment.objects.filter(status=Payment.Status.REQUIRES_ACTION).values("pk")
+    unresolved.filter(kind=Kind.PAYMENT_NEEDS_ACTION).exclude(subject_id__in=waiting).update(resolved_at=now)
+    # A failed payment is over once the student has paid since.
+    later_success = Payment.objects.filter(
+        account__user=OuterRef("recipient"), status=Payment.Status.SUCCEEDED, settled_at__gt=OuterRef("created_at")
+    )
+    unresolved.filter(kind=Kind.PAYMENT_FAILED).filter(Exists(later_success)).update(resolved_at=now)
+    # Balance alerts are over once the balance is back at or above the reminder level.
+    healthy = (
+        _with_available(Account.objects.all(), now)
+        .filter(available__gte=F("low_balance_threshold_minutes"))
+        .values("pk")
+    )
+    unresolved.filter(kind__in=[Kind.LOW_BALANCE, Kind.BALANCE_DEPLETED], subject_id__in=healthy).update(
+        resolved_at=now
+    )
+
+
+def _with_available(accounts, now):
     usable = (
         Lot.objects.usable(now)
         .filter(account=OuterRef("pk"))
@@ -117,82 +178,102 @@ def _balance_alerts(now, accounts=None):
         .annotate(total=Sum("minutes_remaining"))
         .values("total")
     )
-    last_credit = (
-        LedgerEntry.objects.filter(account=OuterRef("pk"), kind=LedgerEntry.Kind.CREDIT)
+    return accounts.annotate(available=Coalesce(Subquery(usable), 0))
+
+
+def _balance_alerts(now, accounts=None):
+    # A period starts with every refill (purchase, staff adjustment, released hold).
+    last_refill = (
+        LedgerEntry.objects.filter(account=OuterRef("pk"), minutes__gt=0)
         .values("account")
         .annotate(last=Max("id"))
         .values("last")
     )
     low = (
-        (accounts if accounts is not None else Account.objects.all())
-        .annotate(available=Coalesce(Subquery(usable), 0), last_credit=Subquery(last_credit))
-        .filter(last_credit__isnull=False, available__lt=F("low_balance_threshold_minutes"))
-        .values_list("user_id", "pk", "available", "low_balance_threshold_minutes", "last_credit")
+        _with_available(accounts if accounts is not None else Account.objects.all(), now)
+        .annotate(last_refill=Subquery(last_refill))
+        .filter(last_refill__isnull=False, available__lt=F("low_balance_threshold_minutes"))
     )
+    depleted = _not_alerted(low.filter(available=0), "depleted:", _as_text("pk"), ":", _as_text("last_refill"))
+    running_low = _not_alerted(low.filter(available__gt=0), "low:", _as_text("pk"), ":", _as_text("last_refill"))
     link = reverse("student:dashboard") + "#plans"
-    for user_id, account_id, available, threshold, last_credit in low:
-        if available == 0:
-            yield Notification(
-                recipient_id=user_id,
-                kind=Kind.BALANCE_DEPLETED,
-                dedupe_key=f"depleted:{account_id}:{last_credit}",
-                title="You have no tutoring hours left",
-                body="Your balance is 0 h. Top up to keep booking sessions.",
-                link=link,
-            )
-        else:
-            yield Notification(
-                recipient_id=user_id,
-                kind=Kind.LOW_BALANCE,
-                dedupe_key=f"low:{account_id}:{last_credit}",
-                title=f"Only {hours_text(available)} left",
-                body=f"Your balance is {hours_text(available)}, below your reminder level of "
-                f"{hours_text(threshold)}. Top up to keep your sessions going.",
-                link=link,
-            )
-
-
-def _expiry_alerts(now):
-    soon = Lot.objects.usable(now).filter(expires_at__lte=now + timedelta(days=7)).select_related("account")
-    for lot in soon:
-        within_a_day = lot.expires_at <= now + timedelta(days=1)
-        when = timezone.localtime(lot.expires_at).strftime("%d %b %Y at %H:%M")
+    for user_id, account_id, last_refill_id in depleted.values_list("user_id", "pk", "last_refill"):
         yield Notification(
-            recipient_id=lot.account.user_id,
-            kind=Kind.LOT_EXPIRING_1D if within_a_day else Kind.LOT_EXPIRING_7D,
-            dedupe_key=f"expiring-{'1d' if within_a_day else '7d'}:{lot.pk}",
-            title=f"{hours_text(lot.minutes_remaining)} expire {'tomorrow' if within_a_day else 'within a week'}",
-            body=f"{hours_text(lot.minutes_remaining)} of your {lot.name} package expire on {when}. "
-            "Book a session to use them, or renew to add more.",
-            link=reverse("student:lot_detail", args=[lot.pk]),
+            recipient_id=user_id,
+            kind=Kind.BALANCE_DEPLETED,
+            subject_id=account_id,
+            dedupe_key=f"depleted:{account_id}:{last_refill_id}",
+            title="You have no tutoring hours left",
+            body="Your balance is 0 h. Top up to keep booking sessions.",
+            link=link,
+        )
+    fields = ("user_id", "pk", "available", "low_balance_threshold_minutes", "last_refill")
+    for user_id, account_id, available, threshold, last_refill_id in running_low.values_list(*fields):
+        yield Notification(
+            recipient_id=user_id,
+            kind=Kind.LOW_BALANCE,
+            subject_id=account_id,
+            dedupe_key=f"low:{account_id}:{last_refill_id}",
+            title=f"Only {hours_text(available)} left",
+            body=f"Your balance is {hours_text(available)}, below your reminder level of "
+            f"{hours_text(threshold)}. Top up to keep your sessions going.",
+            link=link,
         )
 
 
+def _expiry_alerts(now):
+    usable = Lot.objects.usable(now)
+    within_a_day = _not_alerted(usable.filter(expires_at__lte=now + timedelta(days=1)), "expiring-1d:", _as_text("pk"))
+    within_a_week = _not_alerted(
+        usable.filter(expires_at__gt=now + timedelta(days=1), expires_at__lte=now + timedelta(days=7)),
+        "expiring-7d:",
+        _as_text("pk"),
+    )
+    for lots, soon in ((within_a_day, True), (within_a_week, False)):
+        for lot_id, user_id, name, remaining, expires_at in lots.values_list(
+            "pk", "account__user_id", "name", "minutes_remaining", "expires_at"
+        ):
+            when = timezone.localtime(expires_at).strftime("%d %b %Y at %H:%M")
+            yield Notification(
+                recipient_id=user_id,
+                kind=Kind.LOT_EXPIRING_1D if soon else Kind.LOT_EXPIRING_7D,
+                subject_id=lot_id,
+                dedupe_key=f"expiring-{'1d' if soon else '7d'}:{lot_id}",
+                title=f"{hours_text(remaining)} expire {'tomorrow' if soon else 'within a week'}",
+                body=f"{hours_text(remaining)} of your {name} package expire on {when}. "
+                "Book a session to use them, or renew to add more.",
+                link=reverse("student:lot_detail", args=[lot_id]),
+            )
+
+
 def _expired_alerts(now):
-    expired = LedgerEntry.objects.filter(
-        kind=LedgerEntry.Kind.EXPIRY, occurred_at__gte=now - RECENT_EXPIRIES
-    ).select_related("account", "lot")
-    for entry in expired:
-        lost = hours_text(-entry.minutes)
+    # By when the expiry was booked (not when the lot expired), so a late booking still alerts.
+    expired = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EXPIRY, lot__expired_at__gte=now - RECENT_EXPIRIES)
+    expired = _not_alerted(expired, "expired:", _as_text("lot_id"))
+    for lot_id, user_id, name, minutes in expired.values_list("lot_id", "account__user_id", "lot__name", "minutes"):
+        lost = hours_text(-minutes)
         yield Notification(
-            recipient_id=entry.account.user_id,
+            recipient_id=user_id,
             kind=Kind.LOT_EXPIRED,
-            dedupe_key=f"expired:{entry.lot_id}",
+            subject_id=lot_id,
+            dedupe_key=f"expired:{lot_id}",
             title=f"{lost} expired unused",
-            body=f"Your {entry.lot.name} package expired with {lost} unused.",
-            link=reverse("student:lot_detail", args=[entry.lot_id]),
+            body=f"Your {name} package expired with {lost} unused.",
+            link=reverse("student:lot_detail", args=[lot_id]),
         )
 
 
 def _card_alerts(now):
     today = timezone.localdate(now)
-    next_month_year, next_month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
-    expiring = PaymentMethod.objects.active().filter(exp_year=next_month_year, exp_month=next_month)
+    year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
+    expiring = PaymentMethod.objects.active().filter(exp_year=year, exp_month=month)
+    expiring = _not_alerted(expiring, "card:", _as_text("pk"), f":{year}-{month}")
     for card in expiring.select_related("account"):
         yield Notification(
             recipient_id=card.account.user_id,
             kind=Kind.CARD_EXPIRING,
-            dedupe_key=f"card:{card.pk}:{card.exp_year}-{card.exp_month}",
+            subject_id=card.pk,
+            dedupe_key=f"card:{card.pk}:{year}-{month}",
             title=f"{card.label} expires at the end of next month",
             body=f"Your {card.label} expires {card.exp_month:02d}/{card.exp_year}. Add a new card so your "
             "renewals keep working.",
@@ -202,47 +283,84 @@ def _card_alerts(now):
 
 def _payment_alerts(now, payments=None):
     recent = payments if payments is not None else Payment.objects.filter(updated_at__gte=now - RECENT_PAYMENTS)
-    recent = recent.filter(
-        status__in=[Payment.Status.FAILED, Payment.Status.REQUIRES_ACTION, Payment.Status.SUCCEEDED]
-    ).select_related("account", "plan", "receipt")
-    for payment in recent:
-        what = f"{payment.plan.name} ({money_text(payment.amount_cents, payment.currency)})"
-        if payment.status == Payment.Status.FAILED:
-            yield Notification(
-                recipient_id=payment.account.user_id,
-                kind=Kind.PAYMENT_FAILED,
-                dedupe_key=f"payment-failed:{payment.pk}",
-                title="A payment failed",
-                body=f"Your payment for {what} failed: {payment.failure_message} No hours were added.",
-                link=reverse("student:dashboard") + "#plans",
-            )
-        elif payment.status == Payment.Status.REQUIRES_ACTION:
-            yield Notification(
-                recipient_id=payment.account.user_id,
-                kind=Kind.PAYMENT_NEEDS_ACTION,
-                dedupe_key=f"payment-action:{payment.pk}",
-                title="Your bank asks you to confirm a payment",
-                body=f"Your payment for {what} waits for your bank's check (3-D Secure). Open the link to finish it.",
-                link=reverse("student:dashboard") + f"?resume={payment.pk}",
-            )
-        else:
-            receipt = getattr(payment, "receipt", None)
-            yield Notification(
-                recipient_id=payment.account.user_id,
-                kind=Kind.PAYMENT_SUCCEEDED,
-                dedupe_key=f"payment-ok:{payment.pk}",
-                title=f"{hours_text(payment.minutes)} added",
-                body=f"Your payment for {what} went through and {hours_text(payment.minutes)} were added.",
-                link=reverse("student:receipt_download", args=[receipt.pk]) if receipt else reverse("student:receipts"),
-            )
+    # A payment cancelled because the student started another one is no news to them.
+    failed = _not_alerted(
+        recent.filter(status=Payment.Status.FAILED).exclude(failure_code="canceled"), "payment-failed:", _as_text("pk")
+    )
+    waiting = _not_alerted(
+        recent.filter(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ACTION_ALERT_AFTER),
+        "payment-action:",
+        _as_text("pk"),
+    )
+    succeeded = _not_alerted(recent.filter(status=Payment.Status.SUCCEEDED), "payment-ok:", _as_text("pk"))
+    for payment in failed.select_related("account", "plan"):
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.PAYMENT_FAILED,
+            subject_id=payment.pk,
+            dedupe_key=f"payment-failed:{payment.pk}",
+            title="A payment failed",
+            body=f"Your payment for {_what(payment)} failed: {payment.failure_message} No hours were added.",
+            link=reverse("student:dashboard") + "#plans",
+        )
+    for payment in waiting.select_related("account", "plan"):
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.PAYMENT_NEEDS_ACTION,
+            subject_id=payment.pk,
+            dedupe_key=f"payment-action:{payment.pk}",
+            title="Your bank asks you to confirm a payment",
+            body=f"Your payment for {_what(payment)} waits for your bank's check (3-D Secure). "
+            "Open the link to finish it.",
+            link=reverse("student:dashboard") + f"?resume={payment.pk}",
+        )
+    for payment in succeeded.select_related("account", "plan", "receipt"):
+        receipt = getattr(payment, "receipt", None)
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.PAYMENT_SUCCEEDED,
+            subject_id=payment.pk,
+            dedupe_key=f"payment-ok:{payment.pk}",
+            title=f"{hours_text(payment.minutes)} added",
+            body=f"Your payment for {_what(payment)} went through and {hours_text(payment.minutes)} were added.",
+            link=reverse("student:receipt_download", args=[receipt.pk]) if receipt else reverse("student:receipts"),
+        )
 
 
-def _email(notification):
+def _what(payment):
+    return f"{payment.plan.name} ({money_text(payment.amount_cents, payment.currency)})"
+
+
+def _claim(notification, now):
+    claimable = Q(email_status=Email.PENDING) | Q(
+        email_status=Email.SENDING, email_claimed_at__lte=now - EMAIL_CLAIM_TIMEOUT
+    )
+    return Notification.objects.filter(claimable, pk=notification.pk).update(
+        email_status=Email.SENDING, email_claimed_at=now, email_attempts=F("email_attempts") + 1
+    )
+
+
+def _send(notification, connection):
+    try:
+        _email(notification, connection)
+    except Exception:
+        logger.exception("Could not email notification %s", notification.pk)
+        attempts = notification.email_attempts + 1
+        retry_at = timezone.now() + timedelta(minutes=2**attempts)
+        status = Email.PENDING if attempts < EMAIL_ATTEMPTS else Email.FAILED
+        Notification.objects.filter(pk=notification.pk).update(email_status=status, email_next_attempt_at=retry_at)
+        return 0
+    Notification.objects.filter(pk=notification.pk).update(email_status=Email.SENT)
+    return 1
+
+
+def _email(notification, connection):
     context = {"notification": notification, "base_url": settings.PORTAL_BASE_URL}
     message = EmailMultiAlternatives(
         subject=notification.title,
         body=render_to_string(f"email/alerts/{notification.kind}.txt", context),
         to=[notification.recipient.email],
+        connection=connection,
     )
     message.attach_alternative(render_to_string(f"email/alerts/{notification.kind}.html", context), "text/html")
     message.send()

@@ -7,15 +7,16 @@ from alerts.notifications import URGENCY
 
 
 def unread_count(*, user):
-    """One indexed count (the partial index on unread notifications)."""
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+    """One indexed count (the partial index on open notifications): unread and still true."""
+    return Notification.objects.filter(recipient=user, read_at__isnull=True, resolved_at__isnull=True).count()
 
 
 def most_urgent_unread(*, user, besides=()):
     urgency = Case(
         *(When(kind=kind, then=Value(rank)) for rank, kind in enumerate(URGENCY)), output_field=IntegerField()
     )
-    unread = Notification.objects.filter(recipient=user, read_at__isnull=True).exclude(kind__in=besides)
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True, resolved_at__isnull=True)
+    unread = unread.exclude(kind__in=besides)
     return unread.annotate(urgency=urgency).order_by("urgency", "-created_at").first()
 
 

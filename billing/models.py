@@ -95,7 +95,11 @@ class Lot(models.Model):
 
     class Meta:
         ordering = ["expires_at", "id"]
-        indexes = [models.Index(fields=["account", "expires_at"]), models.Index(fields=["expires_at"])]
+        indexes = [
+            models.Index(fields=["account", "expires_at"]),
+            models.Index(fields=["expires_at"]),
+            models.Index(fields=["expired_at"]),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(minutes_purchased__gt=0), name="lot_minutes_purchased_positive"),
             models.CheckConstraint(condition=Q(expires_at__gt=F("purchased_at")), name="lot_expires_after_purchase"),
@@ -283,7 +287,11 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["account", "status"]), models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["updated_at"]),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from alerts.models import Notification
 from alerts.notifications import alerts_scan, balance_check, payment_notify
+from alerts.selectors import unread_count
 from billing import ledger
 from billing.models import Payment, PaymentMethod
 from billing.tests.builders import credit, make_paid_payment, make_student, use
@@ -127,13 +128,29 @@ class TestPaymentAlerts:
         assert "Your card was declined by your bank." in alert.body
         assert alert.link == "/#plans"
 
-    def test_a_payment_waiting_for_3d_secure_links_back_to_it(self, localstripe):
+    def test_a_payment_left_waiting_for_3d_secure_links_back_to_it(self, localstripe):
         payment = make_paid_payment(localstripe, number="4000002760003184")
 
-        payment_notify(payment=payment)
+        payment_notify(payment=payment)  # the student is on the page, doing the check right now
+        alerts_scan()
+        assert not Notification.objects.exists()
+        with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+            alerts_scan()
 
         alert = Notification.objects.get()
         assert alert.kind == "payment_needs_action" and alert.link == f"/?resume={payment.pk}"
+
+    def test_alerts_that_stopped_being_true_leave_the_bell(self, localstripe):
+        payment = make_paid_payment(localstripe, number="4000002760003184")
+        with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+            alerts_scan()
+        Payment.objects.filter(pk=payment.pk).update(status="failed", failure_code="canceled")
+
+        alerts_scan()
+
+        alert = Notification.objects.get()
+        assert alert.resolved_at is not None
+        assert unread_count(user=payment.account.user) == 0
 
     def test_a_succeeded_payment_links_its_receipt(self, localstripe):
         payment = make_paid_payment(localstripe)

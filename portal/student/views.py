@@ -1,11 +1,13 @@
 """The student's pages: a thin layer over billing's services and selectors."""
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
@@ -278,8 +280,22 @@ def receipt_download(request, receipt_id):
     return response
 
 
+def fragment_login_required(view):
+    """login_required for polled fragments: once the session has ended, tell HTMX to go to the
+    sign-in page, instead of swapping that page into a corner of the old one."""
+    protected = login_required(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.htmx and not request.user.is_authenticated:
+            return HttpResponse(status=204, headers={"HX-Redirect": resolve_url(settings.LOGIN_URL)})
+        return protected(request, *args, **kwargs)
+
+    return wrapper
+
+
 @require_GET
-@login_required
+@fragment_login_required
 def alert_bell(request):
     """The header's bell: the unread count, one indexed query, polled by HTMX."""
     context = {"unread": unread_count(user=request.user), "poll_seconds": settings.ALERTS_BELL_POLL_SECONDS}
@@ -287,9 +303,13 @@ def alert_bell(request):
 
 
 @require_GET
-@login_required
+@fragment_login_required
 def alert_banner(request):
-    """The dashboard's banner: the most urgent unread alert (balance alerts aside: the balance card
+    return _alert_banner(request)
+
+
+def _alert_banner(request):
+    """The dashboard's banner: the most urgent open alert (balance alerts aside: the balance card
     above the fold already says them, live)."""
     balance_kinds = [Notification.Kind.LOW_BALANCE, Notification.Kind.BALANCE_DEPLETED]
     alert = most_urgent_unread(user=request.user, besides=balance_kinds)
@@ -312,6 +332,10 @@ def alert_mark_read(request, notification_id=None):
         raise Http404("No such alert.")
     if not request.htmx:
         return redirect("student:alerts")
+    if request.htmx.target == "alert-banner":
+        response = _alert_banner(request)  # the next most urgent alert takes its place
+        response["HX-Trigger"] = "alertsChanged"
+        return response
     table = NotificationTable(inbox(user=request.user), prefix="alerts-")
     _paginate(request, table)
     response = render(request, "portal/alerts.html#inbox", {"table": table})

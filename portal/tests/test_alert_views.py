@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from alerts.models import EmailOptOut, Notification
-from billing.tests.builders import make_student
+from billing.tests.builders import make_paid_payment, make_student
 
 
 def alert(account, kind="low_balance", key=None, title="Only 1 h left"):
@@ -89,3 +89,17 @@ def test_email_settings_turn_kinds_off(student_client, student):
 @pytest.mark.parametrize("name", ["student:alerts", "student:alert_bell", "student:alert_preferences"])
 def test_alert_pages_need_signing_in(client, db, name):
     assert client.get(reverse(name)).status_code == 302
+
+
+def test_a_polled_fragment_sends_a_signed_out_browser_to_sign_in(client, db):
+    response = client.get(reverse("student:alert_bell"), headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("account_login")
+
+
+def test_the_resume_link_reopens_the_pending_payment_on_the_dashboard(localstripe, student_client, student):
+    payment = make_paid_payment(localstripe, account=student, number="4000002760003184")
+
+    text = student_client.get(reverse("student:dashboard"), {"resume": payment.pk}).content.decode()
+
+    assert f'hx-post="{reverse("student:payment_refresh", args=[payment.pk])}" hx-trigger="load"' in text

@@ -3,14 +3,14 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from alerts.notifications import balance_check
+from alerts.notifications import session_record
 from billing.errors import BillingError
-from billing.ledger import account_open, usage_record
+from billing.ledger import account_open
 from portal.models import User
 
 
 class Command(BaseCommand):
-    help = "Record a session for a student and raise a low-balance alert at once if it is due."
+    help = "Record a session for a student; a low-balance alert is raised at once if it is due."
 
     def add_arguments(self, parser):
         parser.add_argument("email")
@@ -24,8 +24,7 @@ class Command(BaseCommand):
             raise CommandError(f"No user {email}.")
         account = account_open(user=user)
         try:
-            usage_record(account=account, minutes=minutes, occurred_at=timezone.now(), tutor=tutor, subject=subject)
+            session_record(account=account, minutes=minutes, occurred_at=timezone.now(), tutor=tutor, subject=subject)
         except BillingError as refused:
             raise CommandError(str(refused)) from refused
-        created = balance_check(account=account)
-        self.stdout.write(f"Recorded {minutes} min for {user.email}; {created} new alert(s).")
+        self.stdout.write(f"Recorded {minutes} min for {user.email}.")
