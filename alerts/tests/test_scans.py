@@ -1,6 +1,5 @@
 """The alert rules over time: each alert once per subject and period, whatever runs how often."""
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -15,6 +14,7 @@ from alerts.selectors import unread_count
 from billing import ledger
 from billing.models import Payment, PaymentMethod
 from billing.tests.builders import credit, make_paid_payment, make_student, use
+from billing.tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -192,23 +192,8 @@ def test_scans_running_at_once_create_each_alert_once():
         account = make_student()
         credit(account, 200, days_valid=5)
         use(account, 150)
-    start = threading.Barrier(4)
-    errors = []
 
-    def scan():
-        try:
-            start.wait()
-            alerts_scan()
-        except Exception as error:  # noqa: BLE001 - any error fails the test below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scan) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(alerts_scan, 4)
 
     assert errors == []
     assert Notification.objects.count() == 20

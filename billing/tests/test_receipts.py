@@ -1,14 +1,13 @@
 """Receipts and credit notes: gapless numbers, an immutable snapshot, a PDF a person can read."""
 
 import io
-import threading
 from datetime import datetime, timedelta
 
 import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -16,6 +15,7 @@ from billing import receipts, refunds
 from billing.models import Receipt, ReceiptCounter
 from billing.tasks import deliver_receipt, render_missing_receipts
 from billing.tests.builders import make_paid_payment, use
+from billing.tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 YEAR = timezone.localdate().year
@@ -95,25 +95,14 @@ def test_a_rolled_back_settlement_gives_its_number_back():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_settlements_never_share_or_skip_a_number():
-    workers = 12
-    start = threading.Barrier(workers)
-    numbers = []
-
     def allocate():
-        try:
-            start.wait()
-            with transaction.atomic():
-                numbers.append(receipts.receipt_number_allocate(kind="receipt", year=YEAR))
-        finally:
-            connection.close()
+        with transaction.atomic():
+            return receipts.receipt_number_allocate(kind="receipt", year=YEAR)
 
-    threads = [threading.Thread(target=allocate) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    numbers, errors = run_at_once(allocate, 12)
 
-    assert sorted(numbers) == list(range(1, workers + 1))
+    assert errors == []
+    assert sorted(numbers) == list(range(1, 13))
 
 
 def test_the_student_gets_the_receipt_by_email_once(localstripe):
