@@ -134,7 +134,7 @@ class ReceiptTable(tables.Table):
 
 class NotificationTable(tables.Table):
     created_at = tables.DateTimeColumn(verbose_name="When", format="j M Y, H:i", orderable=False)
-    title = tables.Column(verbose_name="Alert", orderable=False)
+    title = tables.Column(verbose_name="Alert", orderable=False, attrs={"td": {"class": "wide"}})
     state = tables.Column(empty_values=(), verbose_name="", orderable=False)
 
     class Meta:
