@@ -7,6 +7,7 @@ to the sum of its lots' remainders.
 """
 
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from django.db import transaction
@@ -16,6 +17,8 @@ from billing.errors import InsufficientHours, LedgerError, LotExpired
 from billing.models import Account, LedgerEntry, Lot, Usage
 
 logger = logging.getLogger(__name__)
+
+ACCOUNTS_PER_EXPIRY_BATCH = 200
 
 
 def account_open(*, user):
@@ -118,41 +121,80 @@ def lot_expire(*, lot):
 
     Returns the expiry entry, or None when nothing was left to expire.
     """
-    with transaction.atomic():
-        account, lot = _lock_lot(lot)
-        if lot.expired_at is not None:
-            return None
-        if lot.expires_at > timezone.now():
-            raise LedgerError(f"{lot.name} does not expire until {timezone.localtime(lot.expires_at):%d %b %Y}.")
-        lot.expired_at = timezone.now()
-        lot.save(update_fields=["expired_at"])
-        if lot.minutes_remaining == 0:
-            return None
-        return _book(
-            account=account,
-            lot=lot,
-            kind=LedgerEntry.Kind.EXPIRY,
-            minutes=-lot.minutes_remaining,
-            occurred_at=lot.expires_at,
-        )
+    current = Lot.objects.get(pk=lot.pk)
+    if current.expired_at is None and current.expires_at > timezone.now():
+        raise LedgerError(f"{current.name} does not expire until {timezone.localtime(current.expires_at):%d %b %Y}.")
+    entries = _expire_lots({current.account_id: [current.pk]})
+    return entries[0] if entries else None
 
 
 def lots_expire_due():
-    """Expire every lot whose expiry has passed, each in its own transaction, so that one lot that
-    fails is logged and retried on the next run without holding up the others.
+    """Expire every lot whose expiry has passed, a few hundred accounts per transaction (each under
+    its row lock). If a batch fails, its accounts are tried one by one, so one bad account is
+    logged and retried on the next run without holding up the others.
 
     Returns the expiry entries booked (lots that still had hours); safe to run concurrently.
     """
-    due = list(Lot.objects.filter(expired_at__isnull=True, expires_at__lte=timezone.now()).values_list("pk", flat=True))
+    due = Lot.objects.filter(expired_at__isnull=True, expires_at__lte=timezone.now())
+    lots_by_account = defaultdict(list)
+    for account_id, lot_id in due.values_list("account_id", "pk"):
+        lots_by_account[account_id].append(lot_id)
+    account_ids = sorted(lots_by_account)
     entries = []
-    for lot_id in due:
+    for start in range(0, len(account_ids), ACCOUNTS_PER_EXPIRY_BATCH):
+        batch = {
+            account_id: lots_by_account[account_id]
+            for account_id in account_ids[start : start + ACCOUNTS_PER_EXPIRY_BATCH]
+        }
         try:
-            entry = lot_expire(lot=Lot(pk=lot_id))
+            entries += _expire_lots(batch)
         except Exception:
-            logger.exception("Could not expire lot %s; the next run tries again.", lot_id)
-            continue
-        if entry is not None:
-            entries.append(entry)
+            for account_id, lot_ids in batch.items():
+                try:
+                    entries += _expire_lots({account_id: lot_ids})
+                except Exception:
+                    logger.exception(
+                        "Could not expire lots %s of account %s; the next run tries again.", lot_ids, account_id
+                    )
+    return entries
+
+
+def _expire_lots(lots_by_account):
+    """Book the expiry of the given due lots, locking their accounts (in id order, as every batch
+    does, so that two runs never deadlock) and writing all entries at once."""
+    now = timezone.now()
+    with transaction.atomic():
+        accounts = {
+            account.pk: account
+            for account in Account.objects.select_for_update().filter(pk__in=lots_by_account).order_by("pk")
+        }
+        lot_ids = [lot_id for lot_ids in lots_by_account.values() for lot_id in lot_ids]
+        lots = list(
+            Lot.objects.filter(pk__in=lot_ids, expired_at__isnull=True, expires_at__lte=now).order_by(
+                "account_id", "expires_at", "pk"
+            )
+        )
+        entries = []
+        for lot in lots:
+            account = accounts[lot.account_id]
+            lost, lot.minutes_remaining, lot.expired_at = lot.minutes_remaining, 0, now
+            if lost:
+                account.balance_minutes -= lost
+                if account.balance_minutes < 0:
+                    raise InsufficientHours(available_minutes=account.balance_minutes + lost, requested_minutes=lost)
+                entries.append(
+                    LedgerEntry(
+                        account=account,
+                        lot=lot,
+                        kind=LedgerEntry.Kind.EXPIRY,
+                        minutes=-lost,
+                        balance_after=account.balance_minutes,
+                        occurred_at=lot.expires_at,
+                    )
+                )
+        Lot.objects.bulk_update(lots, ["minutes_remaining", "expired_at"])
+        LedgerEntry.objects.bulk_create(entries)
+        Account.objects.bulk_update(list(accounts.values()), ["balance_minutes"])
     return entries
 
 
