@@ -83,9 +83,12 @@ def plans_for_sale():
     return Plan.objects.filter(is_active=True)
 
 
-def lot_for_student(*, user, lot_id):
-    """The lot if it belongs to this student, else Lot.DoesNotExist (so views answer 404)."""
-    return Lot.objects.select_related("plan").get(pk=lot_id, account__user=user)
+# What a user may see, as querysets: a view looks an id up in one of them, so another student's
+# id is simply not found (404).
+
+
+def lots_of(*, user):
+    return Lot.objects.select_related("plan").filter(account__user=user)
 
 
 def lot_history(*, lot):
@@ -121,22 +124,18 @@ def cards_for_account(*, account):
     return list(account.payment_methods.active())
 
 
-def payment_for_student(*, user, payment_id):
-    """The payment if it belongs to this student, else Payment.DoesNotExist (so views answer 404)."""
-    return Payment.objects.select_related("plan", "payment_method", "lot", "renewed_lot").get(
-        pk=payment_id, account__user=user
-    )
+def payments_of(*, user):
+    return Payment.objects.select_related("plan", "payment_method", "lot", "renewed_lot").filter(account__user=user)
 
 
-def card_for_student(*, user, card_id):
-    return PaymentMethod.objects.active().get(pk=card_id, account__user=user)
+def cards_of(*, user):
+    return PaymentMethod.objects.active().filter(account__user=user)
 
 
 def receipts_for_account(*, account):
     return Receipt.objects.filter(account=account)
 
 
-def receipt_for_user(*, user, receipt_id):
-    """A receipt its student (or any staff member) may download, else Receipt.DoesNotExist."""
-    receipts = Receipt.objects.all() if user.is_staff else Receipt.objects.filter(account__user=user)
-    return receipts.get(pk=receipt_id)
+def receipts_of(*, user):
+    """Receipts a user may download: their own, or any for staff."""
+    return Receipt.objects.all() if user.is_staff else Receipt.objects.filter(account__user=user)

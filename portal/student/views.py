@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render, resolve_url
+from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_tables2 import RequestConfig
@@ -18,17 +18,17 @@ from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_co
 from billing import cards, payments, receipts
 from billing.errors import BillingError, ProviderUnavailable
 from billing.ledger import account_open
-from billing.models import Lot, Payment, PaymentMethod, Receipt
+from billing.models import Payment
 from billing.selectors import (
     balance_summary,
-    card_for_student,
     cards_for_account,
-    lot_for_student,
+    cards_of,
     lot_history,
-    payment_for_student,
+    lots_of,
+    payments_of,
     plans_for_sale,
-    receipt_for_user,
     receipts_for_account,
+    receipts_of,
     usage_history,
 )
 from portal.student.forms import CardSaveForm, EmailPreferencesForm, PayForm
@@ -88,10 +88,7 @@ def _paginate(request, table):
 @require_GET
 @login_required
 def lot_detail(request, lot_id):
-    try:
-        lot = lot_for_student(user=request.user, lot_id=lot_id)
-    except Lot.DoesNotExist:
-        raise Http404("No such package.") from None
+    lot = get_object_or_404(lots_of(user=request.user), pk=lot_id)
     history = LotHistoryTable(lot_history(lot=lot))
     return render(request, "portal/lot_detail.html", {"lot": lot, "history": history})
 
@@ -115,10 +112,7 @@ def pay(request):
 @require_POST
 @login_required
 def payment_refresh(request, payment_id):
-    try:
-        payment = payment_for_student(user=request.user, payment_id=payment_id)
-    except Payment.DoesNotExist:
-        raise Http404("No such payment.") from None
+    payment = get_object_or_404(payments_of(user=request.user), pk=payment_id)
     payment = payments.payment_refresh(payment=payment)
     attempt = min(_int(request.GET.get("attempt")) + 1, POLL_ATTEMPTS)
     return _payment_outcome(request, payment.account, payment=payment, attempt=attempt)
@@ -241,10 +235,7 @@ def card_remove(request, card_id):
 
 
 def _own_card(request, card_id):
-    try:
-        return card_for_student(user=request.user, card_id=card_id)
-    except PaymentMethod.DoesNotExist:
-        raise Http404("No such card.") from None
+    return get_object_or_404(cards_of(user=request.user), pk=card_id)
 
 
 def _card_outcome(request, *, notice="", error=""):
@@ -271,10 +262,7 @@ def receipt_list(request):
 @login_required
 def receipt_download(request, receipt_id):
     """The stored PDF, to its student or to staff; anyone else is told it does not exist."""
-    try:
-        receipt = receipt_for_user(user=request.user, receipt_id=receipt_id)
-    except Receipt.DoesNotExist:
-        raise Http404("No such receipt.") from None
+    receipt = get_object_or_404(receipts_of(user=request.user), pk=receipt_id)
     response = HttpResponse(receipts.receipt_pdf(receipt=receipt), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{receipt.filename}"'
     return response
