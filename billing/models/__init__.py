@@ -1,0 +1,32 @@
+"""The billing domain's data, one module per idea: hours, money, Stripe events, receipts."""
+
+from billing.models.hours import (
+    Account,
+    LedgerEntry,
+    Lot,
+    Plan,
+    Usage,
+    default_currency,
+    default_low_balance_minutes,
+)
+from billing.models.payments import Dispute, FraudFlag, Payment, PaymentMethod, Refund
+from billing.models.receipts import Receipt, ReceiptCounter
+from billing.models.webhooks import WebhookEvent
+
+__all__ = [
+    "Account",
+    "Dispute",
+    "FraudFlag",
+    "LedgerEntry",
+    "Lot",
+    "Payment",
+    "PaymentMethod",
+    "Plan",
+    "Receipt",
+    "ReceiptCounter",
+    "Refund",
+    "Usage",
+    "WebhookEvent",
+    "default_currency",
+    "default_low_balance_minutes",
+]

@@ -1,0 +1,201 @@
+"""Hours: accounts, plans, lots, the ledger and recorded sessions.
+
+Hours are integer minutes (a 50-minute session is exact, 0.83 h is not); money is integer cents
+plus an ISO currency. Only billing.ledger writes lot remainders, ledger entries and the cached
+balance.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+def default_currency():
+    return settings.PORTAL_CURRENCY
+
+
+def default_low_balance_minutes():
+    return settings.PORTAL_LOW_BALANCE_MINUTES
+
+
+class Account(models.Model):
+    """A student's hours account. `balance_minutes` caches the sum of its ledger entries."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="account")
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    balance_minutes = models.IntegerField(default=0)
+    low_balance_threshold_minutes = models.PositiveIntegerField(default=default_low_balance_minutes)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance_minutes__gte=0), name="account_balance_not_negative"),
+            models.UniqueConstraint(
+                fields=["stripe_customer_id"],
+                condition=~Q(stripe_customer_id=""),
+                name="account_stripe_customer_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Account of {self.user}"
+
+
+class Plan(models.Model):
+    """A package of hours for sale."""
+
+    name = models.CharField(max_length=80)
+    description = models.CharField(max_length=200, blank=True)
+    minutes = models.PositiveIntegerField(help_text="Hours in the package, in minutes.")
+    price_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3, default=default_currency)
+    validity_days = models.PositiveIntegerField(help_text="Days from purchase until unused hours expire.")
+    is_active = models.BooleanField(default=True)
+    is_featured = models.BooleanField(default=False)
+    sort_order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "minutes"]
+        constraints = [
+            models.CheckConstraint(condition=Q(minutes__gt=0), name="plan_minutes_positive"),
+            models.CheckConstraint(condition=Q(price_cents__gt=0), name="plan_price_positive"),
+            models.CheckConstraint(condition=Q(validity_days__gt=0), name="plan_validity_positive"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def price_per_hour_cents(self):
+        return (self.price_cents * 60 + self.minutes // 2) // self.minutes  # integer, rounded half up
+
+
+class LotQuerySet(models.QuerySet):
+    def usable(self, at):
+        """Lots whose hours could be drawn on at `at`: bought by then, not yet expired."""
+        return self.filter(expired_at__isnull=True, minutes_remaining__gt=0, purchased_at__lte=at, expires_at__gt=at)
+
+
+class Lot(models.Model):
+    """One purchased (or granted) package of hours with its own expiry."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="lots", null=True, blank=True)
+    name = models.CharField(max_length=80, help_text="What the student sees: the plan's name at purchase.")
+    minutes_purchased = models.PositiveIntegerField()
+    minutes_remaining = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default=default_currency)
+    purchased_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    expired_at = models.DateTimeField(null=True, blank=True, help_text="When the expiry was booked.")
+
+    objects = LotQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+        indexes = [
+            models.Index(fields=["account", "expires_at"]),
+            models.Index(fields=["expires_at"]),
+            models.Index(fields=["expired_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(minutes_purchased__gt=0), name="lot_minutes_purchased_positive"),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("purchased_at")), name="lot_expires_after_purchase"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (lot {self.pk})"
+
+    def is_expired(self, at=None):
+        return self.expired_at is not None or self.expires_at <= (at or timezone.now())
+
+
+class Usage(models.Model):
+    """A tutoring session that drew hours from the account."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usages")
+    occurred_at = models.DateTimeField()
+    minutes = models.PositiveIntegerField()
+    tutor = models.CharField(max_length=120)
+    subject = models.CharField(max_length=120)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["account", "-occurred_at", "-id"])]
+        constraints = [models.CheckConstraint(condition=Q(minutes__gt=0), name="usage_minutes_positive")]
+
+    def __str__(self):
+        return f"{self.subject} with {self.tutor}, {self.minutes} min"
+
+
+class LedgerEntryQuerySet(models.QuerySet):
+    """Append-only: the ledger is corrected by new entries, never by editing or deleting old ones."""
+
+    def update(self, **kwargs):
+        raise ValueError("Ledger entries are append-only.")
+
+    def delete(self):
+        raise ValueError("Ledger entries are append-only.")
+
+
+class LedgerEntry(models.Model):
+    """One append-only change to the hours of one lot. The balance is the sum of these."""
+
+    class Kind(models.TextChoices):
+        CREDIT = "credit", "Purchase"
+        USAGE = "usage", "Session"
+        EXPIRY = "expiry", "Expiry"
+        REVERSAL = "reversal", "Reversal"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        DISPUTE_HOLD = "dispute_hold", "Held for a dispute"
+        DISPUTE_RELEASE = "dispute_release", "Released after a dispute"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    minutes = models.IntegerField(help_text="Signed change: positive adds hours, negative removes them.")
+    balance_after = models.IntegerField(help_text="The account's balance in minutes right after this entry.")
+    usage = models.ForeignKey(Usage, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries")
+    reason = models.CharField(max_length=200, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    occurred_at = models.DateTimeField(help_text="When it happened in the business sense.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LedgerEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "id"]), models.Index(fields=["kind", "occurred_at"])]
+        constraints = [
+            models.CheckConstraint(condition=~Q(minutes=0), name="ledger_entry_minutes_not_zero"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["credit", "dispute_release"], minutes__gt=0)
+                | Q(kind__in=["usage", "expiry", "reversal", "dispute_hold"], minutes__lt=0)
+                | Q(kind="adjustment"),
+                name="ledger_entry_sign_matches_kind",
+            ),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_entry_balance_not_negative"),
+            models.UniqueConstraint(fields=["lot"], condition=Q(kind="expiry"), name="ledger_entry_one_expiry_per_lot"),
+            models.CheckConstraint(
+                condition=Q(kind="usage", usage__isnull=False) | (~Q(kind="usage") & Q(usage__isnull=True)),
+                name="ledger_entry_usage_only_for_sessions",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.minutes:+d} min on lot {self.lot_id}"
+
+    def save(self, *args, **kwargs):
+        # Append-only: a ledger is corrected by a new entry, never by editing an old one.
+        if not self._state.adding:
+            raise ValueError("Ledger entries are append-only.")
+        super().save(*args, **kwargs)

@@ -1,0 +1,178 @@
+"""Money: saved cards, payments, and what can follow a payment (refunds, disputes, fraud flags)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models.hours import Account, Lot, Plan
+
+
+class PaymentMethodQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(removed_at__isnull=True)
+
+
+class PaymentMethod(models.Model):
+    """A card saved in Stripe. We keep only Stripe's id and what the student needs to recognise it."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payment_methods")
+    stripe_payment_method_id = models.CharField(max_length=255, unique=True)
+    brand = models.CharField(max_length=30)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PaymentMethodQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-is_default", "-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=Q(is_default=True, removed_at__isnull=True),
+                name="payment_method_one_default_per_account",
+            ),
+            models.CheckConstraint(condition=Q(exp_month__gte=1, exp_month__lte=12), name="payment_method_exp_month"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self):
+        """ "Visa 4242": how the card is named on buttons."""
+        return f"{self.brand.replace('_', ' ').title()} {self.last4}"
+
+    def expiry_state(self, today=None):
+        """ "expired", "expires_soon" (this month or next) or "" for a card with time left."""
+        today = today or timezone.localdate()
+        months_left = (self.exp_year - today.year) * 12 + (self.exp_month - today.month)
+        if months_left < 0:
+            return "expired"
+        if months_left <= 1:
+            return "expires_soon"
+        return ""
+
+
+class Payment(models.Model):
+    """One attempt to buy hours with a saved card. It exists before Stripe is called, so a crash or a
+    time-out between the two leaves a row that can be settled later, and a repeated click finds it."""
+
+    class Kind(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        RENEWAL = "renewal", "Renewal"
+        TOP_UP = "top_up", "Top-up"
+
+    class Status(models.TextChoices):
+        PROCESSING = "processing", "Processing"
+        REQUIRES_ACTION = "requires_action", "Needs authentication"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    renewed_lot = models.ForeignKey(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="renewals")
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    minutes = models.PositiveIntegerField()
+    validity_days = models.PositiveIntegerField()
+    payment_method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="payments")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING)
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    lot = models.OneToOneField(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="payment")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["updated_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(status="succeeded") | Q(lot__isnull=False), name="payment_succeeded_has_lot"
+            ),
+        ]
+
+    def __str__(self):
+        return f"Payment {self.pk} ({self.get_status_display()})"
+
+
+class Refund(models.Model):
+    """Money given back on a payment, and the hours taken back for it (at most once per refund)."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    stripe_refund_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=30)
+    minutes_reversed = models.PositiveIntegerField(default=0)
+    minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used, so not taken back.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Refund {self.stripe_refund_id}"
+
+
+class Dispute(models.Model):
+    """A chargeback on a payment. While its funds are withdrawn, the lot's unused hours are held."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
+    stripe_dispute_id = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=60, blank=True)
+    status = models.CharField(max_length=40)
+    evidence_due_by = models.DateTimeField(null=True, blank=True)
+    minutes_held = models.PositiveIntegerField(default=0)
+    minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used when the funds left.")
+    funds_withdrawn = models.BooleanField(default=False)
+    closed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "evidence_due_by"])]
+
+    def __str__(self):
+        return f"Dispute {self.stripe_dispute_id} ({self.status})"
+
+
+class FraudFlag(models.Model):
+    """A warning that a payment may be fraudulent (Stripe's early fraud warnings, our own rules)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLEARED = "cleared", "Cleared"
+        CONFIRMED = "confirmed", "Confirmed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fraud_flags")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")
+    stripe_warning_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    fraud_type = models.CharField(max_length=60)
+    actionable = models.BooleanField(default=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Fraud flag {self.pk} ({self.status})"

@@ -1,0 +1,67 @@
+"""Receipts and credit notes, and the counters that number them."""
+
+from django.db import models
+from django.db.models import Q
+
+from billing.models.hours import Account
+from billing.models.payments import Payment, Refund
+
+
+class ReceiptCounter(models.Model):
+    """The last number given out in one series and year; its row lock makes numbering gapless."""
+
+    series = models.CharField(max_length=20)
+    year = models.PositiveIntegerField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["series", "year"], name="receipt_counter_one_per_series_year")]
+
+    def __str__(self):
+        return f"{self.series} {self.year}: {self.last_number}"
+
+
+class Receipt(models.Model):
+    """An immutable document for a payment (a receipt) or a refund (a credit note).
+
+    `snapshot` holds everything the document states, frozen when it was issued; the PDF is rendered
+    from it once and stored. The number never changes, whatever happens to the PDF.
+    """
+
+    class Kind(models.TextChoices):
+        RECEIPT = "receipt", "Receipt"
+        CREDIT_NOTE = "credit_note", "Credit note"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    number = models.CharField(max_length=30, unique=True)
+    year = models.PositiveIntegerField()
+    sequence = models.PositiveIntegerField()
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="receipts")
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="receipt")
+    refund = models.OneToOneField(Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_note")
+    corrects = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes")
+    issued_at = models.DateTimeField()
+    snapshot = models.JSONField()
+    pdf = models.FileField(upload_to="receipts/", blank=True)
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["account", "-issued_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "year", "sequence"], name="receipt_number_once_per_series"),
+            models.CheckConstraint(
+                condition=Q(kind="receipt", payment__isnull=False, refund__isnull=True)
+                | Q(kind="credit_note", refund__isnull=False, payment__isnull=True),
+                name="receipt_belongs_to_a_payment_or_a_refund",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.number}"
+
+    @property
+    def filename(self):
+        prefix = "credit-note" if self.kind == self.Kind.CREDIT_NOTE else "receipt"
+        return f"{prefix}-{self.number}.pdf"

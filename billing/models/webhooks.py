@@ -1,0 +1,43 @@
+"""Stripe events as they reached us."""
+
+from django.db import models
+
+
+class WebhookEvent(models.Model):
+    """One Stripe event as it reached us, and what processing it did."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        FAILED = "failed", "Failed"
+        WAITING = "waiting", "Waiting for its object"
+        ORPHAN = "orphan", "Orphan"
+        IGNORED = "ignored", "Ignored"
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        POLL = "poll", "Fetched from Stripe"
+
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    api_version = models.CharField(max_length=40, blank=True)
+    payload = models.JSONField()
+    stripe_created_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEBHOOK)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processing_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["type", "-received_at"])]
+
+    def __str__(self):
+        return f"{self.type} {self.stripe_event_id} ({self.status})"
