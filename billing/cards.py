@@ -96,24 +96,17 @@ def _card_store(account, card):
     with transaction.atomic():
         Account.objects.select_for_update().get(pk=account.pk)
         has_default = account.payment_methods.active().filter(is_default=True).exists()
+        card_fields = {
+            "account": account,
+            "brand": card.brand,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+        }
         saved, _ = PaymentMethod.objects.update_or_create(
             stripe_payment_method_id=card.id,
-            defaults={
-                "account": account,
-                "brand": card.brand,
-                "last4": card.last4,
-                "exp_month": card.exp_month,
-                "exp_year": card.exp_year,
-                "removed_at": None,
-            },
-            create_defaults={
-                "account": account,
-                "brand": card.brand,
-                "last4": card.last4,
-                "exp_month": card.exp_month,
-                "exp_year": card.exp_year,
-                "is_default": not has_default,
-            },
+            defaults=card_fields | {"removed_at": None},
+            create_defaults=card_fields | {"is_default": not has_default},
         )
     return saved
 

@@ -12,7 +12,7 @@ from django.db import transaction
 
 from billing import ledger
 from billing.errors import LotExpired
-from billing.models import Account, Dispute, Payment
+from billing.models import Account, Dispute, Payment, share_of_minutes
 
 CLOSED_STATUSES = {"won", "lost", "warning_closed"}
 
@@ -56,7 +56,7 @@ def dispute_record(*, payment, dispute_object, event_type):
 def _hold(dispute, payment):
     if dispute.minutes_held or dispute.minutes_short or payment.lot is None:
         return
-    due = (payment.minutes * dispute.amount_cents + payment.amount_cents // 2) // payment.amount_cents
+    due = share_of_minutes(payment.minutes, part_cents=dispute.amount_cents, whole_cents=payment.amount_cents)
     held = min(due, ledger.lot_unused_minutes(lot=payment.lot))
     if held:
         ledger.lot_hold(lot=payment.lot, minutes=held, reason=f"Dispute {dispute.stripe_dispute_id}")

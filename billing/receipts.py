@@ -10,12 +10,11 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.formatting import hours_text, money_text
-from billing.models import Lot, Receipt, ReceiptCounter
+from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
 
 NUMBER_FORMATS = {Receipt.Kind.RECEIPT: "{year}-{sequence:06d}", Receipt.Kind.CREDIT_NOTE: "CN-{year}-{sequence:06d}"}
 
@@ -43,7 +42,7 @@ def receipt_issue(*, payment):
         "minutes": payment.minutes,
         "hours": hours_text(payment.minutes),
         "unit_price": money_text(
-            (payment.amount_cents * 60 + payment.minutes // 2) // payment.minutes, payment.currency, symbol=True
+            price_per_hour_cents(payment.amount_cents, payment.minutes), payment.currency, symbol=True
         ),
         "amount_cents": payment.amount_cents,
         "currency": payment.currency,
@@ -167,8 +166,7 @@ def _issue(*, kind, account, snapshot, **links):
 
 def _available_minutes(account_id):
     """The same figure as the dashboard's balance: hours in lots usable now."""
-    usable = Lot.objects.usable(timezone.now()).filter(account_id=account_id)
-    return usable.aggregate(total=Sum("minutes_remaining"))["total"] or 0
+    return Lot.objects.filter(account_id=account_id).minutes_available(timezone.now())
 
 
 def _parties(account):

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from billing import ledger
 from billing.errors import LotExpired
-from billing.models import Account, Payment, Refund
+from billing.models import Account, Payment, Refund, share_of_minutes
 from billing.receipts import credit_note_issue
 
 APPLIED_STATUSES = {"succeeded", "pending"}
@@ -40,13 +40,8 @@ def refund_record(*, payment, stripe_refund_id, amount_cents, currency, status):
     return refund
 
 
-def refund_minutes_due(*, payment, amount_cents):
-    """The hours a refund of `amount_cents` stands for: the same share of the hours bought."""
-    return (payment.minutes * amount_cents + payment.amount_cents // 2) // payment.amount_cents
-
-
 def _take_hours_back(refund, payment):
-    due = refund_minutes_due(payment=payment, amount_cents=refund.amount_cents)
+    due = share_of_minutes(payment.minutes, part_cents=refund.amount_cents, whole_cents=payment.amount_cents)
     available = ledger.lot_unused_minutes(lot=payment.lot) if payment.lot else 0
     taken = min(due, available)
     if taken:

@@ -57,7 +57,7 @@ def balance_summary(*, account, now=None):
     )
     active = [lot for lot in lots if not lot.is_expired(now)]
     expired = sorted((lot for lot in lots if lot.is_expired(now)), key=lambda lot: lot.expires_at, reverse=True)
-    usable = [lot for lot in active if lot.minutes_remaining > 0]
+    usable = [lot for lot in active if lot.is_usable(now)]
     next_expiry = None
     if usable:
         soonest = usable[0].expires_at

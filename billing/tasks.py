@@ -11,7 +11,7 @@ from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 from billing import events, payments, receipts
 from billing.errors import ProviderUnavailable
 from billing.ledger import lots_expire_due
-from billing.models import Payment, Receipt, WebhookEvent
+from billing.models import Payment, Receipt
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +24,8 @@ ABANDONED_AFTER = timedelta(hours=24)
 
 @db_task()
 def process_webhook_event(event_id):
-    event = events.event_process(event_id=event_id)
-    if event.status in (WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING) and event.next_attempt_at:
-        process_webhook_event.schedule(args=(event_id,), eta=event.next_attempt_at)
+    # A failure is retried by retry_due_events (every minute, once next_attempt_at is due).
+    events.event_process(event_id=event_id)
 
 
 @db_task(retries=5, retry_delay=60)

@@ -8,6 +8,8 @@ from billing.models.hours import (
     Usage,
     default_currency,
     default_low_balance_minutes,
+    price_per_hour_cents,
+    share_of_minutes,
 )
 from billing.models.payments import Dispute, FraudFlag, Payment, PaymentMethod, Refund
 from billing.models.receipts import Receipt, ReceiptCounter
@@ -29,4 +31,6 @@ __all__ = [
     "WebhookEvent",
     "default_currency",
     "default_low_balance_minutes",
+    "price_per_hour_cents",
+    "share_of_minutes",
 ]

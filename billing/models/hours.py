@@ -15,6 +15,17 @@ def default_currency():
     return settings.PORTAL_CURRENCY
 
 
+def price_per_hour_cents(price_cents, minutes):
+    """The price of one hour in whole cents, rounded half up."""
+    return (price_cents * 60 + minutes // 2) // minutes
+
+
+def share_of_minutes(minutes, *, part_cents, whole_cents):
+    """The minutes that `part_cents` of a `whole_cents` purchase of `minutes` stand for (half up):
+    what a refund or a dispute of that amount takes back."""
+    return (minutes * part_cents + whole_cents // 2) // whole_cents
+
+
 def default_low_balance_minutes():
     return settings.PORTAL_LOW_BALANCE_MINUTES
 
@@ -68,13 +79,17 @@ class Plan(models.Model):
 
     @property
     def price_per_hour_cents(self):
-        return (self.price_cents * 60 + self.minutes // 2) // self.minutes  # integer, rounded half up
+        return price_per_hour_cents(self.price_cents, self.minutes)
 
 
 class LotQuerySet(models.QuerySet):
     def usable(self, at):
-        """Lots whose hours could be drawn on at `at`: bought by then, not yet expired."""
+        """Lots whose hours could be drawn on at `at`: bought by then, not yet expired (Lot.is_usable
+        says the same of one lot in Python)."""
         return self.filter(expired_at__isnull=True, minutes_remaining__gt=0, purchased_at__lte=at, expires_at__gt=at)
+
+    def minutes_available(self, at):
+        return self.usable(at).aggregate(total=models.Sum("minutes_remaining"))["total"] or 0
 
 
 class Lot(models.Model):
@@ -110,6 +125,9 @@ class Lot(models.Model):
 
     def is_expired(self, at=None):
         return self.expired_at is not None or self.expires_at <= (at or timezone.now())
+
+    def is_usable(self, at):
+        return not self.is_expired(at) and self.minutes_remaining > 0 and self.purchased_at <= at
 
 
 class Usage(models.Model):
