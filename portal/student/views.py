@@ -37,8 +37,8 @@ from portal.student.tables import LotHistoryTable, NotificationTable, PurchaseTa
 # How many times the "we are checking your payment" message asks again (every 4 s) before it
 # tells the student they may leave: the reconciliation job settles the payment anyway.
 POLL_ATTEMPTS = 15
-# Fragments of the dashboard an HTMX request may ask for by its target's id.
-DASHBOARD_FRAGMENTS = {"balance", "lots", "plans", "usage-table", "purchase-table"}
+# Fragments of the dashboard holding pay buttons, which HTMX refreshes by their id.
+BUTTON_FRAGMENTS = {"balance", "lots", "plans"}
 TABLES_PER_PAGE = 10
 
 
@@ -49,31 +49,30 @@ def dashboard(request):
     if request.user.is_staff:
         return redirect("console:index")
     account = account_open(user=request.user)
+    target = request.htmx.target if request.htmx else None
     summary = balance_summary(account=account)
     saved_cards = cards_for_account(account=account)
     plans = list(plans_for_sale())
-    usage_table = UsageTable(usage_history(account=account), prefix="usage-")
-    purchase_table = PurchaseTable(summary.all_lots, prefix="purchases-")
-    for table in (usage_table, purchase_table):
-        _paginate(request, table)
     context = {
         "account": account,
         "summary": summary,
         "cards": saved_cards,
         "default_card": next((card for card in saved_cards if card.is_default), None),
-        "usage_table": usage_table,
-        "purchase_table": purchase_table,
         "plans": plans,
         "top_up_plan": next((plan for plan in plans if plan.is_featured), plans[0] if plans else None),
         # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
         "resume_payment_id": _int(request.GET.get("resume")) or None,
     }
-    target = request.htmx.target if request.htmx else None
+    if target in BUTTON_FRAGMENTS:
+        # Refreshed after a payment or a new card: no history tables to count and page.
+        return render(request, f"portal/dashboard.html#{target}", context)
+    context["usage_table"] = UsageTable(usage_history(account=account), prefix="usage-")
+    context["purchase_table"] = PurchaseTable(summary.all_lots, prefix="purchases-")
+    for table in (context["usage_table"], context["purchase_table"]):
+        _paginate(request, table)
     if target in {"usage-table", "purchase-table"}:
         # Both tables come back: the other one out-of-band, so its links keep the new query string.
         return render(request, "portal/_table_swap.html", context | {"swapped": target})
-    if target in DASHBOARD_FRAGMENTS:
-        return render(request, f"portal/dashboard.html#{target}", context)
     return render(request, "portal/dashboard.html", context)
 
 
@@ -146,8 +145,10 @@ def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
     response = render(request, "portal/_payment_result.html", context)
     if payment:
         payment_notify(payment=payment)
-    # Whatever happened, the page's buttons are re-rendered with fresh one-time tokens.
-    response["HX-Trigger"] = "balanceChanged"
+    if not (payment and payment.status == Payment.Status.PROCESSING):
+        # Something changed (or a button was refused): the page's buttons are re-rendered with
+        # fresh one-time tokens. A "still checking" poll changes nothing, so refreshes nothing.
+        response["HX-Trigger"] = "balanceChanged"
     return response
 
 
@@ -307,9 +308,13 @@ def _alert_banner(request):
 @require_GET
 @login_required
 def alert_inbox(request):
+    return render(request, "portal/alerts.html", {"table": _inbox_table(request)})
+
+
+def _inbox_table(request):
     table = NotificationTable(inbox(user=request.user), prefix="alerts-")
     _paginate(request, table)
-    return render(request, "portal/alerts.html", {"table": table})
+    return table
 
 
 @require_POST
@@ -324,9 +329,7 @@ def alert_mark_read(request, notification_id=None):
         response = _alert_banner(request)  # the next most urgent alert takes its place
         response["HX-Trigger"] = "alertsChanged"
         return response
-    table = NotificationTable(inbox(user=request.user), prefix="alerts-")
-    _paginate(request, table)
-    response = render(request, "portal/alerts.html#inbox", {"table": table})
+    response = render(request, "portal/alerts.html#inbox", {"table": _inbox_table(request)})
     response["HX-Trigger"] = "alertsChanged"
     return response
 

@@ -256,3 +256,15 @@ def test_a_table_swap_costs_no_more_queries_than_the_page(client):
     long = _dashboard_queries(client, make_student(), sessions=500, lots=20, HX_Request="true", HX_Target="usage-table")
 
     assert short == long <= 8
+
+
+def test_a_button_fragment_skips_the_history_tables(student_client, student, django_assert_max_num_queries):
+    credit(student, 600)
+    use(student, 60, subject="Chemistry")
+    student_client.get(URL)
+
+    with django_assert_max_num_queries(6):  # session, user, account, lots, cards, plans
+        response = student_client.get(URL, headers={"HX-Request": "true", "HX-Target": "balance"})
+
+    text = response.content.decode()
+    assert text.lstrip().startswith('<section id="balance"') and "Chemistry" not in text

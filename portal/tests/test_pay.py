@@ -171,6 +171,7 @@ def test_stripe_unreachable_is_a_checking_message_never_an_error(localstripe, se
     assert "We are checking your payment." in text
     payment = Payment.objects.get()
     assert f"/payments/{payment.pk}/refresh/?attempt=0" in text
+    assert "HX-Trigger" not in response  # nothing changed yet: the page refreshes nothing
 
 
 def test_the_checking_message_stops_asking_after_a_while(localstripe, settings, student_client, student, plan):
