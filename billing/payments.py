@@ -181,7 +181,7 @@ def payment_refresh(*, payment):
             intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
         else:
             intent = stripe_gateway.payment_intent_find(
-                customer_id=payment.account.stripe_customer_id, payment_id=payment.pk
+                customer_id=payment.account.stripe_customer_id, payment_id=payment.pk, created_at=payment.created_at
             )
     except BillingError:
         logger.warning("Could not ask Stripe about payment %s; it is checked again later.", payment.pk, exc_info=True)

@@ -175,8 +175,9 @@ def payment_intent_cancel(payment_intent_id):
     return _payment_intent(_call(lambda client: client.v1.payment_intents.cancel(payment_intent_id)))
 
 
-def payment_intent_find(*, customer_id, payment_id):
-    """The PaymentIntent we created for our payment `payment_id`, when its id never reached us."""
+def payment_intent_find(*, customer_id, payment_id, created_at):
+    """The PaymentIntent we created for our payment `payment_id` (made at `created_at`), when its id
+    never reached us. Only intents created since then are listed, so this stays a page or two."""
 
     def first_match(params):
         intents = _call(lambda client: client.v1.payment_intents.list(params=params))
@@ -185,8 +186,9 @@ def payment_intent_find(*, customer_id, payment_id):
             (intent for intent in intents.auto_paging_iter() if _metadata(intent).get("payment_id") == wanted), None
         )
 
+    since = int(created_at.timestamp()) - 60  # a minute of clock skew between us and Stripe
     try:
-        intent = first_match({"customer": customer_id, "limit": 100})
+        intent = first_match({"customer": customer_id, "created": {"gte": since}, "limit": 100})
     except ProviderRequestInvalid:
         intent = first_match({"limit": 100})  # localstripe cannot filter by customer
     return _payment_intent(intent) if intent is not None else None
