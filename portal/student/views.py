@@ -298,10 +298,12 @@ def alert_banner(request):
 
 
 def _alert_banner(request):
-    """The dashboard's banner: the most urgent open alert (balance alerts aside: the balance card
-    above the fold already says them, live)."""
-    balance_kinds = [Notification.Kind.LOW_BALANCE, Notification.Kind.BALANCE_DEPLETED]
-    alert = most_urgent_unread(user=request.user, besides=balance_kinds)
+    """The dashboard's banner: the most urgent open alert that needs the student. Balance alerts
+    are left to the balance card (it says them, live) and good news to the bell and inbox."""
+    Kind = Notification.Kind
+    alert = most_urgent_unread(
+        user=request.user, besides=[Kind.LOW_BALANCE, Kind.BALANCE_DEPLETED, Kind.PAYMENT_SUCCEEDED]
+    )
     return render(request, "portal/_alert_banner.html", {"alert": alert})
 
 

@@ -36,10 +36,13 @@ def test_the_banner_shows_the_most_urgent_alert(student_client, student):
     assert "A payment failed." in text and "Only 1 h left" not in text
 
 
-def test_the_banner_leaves_balance_alerts_to_the_balance_card(student_client, student):
+def test_the_banner_leaves_balance_alerts_and_good_news_to_others(student_client, student):
     alert(student, kind="low_balance", title="Only 1 h left")
+    alert(student, kind="payment_succeeded", title="10 h added")
 
-    assert "Only 1 h left" not in student_client.get(reverse("student:alert_banner")).content.decode()
+    text = student_client.get(reverse("student:alert_banner")).content.decode()
+
+    assert "Only 1 h left" not in text and "10 h added" not in text
 
 
 def test_marking_one_alert_read_and_then_all(student_client, student):
