@@ -61,6 +61,7 @@ def webhook_event_ingest(*, event, source=WebhookEvent.Source.WEBHOOK):
             "livemode": bool(event.get("livemode")),
             "api_version": str(event.get("api_version") or "")[:40],
             "payload": event,
+            "payment_intent_id": payment_intent_of(event),
             "stripe_created_at": datetime.fromtimestamp(created_at, tz=UTC) if isinstance(created_at, int) else None,
             "source": source,
         },
@@ -68,6 +69,16 @@ def webhook_event_ingest(*, event, source=WebhookEvent.Source.WEBHOOK):
     if created:
         transaction.on_commit(lambda: process_webhook_event(stored.pk))
     return stored, created
+
+
+def payment_intent_of(event):
+    """The id of the PaymentIntent an event concerns, or "" (customers, cards, setup intents)."""
+    stripe_object = (event.get("data") or {}).get("object") or {}
+    if stripe_object.get("object") == "payment_intent":
+        found = stripe_object.get("id")
+    else:
+        found = stripe_object.get("payment_intent")
+    return found[:255] if isinstance(found, str) else ""
 
 
 def event_process(*, event_id):

@@ -61,6 +61,15 @@ class SetupIntent:
 
 
 @dataclass(frozen=True)
+class Refund:
+    id: str
+    status: str
+    amount_cents: int
+    currency: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class PaymentIntent:
     id: str
     status: str
@@ -329,3 +338,24 @@ def refunds_for(payment_intent_id):
     """The refunds of a PaymentIntent, as plain dicts."""
     refunds = _call(lambda client: client.v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100}))
     return [refund.to_dict() for refund in refunds.data]
+
+
+def refund_create(*, payment_intent_id, amount_cents, metadata, idempotency_key):
+    """Give `amount_cents` of a PaymentIntent back to the card. An unanswered request may have
+    refunded (ProviderUnavailable with maybe_charged): send it again with the same key."""
+    params = {
+        "payment_intent": payment_intent_id,
+        "amount": amount_cents,
+        "metadata": {key: str(value) for key, value in metadata.items()},
+    }
+    refund = _call(
+        lambda client: client.v1.refunds.create(params=params, options={"idempotency_key": idempotency_key}),
+        charging=True,
+    )
+    return Refund(
+        id=refund.id,
+        status=refund.status or "succeeded",
+        amount_cents=int(refund.amount),
+        currency=refund.currency.upper(),
+        metadata=_metadata(refund),
+    )

@@ -1,5 +1,6 @@
 """The billing domain's data, one module per idea: hours, money, Stripe events, receipts."""
 
+from billing.models.audit import AuditEntry
 from billing.models.hours import (
     Account,
     LedgerEntry,
@@ -17,6 +18,7 @@ from billing.models.webhooks import WebhookEvent
 
 __all__ = [
     "Account",
+    "AuditEntry",
     "Dispute",
     "FraudFlag",
     "LedgerEntry",

@@ -37,6 +37,9 @@ class Account(models.Model):
     stripe_customer_id = models.CharField(max_length=255, blank=True)
     balance_minutes = models.IntegerField(default=0)
     low_balance_threshold_minutes = models.PositiveIntegerField(default=default_low_balance_minutes)
+    # Set by finance after a confirmed fraud flag: the student can no longer buy hours.
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    blocked_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,5 +1,6 @@
 """Money: saved cards, payments, and what can follow a payment (refunds, disputes, fraud flags)."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -112,18 +113,31 @@ class Payment(models.Model):
 class Refund(models.Model):
     """Money given back on a payment, and the hours taken back for it (at most once per refund)."""
 
+    # A refund staff ask for exists as "requested" before Stripe is called (like a Payment), so
+    # that a second refund racing it counts its amount, and a lost answer can be sent again.
+    REQUESTED = "requested"
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
-    stripe_refund_id = models.CharField(max_length=255, unique=True)
+    stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=30)
+    minutes_requested = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Hours staff chose to take back; empty means the refund's pro-rata share."
+    )
     minutes_reversed = models.PositiveIntegerField(default=0)
     minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used, so not taken back.")
+    reason = models.CharField(max_length=300, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive")]
 
     def __str__(self):
         return f"Refund {self.stripe_refund_id}"
@@ -143,6 +157,12 @@ class Dispute(models.Model):
     minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used when the funds left.")
     funds_withdrawn = models.BooleanField(default=False)
     closed = models.BooleanField(default=False)
+    # Evidence staff prepare in the console: Stripe's field names, text as typed; a draft until
+    # submitted (Stripe accepts one submission).
+    evidence = models.JSONField(default=dict, blank=True)
+    evidence_saved_at = models.DateTimeField(null=True, blank=True)
+    evidence_submitted_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -162,17 +182,34 @@ class FraudFlag(models.Model):
         CLEARED = "cleared", "Cleared"
         CONFIRMED = "confirmed", "Confirmed"
 
+    class Rule(models.TextChoices):
+        RADAR = "radar", "Stripe early fraud warning"
+        ATTEMPTS = "attempts", "Many payment attempts in an hour"
+        CARDS = "cards", "Many different cards in 24 hours"
+        DECLINES = "declines", "A streak of declines"
+        FIRST_PURCHASE = "first_purchase", "First purchase far above the usual"
+
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fraud_flags")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")
+    rule = models.CharField(max_length=20, choices=Rule.choices, default=Rule.RADAR)
+    # One flag per rule and subject and period (e.g. attempts:<account>:<hour>), so a rule that
+    # keeps matching does not fill the queue.
+    dedupe_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    evidence = models.JSONField(default=dict, blank=True)
     stripe_warning_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     fraud_type = models.CharField(max_length=60)
     actionable = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"])]
 
     def __str__(self):
         return f"Fraud flag {self.pk} ({self.status})"

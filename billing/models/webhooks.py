@@ -24,6 +24,9 @@ class WebhookEvent(models.Model):
     livemode = models.BooleanField(default=False)
     api_version = models.CharField(max_length=40, blank=True)
     payload = models.JSONField()
+    # The PaymentIntent the event is about (directly or through its charge, refund or dispute), so
+    # a payment's timeline finds its events without reading every payload.
+    payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     stripe_created_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEBHOOK)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -37,7 +40,11 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["type", "-received_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["type", "-received_at"]),
+            models.Index(fields=["status", "-received_at"]),
+        ]
 
     def __str__(self):
         return f"{self.type} {self.stripe_event_id} ({self.status})"

@@ -1,0 +1,40 @@
+"""The audit log: every console action is written here, in the same transaction as its effect."""
+
+from billing.models import AuditEntry
+
+
+def audit_record(*, actor, action, target, reason="", before=None, after=None, ip_address=None):
+    """Write one audit entry for `action` (e.g. "refund.create") by `actor` on `target`.
+
+    `target` is any model instance; the account and payment it concerns are found from it, so the
+    entry shows on the student's and the payment's console pages.
+    """
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_email=actor.email,
+        action=action,
+        target_type=target._meta.model_name,
+        target_id=str(target.pk),
+        target_label=str(target)[:200],
+        account_id=_account_id(target),
+        payment_id=_payment_id(target),
+        before=before or {},
+        after=after or {},
+        reason=reason,
+        ip_address=ip_address,
+    )
+
+
+def _account_id(target):
+    if target._meta.model_name == "account":
+        return target.pk
+    if hasattr(target, "account_id"):
+        return target.account_id
+    payment = getattr(target, "payment", None)
+    return payment.account_id if payment is not None else None
+
+
+def _payment_id(target):
+    if target._meta.model_name == "payment":
+        return target.pk
+    return getattr(target, "payment_id", None)

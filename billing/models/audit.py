@@ -1,0 +1,57 @@
+"""The audit log of staff actions in the console: append-only, like the ledger."""
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ValueError("Audit entries are append-only.")
+
+    def delete(self):
+        raise ValueError("Audit entries are append-only.")
+
+
+class AuditEntry(models.Model):
+    """One console action: who did what to which object, the state before and after, and why.
+
+    The account and payment it concerns are kept as links so that the entry shows on the student's
+    and the payment's pages; the actor's email is copied so the entry reads the same if the staff
+    account is ever removed.
+    """
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    actor_email = models.EmailField()
+    action = models.CharField(max_length=60)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=64)
+    target_label = models.CharField(max_length=200)
+    account = models.ForeignKey("billing.Account", on_delete=models.PROTECT, null=True, related_name="audit_entries")
+    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT, null=True, related_name="audit_entries")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    ip_address = models.GenericIPAddressField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["target_type", "target_id"]), models.Index(fields=["action", "-created_at"])]
+        permissions = [
+            ("console_support", "Can use the staff console: read, retry webhooks, resend receipts, clear flags"),
+            ("console_finance", "Can move money and hours in the console: refunds, disputes, adjustments, blocks"),
+        ]
+
+    def __str__(self):
+        return f"{self.actor_email} {self.action} {self.target_label}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit entries are append-only.")
