@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from alerts.models import EmailOptOut, Notification
 from billing import ledger
+from billing.audit import audit_record
 from billing.formatting import hours_text, money_text
 from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod
 
@@ -61,12 +62,27 @@ def balance_check(*, account):
     return _create(_balance_alerts(timezone.now(), accounts=Account.objects.filter(pk=account.pk)))
 
 
-def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=None):
+def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=None, ip_address=None):
     """Record a tutoring session and, once it is committed, raise a balance alert if one is due.
-    What the staff console's form calls; an alert that fails is logged and left to the next scan."""
-    usage = ledger.usage_record(
-        account=account, minutes=minutes, occurred_at=occurred_at, tutor=tutor, subject=subject, recorded_by=recorded_by
-    )
+    What the staff console's form calls (audited with the staff member); an alert that fails is
+    logged and left to the next scan."""
+    with transaction.atomic():
+        usage = ledger.usage_record(
+            account=account,
+            minutes=minutes,
+            occurred_at=occurred_at,
+            tutor=tutor,
+            subject=subject,
+            recorded_by=recorded_by,
+        )
+        if recorded_by is not None:
+            audit_record(
+                actor=recorded_by,
+                action="session.record",
+                target=usage,
+                after={"minutes": minutes, "occurred_at": occurred_at.isoformat(), "tutor": tutor, "subject": subject},
+                ip_address=ip_address,
+            )
     transaction.on_commit(lambda: _quietly(balance_check, account=account))
     return usage
 

@@ -9,15 +9,50 @@ def audit_record(*, actor, action, target, reason="", before=None, after=None, i
     `target` is any model instance; the account and payment it concerns are found from it, so the
     entry shows on the student's and the payment's console pages.
     """
+    return _write(
+        actor=actor,
+        action=action,
+        target_type=target._meta.model_name,
+        target_id=str(target.pk),
+        target_label=str(target),
+        account_id=_account_id(target),
+        payment_id=_payment_id(target),
+        reason=reason,
+        before=before,
+        after=after,
+        ip_address=ip_address,
+    )
+
+
+def audit_record_bulk(*, actor, action, target_type, label, reason="", after=None, ip_address=None):
+    """One entry for an action on many objects at once (e.g. "retry all failed events")."""
+    return _write(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id="*",
+        target_label=label,
+        account_id=None,
+        payment_id=None,
+        reason=reason,
+        before=None,
+        after=after,
+        ip_address=ip_address,
+    )
+
+
+def _write(
+    *, actor, action, target_type, target_id, target_label, account_id, payment_id, reason, before, after, ip_address
+):
     return AuditEntry.objects.create(
         actor=actor,
         actor_email=actor.email,
         action=action,
-        target_type=target._meta.model_name,
-        target_id=str(target.pk),
-        target_label=str(target)[:200],
-        account_id=_account_id(target),
-        payment_id=_payment_id(target),
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label[:200],
+        account_id=account_id,
+        payment_id=payment_id,
         before=before or {},
         after=after or {},
         reason=reason,

@@ -69,3 +69,24 @@ class ProviderUnavailable(BillingError):
     def __init__(self, *, maybe_charged):
         self.maybe_charged = maybe_charged
         super().__init__("We could not reach the payment provider.")
+
+
+class AccountBlocked(PaymentRefused):
+    """The account is blocked (after a confirmed fraud flag): no purchase starts, nothing is charged."""
+
+    MESSAGE = "Purchases are paused on your account. Please contact your tutoring coordinator."
+
+    def __init__(self):
+        super().__init__(self.MESSAGE)
+
+
+class FraudFlagRefused(BillingError):
+    """A staff action on a fraud flag that is no longer open (someone cleared or confirmed it meanwhile)."""
+
+    def __init__(self, flag):
+        self.flag = flag
+        super().__init__(f"This flag was already {flag.get_status_display().lower()}; nothing was changed.")
+
+
+class ReasonRequired(BillingError):
+    """A staff action that must say why (block, unblock, confirm a flag) or what (a note) was given none."""

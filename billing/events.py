@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import cards, disputes, fraud, payments, refunds, stripe_gateway
+from billing.audit import audit_record, audit_record_bulk
 from billing.models import Account, Payment, PaymentMethod, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,34 @@ def event_process(*, event_id):
     return event
 
 
+def events_retry_by_staff(*, actor, event=None, ip_address=None):
+    """The console's "retry" (one event) and "retry all failed" (no event), audited."""
+    with transaction.atomic():
+        if event is not None:
+            queued = events_retry(event_ids=[event.pk])
+            audit_record(
+                actor=actor,
+                action="webhook_event.retry",
+                target=event,
+                before={"status": event.status},
+                ip_address=ip_address,
+            )
+        else:
+            queued = events_retry()
+            audit_record_bulk(
+                actor=actor,
+                action="webhook_event.retry_all",
+                target_type="webhookevent",
+                label=f"{queued} failed, waiting or orphan events",
+                after={"queued": queued},
+                ip_address=ip_address,
+            )
+    return queued
+
+
 def events_retry(*, event_ids=None):
     """Queue failed, waiting or orphan events (all, or those given) for another attempt now.
-    Returns how many were queued. This is what staff use from the console."""
+    Returns how many were queued."""
     from billing.tasks import process_webhook_event
 
     retryable = WebhookEvent.objects.filter(
@@ -269,6 +295,8 @@ def _record_refund(payment, refund):
         amount_cents=refund["amount"],
         currency=refund["currency"],
         status=refund.get("status") or "succeeded",
+        # A console refund: its row may still await the Stripe id (this webhook came first).
+        portal_refund_id=(refund.get("metadata") or {}).get("portal_refund_id"),
     )
 
 

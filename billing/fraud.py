@@ -1,17 +1,428 @@
-"""Fraud flags: raised from Stripe's early fraud warnings (and, later, our own rules)."""
+"""Fraud flags: raised from Stripe's early fraud warnings and from our own rules on payment attempts,
+and what staff do about them (clear, confirm, note) and about an account (block, unblock).
 
-from billing.models import FraudFlag
+The rules, each with its threshold in settings:
+- attempts: more than FRAUD_MAX_ATTEMPTS_PER_HOUR payments started by one account within 60 minutes;
+- cards: more than FRAUD_MAX_CARDS_PER_DAY different saved cards charged by one account within 24 hours;
+- declines: FRAUD_DECLINE_STREAK declines in a row within 24 hours (a success ends a streak; failures
+  that say nothing about the card, such as Stripe being unreachable, neither count nor end it);
+- first_purchase: an attempt made before the account's first successful payment that costs more
+  than FRAUD_FIRST_PURCHASE_FACTOR times the usual first purchase (see `usual_first_purchase`).
+
+Every window ends at a payment attempt (its "anchor"), so the check after each attempt and the
+periodic scan, which looks at every recent attempt, find the same things. A flag's dedupe key names
+its rule, account and period (the anchor's UTC hour for attempts, its UTC day for cards and
+declines, the account's one first purchase), so a rule that keeps matching raises one flag.
+"""
+
+import logging
+from collections import defaultdict
+from datetime import UTC, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from billing.audit import audit_record
+from billing.errors import FraudFlagRefused, ReasonRequired
+from billing.models import Account, FraudFlag, Payment, Plan
+
+logger = logging.getLogger(__name__)
+
+Rule = FraudFlag.Rule
+
+ATTEMPTS_WINDOW = timedelta(hours=1)
+CARDS_WINDOW = timedelta(hours=24)
+DECLINES_WINDOW = timedelta(hours=24)
+HISTORY = max(ATTEMPTS_WINDOW, CARDS_WINDOW, DECLINES_WINDOW)
+# The scan also looks again at payments settled since its last look (a 3-D Secure check finished,
+# a lost answer found) if they started no longer ago than this; older ones are abandoned checks.
+LATE_SETTLEMENT = timedelta(hours=1)
+# Failures that say nothing about the card holder: we or Stripe could not charge, the card was gone
+# from Stripe, or a 3-D Secure check was cancelled because the student paid another way.
+NOT_DECLINES = frozenset({"not_charged", "provider_unavailable", "refused", "card_not_found", "canceled"})
+# The usual first purchase is the median of real first purchases once there are enough of them;
+# before that (a new portal), the median price of the packages on sale.
+BASELINE_DAYS = 90
+BASELINE_MIN_SAMPLE = 20
 
 
 def fraud_flag_raise(*, payment, warning_object):
-    """Create or update the flag for an early fraud warning. Idempotent by the warning's id."""
+    """Create or update the flag for a Stripe early fraud warning. Idempotent by the warning's id."""
     flag, _ = FraudFlag.objects.update_or_create(
         stripe_warning_id=warning_object["id"],
         defaults={
             "account_id": payment.account_id,
             "payment": payment,
+            "rule": Rule.RADAR,
+            "dedupe_key": f"radar:{warning_object['id']}",
+            "evidence": {
+                "fraud_type": warning_object.get("fraud_type") or "unknown",
+                "charge": warning_object.get("charge") or "",
+                "payment_ids": [payment.pk],
+            },
             "fraud_type": warning_object.get("fraud_type") or "unknown",
             "actionable": bool(warning_object.get("actionable", True)),
         },
     )
     return flag
+
+
+# Rules
+
+
+def fraud_rules_check(*, account, payment=None):
+    """Run the rules at one payment attempt (by default the account's latest) and raise what they find.
+    Returns the flags raised; a rule that already flagged this account and period raises nothing."""
+    anchor = payment or account.payments.order_by("-created_at", "-pk").first()
+    if anchor is None:
+        return []
+    if anchor.account_id != account.pk:
+        raise ValueError(f"Payment {anchor.pk} is not of account {account.pk}.")
+    history = list(
+        Payment.objects.filter(
+            account_id=account.pk, created_at__gte=anchor.created_at - HISTORY, created_at__lte=anchor.created_at
+        )
+        .select_related("payment_method")
+        .order_by("created_at", "pk")
+    )
+    anchor = next(attempt for attempt in history if attempt.pk == anchor.pk)  # as the database has it now
+    found = _history_findings(history, [anchor])
+    if not Payment.objects.filter(pk=anchor.pk).filter(Exists(_earlier_success())).exists():
+        found += _first_purchase_findings([anchor], now=timezone.now())
+    return _flags_raise(found)
+
+
+def fraud_scan(now=None):
+    """Run the rules at every payment attempt started (or settled) in the last
+    FRAUD_SCAN_LOOKBACK_MINUTES: what a missed or failed check left out. A fixed number of queries
+    whatever the number of accounts. Returns the flags raised."""
+    now = now or timezone.now()
+    since = now - timedelta(minutes=settings.FRAUD_SCAN_LOOKBACK_MINUTES)
+    recent = Q(created_at__gte=since) | Q(settled_at__gte=since, created_at__gte=since - LATE_SETTLEMENT)
+    # updated_at is never earlier than created_at or settled_at: its index narrows every query here.
+    anchors = Payment.objects.filter(recent, updated_at__gte=since, created_at__lte=now)
+    oldest = since - LATE_SETTLEMENT - HISTORY
+    history = (
+        Payment.objects.filter(
+            account_id__in=anchors.values("account_id"),
+            created_at__gte=oldest,
+            created_at__lte=now,
+            updated_at__gte=oldest,
+        )
+        .select_related("payment_method")
+        .order_by("account_id", "created_at", "pk")
+    )
+    by_account = defaultdict(list)
+    for attempt in history:
+        by_account[attempt.account_id].append(attempt)
+    found = []
+    for attempts in by_account.values():
+        found += _history_findings(attempts, [attempt for attempt in attempts if _is_recent(attempt, since)])
+    first_attempts = anchors.exclude(Exists(_earlier_success())).order_by("created_at", "pk")
+    found += _first_purchase_findings(list(first_attempts), now=now)
+    return _flags_raise(found)
+
+
+def _is_recent(attempt, since):
+    """Python's twin of fraud_scan's `recent` filter."""
+    if attempt.created_at >= since:
+        return True
+    settled_lately = attempt.settled_at is not None and attempt.settled_at >= since
+    return settled_lately and attempt.created_at >= since - LATE_SETTLEMENT
+
+
+def _earlier_success():
+    """A succeeded payment of the outer payment's account started before it."""
+    before = Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
+    return Payment.objects.filter(before, account_id=OuterRef("account_id"), status=Payment.Status.SUCCEEDED)
+
+
+def _history_findings(history, anchors):
+    """The attempts, cards and declines rules at each anchor, over one account's `history` (ordered
+    by created_at, pk, covering HISTORY before the earliest anchor)."""
+    found = []
+    for anchor in anchors:
+        for rule in (_attempts_rule, _cards_rule, _declines_rule):
+            flag = rule(history, anchor)
+            if flag is not None:
+                found.append(flag)
+    return found
+
+
+def _window(history, anchor, span):
+    """The attempts of `history` in the `span` up to and including the anchor."""
+    start, end = anchor.created_at - span, (anchor.created_at, anchor.pk)
+    return [attempt for attempt in history if attempt.created_at > start and (attempt.created_at, attempt.pk) <= end]
+
+
+def _attempts_rule(history, anchor):
+    limit = settings.FRAUD_MAX_ATTEMPTS_PER_HOUR
+    window = _window(history, anchor, ATTEMPTS_WINDOW)
+    if len(window) <= limit:
+        return None
+    evidence = {
+        "attempts": len(window),
+        "limit": limit,
+        "window": "1 hour",
+        "first_at": window[0].created_at.isoformat(),
+        "last_at": anchor.created_at.isoformat(),
+        "payment_ids": [attempt.pk for attempt in window],
+    }
+    return _flag(Rule.ATTEMPTS, anchor, f"{_utc(anchor):%Y%m%d%H}", evidence)
+
+
+def _cards_rule(history, anchor):
+    limit = settings.FRAUD_MAX_CARDS_PER_DAY
+    window = _window(history, anchor, CARDS_WINDOW)
+    cards = list({attempt.payment_method_id: attempt.payment_method for attempt in window}.values())
+    if len(cards) <= limit:
+        return None
+    evidence = {
+        "cards": len(cards),
+        "limit": limit,
+        "window": "24 hours",
+        "card_labels": [card.label for card in cards],
+        "payment_method_ids": [card.pk for card in cards],
+        "payment_ids": [attempt.pk for attempt in window],
+    }
+    return _flag(Rule.CARDS, anchor, f"{_utc(anchor):%Y%m%d}", evidence)
+
+
+def _declines_rule(history, anchor):
+    streak = settings.FRAUD_DECLINE_STREAK
+    if not _is_decline(anchor):
+        return None
+    outcomes = [
+        attempt
+        for attempt in _window(history, anchor, DECLINES_WINDOW)
+        if attempt.status == Payment.Status.SUCCEEDED or _is_decline(attempt)
+    ]
+    run = []
+    for attempt in reversed(outcomes):
+        if not _is_decline(attempt):
+            break
+        run.insert(0, attempt)
+    if len(run) < streak:
+        return None
+    evidence = {
+        "declines_in_a_row": len(run),
+        "limit": streak,
+        "window": "24 hours",
+        "failure_codes": [attempt.failure_code for attempt in run],
+        "payment_ids": [attempt.pk for attempt in run],
+    }
+    return _flag(Rule.DECLINES, anchor, f"{_utc(anchor):%Y%m%d}", evidence)
+
+
+def _is_decline(attempt):
+    return attempt.status == Payment.Status.FAILED and attempt.failure_code not in NOT_DECLINES
+
+
+def _first_purchase_findings(first_attempts, *, now):
+    """The first_purchase rule at attempts made before their account's first success."""
+    factor = Decimal(str(settings.FRAUD_FIRST_PURCHASE_FACTOR))
+    usual_by_currency = {}
+    found = []
+    for attempt in first_attempts:
+        if attempt.currency not in usual_by_currency:
+            usual_by_currency[attempt.currency] = usual_first_purchase(currency=attempt.currency, now=now)
+        usual_cents, basis = usual_by_currency[attempt.currency]
+        if usual_cents is None or attempt.amount_cents <= factor * usual_cents:
+            continue
+        evidence = {
+            "amount_cents": attempt.amount_cents,
+            "currency": attempt.currency,
+            "usual_cents": int(usual_cents.quantize(Decimal(1), rounding=ROUND_HALF_UP)),
+            "usual_basis": basis,
+            "factor": format(factor.normalize(), "f"),
+            "payment_ids": [attempt.pk],
+        }
+        found.append(_flag(Rule.FIRST_PURCHASE, attempt, "first", evidence))
+    return found
+
+
+def usual_first_purchase(*, currency, now=None):
+    """What a new student usually spends first, in cents (a Decimal: a median may fall between two
+    cents), and how it was found. The median of the first successful payment of each account that
+    made one in the last BASELINE_DAYS, once there are BASELINE_MIN_SAMPLE of them: what students
+    really buy first, which a catalogue with a large package does not distort. Before that, the
+    median price of the packages on sale. (None, "") when neither exists."""
+    now = now or timezone.now()
+    firsts = Payment.objects.filter(
+        status=Payment.Status.SUCCEEDED, currency=currency, created_at__gte=now - timedelta(days=BASELINE_DAYS)
+    ).exclude(Exists(_earlier_success()))
+    count = firsts.count()
+    if count >= BASELINE_MIN_SAMPLE:
+        amounts = firsts.order_by("amount_cents").values_list("amount_cents", flat=True)
+        return _median(amounts, count), f"median first purchase of {count} students in the last {BASELINE_DAYS} days"
+    prices = sorted(Plan.objects.filter(is_active=True, currency=currency).values_list("price_cents", flat=True))
+    if not prices:
+        return None, ""
+    return _median(prices, len(prices)), f"median price of the {len(prices)} packages on sale"
+
+
+def _median(ordered, count):
+    """The median of `count` ordered values (a list, or a queryset: then only the middle is fetched)."""
+    middle = list(ordered[(count - 1) // 2 : count // 2 + 1])
+    return Decimal(sum(middle)) / len(middle)
+
+
+def _utc(anchor):
+    return anchor.created_at.astimezone(UTC)
+
+
+def _flag(rule, anchor, period, evidence):
+    return FraudFlag(
+        account_id=anchor.account_id,
+        payment_id=anchor.pk,
+        rule=rule,
+        dedupe_key=f"{rule.value}:{anchor.account_id}:{period}",
+        evidence=evidence,
+        fraud_type="",
+        actionable=True,
+    )
+
+
+def _flags_raise(found):
+    """Save the flags whose dedupe key is new, in one insert; return them."""
+    new = {}
+    for flag in found:
+        new.setdefault(flag.dedupe_key, flag)  # the earliest anchor of a period speaks for it
+    if not new:
+        return []
+    existing = set(FraudFlag.objects.filter(dedupe_key__in=list(new)).values_list("dedupe_key", flat=True))
+    for key in existing:
+        del new[key]
+    if not new:
+        return []
+    # A check and the scan may race on one key: the unique key keeps one, and neither fails.
+    FraudFlag.objects.bulk_create(new.values(), ignore_conflicts=True)
+    raised = list(FraudFlag.objects.filter(dedupe_key__in=list(new)).order_by("pk"))
+    for flag in raised:
+        logger.warning("Fraud flag %s raised: %s on account %s.", flag.pk, flag.rule, flag.account_id)
+    return raised
+
+
+# Staff actions
+
+
+def fraud_flag_clear(*, flag, actor, reason, ip_address=None):
+    """Close a flag as a false alarm."""
+    with transaction.atomic():
+        flag = _open_flag_locked(flag)
+        _resolve(flag, status=FraudFlag.Status.CLEARED, actor=actor)
+        audit_record(
+            actor=actor,
+            action="fraud_flag.clear",
+            target=flag,
+            reason=(reason or "").strip(),
+            before={"status": FraudFlag.Status.OPEN},
+            after={"status": flag.status},
+            ip_address=ip_address,
+        )
+    return flag
+
+
+def fraud_flag_confirm(*, flag, actor, reason, block=True, ip_address=None):
+    """Close a flag as fraud and, unless told otherwise, block the account from buying."""
+    reason = _required(reason)
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=flag.account_id)  # account first, as everywhere
+        flag = _open_flag_locked(flag)
+        _resolve(flag, status=FraudFlag.Status.CONFIRMED, actor=actor)
+        audit_record(
+            actor=actor,
+            action="fraud_flag.confirm",
+            target=flag,
+            reason=reason,
+            before={"status": FraudFlag.Status.OPEN},
+            after={"status": flag.status, "block": block},
+            ip_address=ip_address,
+        )
+        if block:
+            account_block(account=account, actor=actor, reason=reason, ip_address=ip_address)
+    return flag
+
+
+def fraud_flag_note(*, flag, actor, note, ip_address=None):
+    """Add a note to a flag, open or closed (an audit entry: a later call, a chargeback that
+    followed); the flag itself does not change."""
+    note = _required(note, message="Please write a note.")
+    with transaction.atomic():
+        return audit_record(actor=actor, action="fraud_flag.note", target=flag, reason=note, ip_address=ip_address)
+
+
+def account_block(*, account, actor, reason, ip_address=None):
+    """Stop the account from buying hours (its hours stay usable). Blocking a blocked account changes
+    nothing and records nothing."""
+    reason = _required(reason)
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        if account.blocked_at is not None:
+            return account
+        before = _block_state(account)
+        account.blocked_at = timezone.now()
+        account.blocked_reason = reason[: Account._meta.get_field("blocked_reason").max_length]
+        account.save(update_fields=["blocked_at", "blocked_reason"])
+        audit_record(
+            actor=actor,
+            action="account.block",
+            target=account,
+            reason=reason,
+            before=before,
+            after=_block_state(account),
+            ip_address=ip_address,
+        )
+    return account
+
+
+def account_unblock(*, account, actor, reason, ip_address=None):
+    """Let a blocked account buy again. Unblocking an account that is not blocked records nothing."""
+    reason = _required(reason)
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        if account.blocked_at is None:
+            return account
+        before = _block_state(account)
+        account.blocked_at = None
+        account.blocked_reason = ""
+        account.save(update_fields=["blocked_at", "blocked_reason"])
+        audit_record(
+            actor=actor,
+            action="account.unblock",
+            target=account,
+            reason=reason,
+            before=before,
+            after=_block_state(account),
+            ip_address=ip_address,
+        )
+    return account
+
+
+def _open_flag_locked(flag):
+    flag = FraudFlag.objects.select_for_update().get(pk=flag.pk)
+    if flag.status != FraudFlag.Status.OPEN:
+        raise FraudFlagRefused(flag)
+    return flag
+
+
+def _resolve(flag, *, status, actor):
+    flag.status = status
+    flag.resolved_at = timezone.now()
+    flag.resolved_by = actor
+    flag.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
+
+
+def _required(text, message="Please give a reason."):
+    text = (text or "").strip()
+    if not text:
+        raise ReasonRequired(message)
+    return text
+
+
+def _block_state(account):
+    blocked_at = account.blocked_at.isoformat() if account.blocked_at else None
+    return {"blocked_at": blocked_at, "blocked_reason": account.blocked_reason}

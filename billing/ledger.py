@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from billing.audit import audit_record
 from billing.errors import InsufficientHours, LedgerError, LotExpired
 from billing.models import Account, LedgerEntry, Lot, Usage
 
@@ -216,6 +217,22 @@ def lot_adjust(*, lot, minutes, reason, actor=None):
     if minutes == 0:
         raise LedgerError("An adjustment must change the hours.")
     return _change_lot(lot=lot, kind=LedgerEntry.Kind.ADJUSTMENT, minutes=minutes, reason=reason, actor=actor)
+
+
+def lot_adjust_by_staff(*, lot, minutes, reason, actor, ip_address=None):
+    """A correction made in the console: the adjustment and its audit entry, together."""
+    with transaction.atomic():
+        entry = lot_adjust(lot=lot, minutes=minutes, reason=reason, actor=actor)
+        audit_record(
+            actor=actor,
+            action="hours.adjust",
+            target=entry.lot,
+            reason=reason,
+            before={"minutes_remaining": entry.lot.minutes_remaining - minutes},
+            after={"minutes_remaining": entry.lot.minutes_remaining},
+            ip_address=ip_address,
+        )
+    return entry
 
 
 def lot_hold(*, lot, minutes, reason):

@@ -18,9 +18,10 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
-from billing import ledger, stripe_gateway
+from billing import fraud, ledger, stripe_gateway
 from billing.cards import card_forget, customer_ensure
 from billing.errors import (
+    AccountBlocked,
     BillingError,
     CardNotFound,
     PaymentDeclined,
@@ -110,9 +111,12 @@ def payment_start(*, account, token, payment_method_id=None):
 
     A repeated token returns the Payment it already made, with `replayed` set to True.
 
-    Raises PaymentRefused (nothing charged) for a stale or foreign button, a plan no longer on sale
-    or changed since the button was shown, a missing card or another payment in flight.
+    Raises PaymentRefused (nothing charged) for a blocked account, a stale or foreign button, a plan
+    no longer on sale or changed since the button was shown, a missing card or another payment in
+    flight. After each new attempt the fraud rules look at the account (see billing.fraud).
     """
+    if account.blocked_at is not None:
+        raise AccountBlocked()
     offer = payment_offer_read(account=account, token=token)
     existing = _payment_for_token(account, offer)
     if existing:
@@ -122,7 +126,8 @@ def payment_start(*, account, token, payment_method_id=None):
     card = _card_to_charge(account, payment_method_id)
     _settle_payments_in_flight(account)
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=account.pk)
+        if Account.objects.select_for_update().get(pk=account.pk).blocked_at is not None:
+            raise AccountBlocked()  # blocked by staff since this request began
         existing = _payment_for_token(account, offer)
         if existing:
             return existing
@@ -141,8 +146,19 @@ def payment_start(*, account, token, payment_method_id=None):
             idempotency_key=offer.nonce,
         )
     payment = _charge(payment)
+    _fraud_rules_check(payment)
     payment.replayed = False
     return payment
+
+
+def _fraud_rules_check(payment):
+    """The fraud rules after an attempt. They only raise flags for staff: whatever goes wrong in them
+    is logged and never reaches the student's payment (the periodic scan looks again)."""
+    try:
+        with transaction.atomic():  # a savepoint: a failed check leaves the caller's transaction usable
+            fraud.fraud_rules_check(account=payment.account, payment=payment)
+    except Exception:
+        logger.exception("The fraud rules could not check payment %s; the periodic scan looks again.", payment.pk)
 
 
 def _payment_for_token(account, offer):

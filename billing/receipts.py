@@ -13,6 +13,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from billing.audit import audit_record
 from billing.formatting import hours_text, money_text
 from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
 
@@ -123,6 +124,21 @@ def receipt_email(*, receipt, to=None):
     message.attach(receipt.filename, receipt_pdf(receipt=receipt), "application/pdf")
     message.send()
     return receipt
+
+
+def receipt_resend(*, receipt, actor, to=None, ip_address=None):
+    """Staff's "resend": queue the email (to the student, or to `to`) and audit it."""
+    from billing.tasks import resend_receipt
+
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="receipt.resend",
+            target=receipt,
+            after={"to": to or receipt.account.user.email},
+            ip_address=ip_address,
+        )
+        transaction.on_commit(lambda: resend_receipt(receipt.pk, to))
 
 
 def receipt_deliver(*, receipt):

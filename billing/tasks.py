@@ -8,7 +8,7 @@ from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
-from billing import events, payments, receipts
+from billing import events, fraud, payments, receipts
 from billing.errors import ProviderUnavailable
 from billing.ledger import lots_expire_due
 from billing.models import Payment, Receipt
@@ -99,3 +99,11 @@ def payments_reconcile():
 @lock_task("billing-expire-lots")
 def expire_due_lots():
     return len(lots_expire_due())
+
+
+@db_periodic_task(crontab(minute="*/10"))
+@lock_task("billing-fraud-scan")
+def scan_for_fraud():
+    """The fraud rules over recent payment attempts: what the check after each attempt missed
+    (a payment settled later by a webhook or a refresh, a check that failed)."""
+    return len(fraud.fraud_scan())

@@ -96,6 +96,7 @@ class Payment(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["account", "status"]),
+            models.Index(fields=["account", "-created_at"]),  # a student's history, the fraud rules
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["updated_at"]),
         ]
@@ -140,7 +141,7 @@ class Refund(models.Model):
         constraints = [models.CheckConstraint(condition=Q(amount_cents__gt=0), name="refund_amount_positive")]
 
     def __str__(self):
-        return f"Refund {self.stripe_refund_id}"
+        return f"Refund {self.stripe_refund_id or self.pk} of payment {self.payment_id}"
 
 
 class Dispute(models.Model):

@@ -1,9 +1,12 @@
 """Small builders for tests: a student with an account, a lot bought some days ago."""
 
+import time
 from datetime import timedelta
 from itertools import count
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from billing import cards, ledger, payments
@@ -22,6 +25,24 @@ def make_student(email=None, **fields):
 
 def make_staff(email="staff@example.com"):
     return User.objects.create_user(email, PASSWORD, is_staff=True)
+
+
+# A fixed TOTP secret for staff built in tests, so a test can compute the current code.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def make_console_user(email, *, role="Finance"):
+    """A staff member of the Support or Finance group, with a verified email and TOTP set up."""
+    user = User.objects.create_user(email, PASSWORD, is_staff=True)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    user.groups.add(Group.objects.get(name=role))
+    TOTP.activate(user, TOTP_SECRET)
+    return user
+
+
+def totp_code(moment=None):
+    counter = int((moment or time.time()) // 30)
+    return format_hotp_value(hotp_value(TOTP_SECRET, counter))
 
 
 def verified_user(email, password=PASSWORD):

@@ -1,0 +1,170 @@
+"""What the staff console reads: the overview's figures and a payment's whole story.
+
+Each figure is one aggregate query over an indexed range, so the overview costs the same number of
+queries however many payments there are.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+from django.db.models import Count, Min, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from billing.models import AuditEntry, Dispute, FraudFlag, LedgerEntry, Payment, Receipt, Refund, WebhookEvent
+
+OPEN_DISPUTE_STATUSES = ["warning_needs_response", "needs_response", "warning_under_review", "under_review"]
+FAILED_EVENT_STATUSES = [WebhookEvent.Status.FAILED, WebhookEvent.Status.ORPHAN]
+
+
+@dataclass
+class Overview:
+    today: object
+    revenue_today_cents: int
+    revenue_30d_cents: int
+    succeeded_30d: int
+    failed_30d: int
+    declines: list
+    refunds_30d: int
+    refunds_30d_cents: int
+    open_disputes: int
+    next_evidence_due: datetime | None
+    open_flags: int
+    events_failed: int
+    events_waiting: int
+    in_flight: int
+    daily_revenue: list = field(default_factory=list)
+
+    @property
+    def success_rate(self):
+        """Succeeded payments among those that finished, in whole percent (None with no payments)."""
+        finished = self.succeeded_30d + self.failed_30d
+        return round(100 * self.succeeded_30d / finished) if finished else None
+
+    @property
+    def since(self):
+        return self.today - timedelta(days=29)
+
+
+def console_overview(*, now=None):
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    start_of_today = timezone.make_aware(datetime.combine(today, time.min))
+    since = start_of_today - timedelta(days=29)
+    recent = Payment.objects.filter(created_at__gte=since)
+    totals = recent.aggregate(
+        revenue_30d=Sum("amount_cents", filter=Q(status=Payment.Status.SUCCEEDED)),
+        revenue_today=Sum("amount_cents", filter=Q(status=Payment.Status.SUCCEEDED, created_at__gte=start_of_today)),
+        succeeded=Count("id", filter=Q(status=Payment.Status.SUCCEEDED)),
+        failed=Count("id", filter=Q(status=Payment.Status.FAILED)),
+    )
+    declines = list(
+        recent.filter(status=Payment.Status.FAILED)
+        .values("failure_code")
+        .annotate(count=Count("id"))
+        .order_by("-count", "failure_code")[:6]
+    )
+    refunds = Refund.objects.filter(created_at__gte=since).exclude(status__in=["failed", "canceled"])
+    refund_totals = refunds.aggregate(count=Count("id"), cents=Sum("amount_cents"))
+    disputes = Dispute.objects.filter(closed=False).aggregate(
+        count=Count("id"), next_due=Min("evidence_due_by", filter=Q(evidence_due_by__gte=now))
+    )
+    events = WebhookEvent.objects.aggregate(
+        failed=Count("id", filter=Q(status__in=FAILED_EVENT_STATUSES)),
+        waiting=Count("id", filter=Q(status=WebhookEvent.Status.WAITING)),
+    )
+    return Overview(
+        today=today,
+        revenue_today_cents=totals["revenue_today"] or 0,
+        revenue_30d_cents=totals["revenue_30d"] or 0,
+        succeeded_30d=totals["succeeded"],
+        failed_30d=totals["failed"],
+        declines=declines,
+        refunds_30d=refund_totals["count"],
+        refunds_30d_cents=refund_totals["cents"] or 0,
+        open_disputes=disputes["count"],
+        next_evidence_due=disputes["next_due"],
+        open_flags=FraudFlag.objects.filter(status=FraudFlag.Status.OPEN).count(),
+        events_failed=events["failed"],
+        events_waiting=events["waiting"],
+        in_flight=Payment.objects.filter(
+            status__in=[Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION]
+        ).count(),
+        daily_revenue=_daily_revenue(recent, today),
+    )
+
+
+def _daily_revenue(recent, today):
+    """(date, cents) for each of the last 30 days, days without revenue included as 0."""
+    by_day = dict(
+        recent.filter(status=Payment.Status.SUCCEEDED)
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(cents=Sum("amount_cents"))
+        .values_list("day", "cents")
+    )
+    days = [today - timedelta(days=offset) for offset in range(29, -1, -1)]
+    return [(day, by_day.get(day, 0)) for day in days]
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    at: datetime
+    kind: str
+    title: str
+    detail: str = ""
+    link: str = ""
+    obj: object = None
+
+
+def payment_timeline(*, payment):
+    """Everything that happened to a payment, oldest first: the attempt and its outcome, Stripe's
+    events, hours moved on its lot, the receipt, refunds, disputes, fraud flags and staff actions."""
+    items = [TimelineItem(payment.created_at, "attempt", f"{payment.get_kind_display()} attempt started")]
+    if payment.status == Payment.Status.SUCCEEDED:
+        items.append(TimelineItem(payment.settled_at or payment.updated_at, "succeeded", "Payment succeeded"))
+    elif payment.status == Payment.Status.FAILED:
+        detail = " ".join(part for part in (payment.failure_code, payment.failure_message) if part)
+        items.append(TimelineItem(payment.settled_at or payment.updated_at, "failed", "Payment failed", detail))
+    if payment.stripe_payment_intent_id:
+        for event in WebhookEvent.objects.filter(payment_intent_id=payment.stripe_payment_intent_id):
+            items.append(
+                TimelineItem(
+                    event.received_at, "event", f"Stripe event {event.type}", event.get_status_display(), obj=event
+                )
+            )
+    if payment.lot_id:
+        for entry in LedgerEntry.objects.filter(lot_id=payment.lot_id).exclude(kind=LedgerEntry.Kind.USAGE):
+            items.append(
+                TimelineItem(entry.occurred_at, "ledger", f"Hours: {entry.get_kind_display()}", entry.reason, obj=entry)
+            )
+    for receipt in payment_documents(payment):
+        items.append(
+            TimelineItem(receipt.issued_at, "receipt", f"{receipt.get_kind_display()} {receipt.number}", obj=receipt)
+        )
+    for refund in payment.refunds.all():
+        items.append(TimelineItem(refund.created_at, "refund", f"Refund ({refund.status})", refund.reason, obj=refund))
+    for dispute in payment.disputes.all():
+        items.append(
+            TimelineItem(
+                dispute.created_at,
+                "dispute",
+                f"Dispute ({dispute.status.replace('_', ' ')})",
+                dispute.reason,
+                obj=dispute,
+            )
+        )
+    for flag in payment.fraud_flags.all():
+        items.append(
+            TimelineItem(flag.created_at, "flag", f"Fraud flag: {flag.get_rule_display()}", flag.status, obj=flag)
+        )
+    for entry in AuditEntry.objects.filter(payment=payment):
+        items.append(
+            TimelineItem(entry.created_at, "audit", f"{entry.actor_email}: {entry.action}", entry.reason, obj=entry)
+        )
+    return sorted(items, key=lambda item: item.at)
+
+
+def payment_documents(payment):
+    """The payment's receipt and the credit notes of its refunds."""
+    return Receipt.objects.filter(Q(payment=payment) | Q(refund__payment=payment)).order_by("issued_at", "id")
