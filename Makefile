@@ -13,12 +13,16 @@ DEV_ENV := DEBUG=1 \
 	STRIPE_WEBHOOK_SECRET=whsec_localstripe STRIPE_API_BASE=http://127.0.0.1:8420 \
 	STRIPE_JS_URL=http://127.0.0.1:8420/js.stripe.com/v3/
 
-.PHONY: run test lint format install system-deps clean
+.PHONY: run test lint format install system-deps clean totp
 
 run: install system-deps
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py seed_demo
 	$(DEV_ENV) $(PY) manage.py rundev
+
+# The demo staff users' current two-factor code (they sign in with password + this code).
+totp: install
+	$(DEV_ENV) $(PY) manage.py totp
 
 test: install system-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -4,8 +4,10 @@ import shutil
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
+from django.urls import reverse
 
-from billing.tests.builders import PASSWORD, make_staff, make_student
+from billing.tests.builders import PASSWORD, make_console_user, make_staff, make_student, totp_code
 from billing.tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, LocalStripe
 
 
@@ -23,6 +25,41 @@ def student_client(client, student):
 @pytest.fixture
 def staff_user(db):
     return make_staff()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache (allauth remembers used TOTP codes and rate limits there)."""
+    cache.clear()
+
+
+def console_sign_in(client, user):
+    """Sign a staff member in as they would: password, then the TOTP code (allauth.mfa)."""
+    response = client.post(reverse("account_login"), {"login": user.email, "password": PASSWORD})
+    assert response["Location"] == reverse("mfa_authenticate"), "the password step should ask for the code"
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code()})
+    assert response.status_code == 302, "the TOTP code should be accepted"
+    return client
+
+
+@pytest.fixture
+def finance_user(db):
+    return make_console_user("fiona.finance@example.com", role="Finance")
+
+
+@pytest.fixture
+def support_user(db):
+    return make_console_user("sol.support@example.com", role="Support")
+
+
+@pytest.fixture
+def finance_client(client, finance_user):
+    return console_sign_in(client, finance_user)
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    return console_sign_in(client, support_user)
 
 
 @pytest.fixture

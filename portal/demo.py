@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from billing import ledger
-from billing.models import Plan
+from billing import disputes, fraud, ledger, samples
+from billing.models import Account, Payment, PaymentMethod, Plan, WebhookEvent
 from portal.models import User
 
 DEMO_PASSWORD = "tutor-demo-2026"
@@ -63,7 +65,13 @@ STUDENTS = {
     "ben.student@example.com": ("Ben", "Okafor", [LotStory("Starter", -40, -38, -3, 195)]),
     "cleo.student@example.com": ("Cleo", "Nowak", []),
 }
-STAFF_EMAIL = "staff@example.com"
+# Staff: Finance (also a superuser, for the raw-data admin) and Support. Both use TOTP, with this
+# published secret so that `make totp` can print the current code: demo data only.
+STAFF = {
+    "staff@example.com": ("Sam", "Staff", "Finance"),
+    "support@example.com": ("Sol", "Support", "Support"),
+}
+DEMO_TOTP_SECRET = "KRUXI4TPOJUW4Z2IN52XE4ZAMRSW233P"
 
 
 def seed_demo():
@@ -75,13 +83,93 @@ def seed_demo():
         logins.append(DemoLogin(email, DEMO_PASSWORD, role))
         if not User.objects.filter(email=email).exists():
             _student(email, first_name, last_name, stories, plans)
-    if not User.objects.filter(email=STAFF_EMAIL).exists():
-        with transaction.atomic():
-            staff = User.objects.create_superuser(STAFF_EMAIL, DEMO_PASSWORD, first_name="Sam", last_name="Staff")
-            _verify_email(staff)
-    logins.append(DemoLogin(STAFF_EMAIL, DEMO_PASSWORD, "staff"))
+    for email, (first_name, last_name, role) in STAFF.items():
+        logins.append(DemoLogin(email, DEMO_PASSWORD, f"staff ({role}), code: make totp"))
+        if not User.objects.filter(email=email).exists():
+            _staff(email, first_name, last_name, role)
     ledger.lots_expire_due()
+    if not Payment.objects.exists():
+        _console_history()
     return logins
+
+
+@transaction.atomic
+def _staff(email, first_name, last_name, role):
+    make = User.objects.create_superuser if role == "Finance" else User.objects.create_user
+    user = make(email, DEMO_PASSWORD, first_name=first_name, last_name=last_name, is_staff=True)
+    _verify_email(user)
+    user.groups.add(Group.objects.get(name=role))
+    TOTP.activate(user, DEMO_TOTP_SECRET)
+
+
+def demo_totp_code():
+    counter = int(timezone.now().timestamp()) // 30
+    return format_hotp_value(hotp_value(DEMO_TOTP_SECRET, counter))
+
+
+@transaction.atomic
+def _console_history():
+    """What the staff console shows on a fresh demo: the payments behind the students' packages,
+    a declined attempt, a dispute awaiting evidence, open fraud flags and a failed Stripe event.
+
+    These payments never went through the Stripe stand-in (it is not running while seeding), so
+    Stripe refuses to refund them; buy hours as a student to try a refund end to end."""
+    payments = []
+    for account in Account.objects.filter(user__email__in=STUDENTS).select_related("user"):
+        card = PaymentMethod.objects.create(
+            account=account,
+            stripe_payment_method_id=f"pm_demo_{account.pk}",
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=timezone.localdate().year + 3,
+            # Stripe never saw this card: it is history only, never offered for a new charge.
+            removed_at=timezone.now(),
+        )
+        for lot in account.lots.filter(price_cents__gt=0).order_by("purchased_at"):
+            payments.append(_demo_payment(account, card, lot=lot, at=lot.purchased_at))
+    ben = Account.objects.get(user__email="ben.student@example.com")
+    declined = _demo_payment(ben, ben.payment_methods.get(), lot=None, at=timezone.now() - timedelta(hours=3))
+    # Just opened, funds not yet withdrawn: the student's hours are not held yet.
+    disputed = next(payment for payment in payments if payment.lot.expires_at > timezone.now())
+    disputes.dispute_record(
+        payment=disputed, dispute_object=samples.dispute(disputed), event_type="charge.dispute.created"
+    )
+    fraud.fraud_flag_raise(payment=declined, warning_object=samples.early_fraud_warning(declined))
+    failed = WebhookEvent.objects.create(
+        stripe_event_id="evt_demo_failed",
+        type="charge.refund.updated",
+        payload=samples.event("charge.refund.updated", samples.refund(payments[0]), event_id="evt_demo_failed"),
+        payment_intent_id=payments[0].stripe_payment_intent_id,
+        status=WebhookEvent.Status.FAILED,
+        attempts=10,
+        last_error="ProviderUnavailable: the payment provider did not answer (demo).",
+    )
+    return failed
+
+
+def _demo_payment(account, card, *, lot, at):
+    plan = lot.plan if lot else Plan.objects.get(name="Intensive")
+    payment = Payment.objects.create(
+        account=account,
+        plan=plan,
+        kind=Payment.Kind.PURCHASE,
+        amount_cents=plan.price_cents,
+        currency=plan.currency,
+        minutes=plan.minutes,
+        validity_days=plan.validity_days,
+        payment_method=card,
+        status=Payment.Status.SUCCEEDED if lot else Payment.Status.FAILED,
+        failure_code="" if lot else "card_declined",
+        failure_message="" if lot else "Your card was declined by your bank.",
+        idempotency_key=f"demo-{account.pk}-{at.timestamp():.0f}",
+        stripe_payment_intent_id=f"pi_demo_{account.pk}_{at.timestamp():.0f}",
+        lot=lot,
+        settled_at=at,
+    )
+    Payment.objects.filter(pk=payment.pk).update(created_at=at)  # as if made back then
+    payment.refresh_from_db()
+    return payment
 
 
 def _plan(spec):

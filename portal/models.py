@@ -45,3 +45,28 @@ class User(AbstractUser):
     @property
     def display_name(self):
         return self.get_full_name() or self.email
+
+
+class SignIn(models.Model):
+    """One successful sign-in: the login history staff show Stripe as access evidence in a dispute,
+    and see on the student's console page."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sign_ins")
+    at = models.DateTimeField(auto_now_add=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["user", "-at"])]
+
+    def __str__(self):
+        return f"{self.user} signed in {self.at:%Y-%m-%d %H:%M}"
+
+
+def sign_in_record(sender, request, user, **kwargs):
+    """Receiver of Django's user_logged_in: remember who signed in, when, from where."""
+    meta = request.META if request is not None else {}
+    SignIn.objects.create(
+        user=user, ip_address=meta.get("REMOTE_ADDR") or None, user_agent=meta.get("HTTP_USER_AGENT", "")[:300]
+    )

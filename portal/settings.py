@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "django_filters",
     "django_htmx",
     "django_tables2",
     "template_partials",
@@ -161,6 +163,9 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional" if DEBUG else "mandatory")
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# Two-factor authentication: staff must use TOTP before the console opens (students may too).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Tutoring Hours")
 
 # Email: console in development, SMTP otherwise.
 EMAIL_BACKEND = os.environ.get(
@@ -248,3 +253,15 @@ LOGGING = {
     # The Huey consumer installs its own handler on "huey"; propagating would print every line twice.
     "loggers": {"huey": {"level": "INFO", "propagate": False}},
 }
+
+# Fraud rules (billing/fraud.py): each raises a flag for staff, never blocks a payment by itself.
+# A flag when an account makes more than this many payment attempts within one hour,
+FRAUD_MAX_ATTEMPTS_PER_HOUR = int(os.environ.get("FRAUD_MAX_ATTEMPTS_PER_HOUR", "5"))
+# pays with more than this many different saved cards within 24 hours,
+FRAUD_MAX_CARDS_PER_DAY = int(os.environ.get("FRAUD_MAX_CARDS_PER_DAY", "3"))
+# has this many card declines in a row (within 24 hours),
+FRAUD_DECLINE_STREAK = int(os.environ.get("FRAUD_DECLINE_STREAK", "3"))
+# or makes a first purchase costing more than this many times the usual first purchase.
+FRAUD_FIRST_PURCHASE_FACTOR = float(os.environ.get("FRAUD_FIRST_PURCHASE_FACTOR", "3"))
+# How far back the periodic scan (every 10 minutes) looks for new payment attempts and outcomes.
+FRAUD_SCAN_LOOKBACK_MINUTES = int(os.environ.get("FRAUD_SCAN_LOOKBACK_MINUTES", "60"))

@@ -48,3 +48,15 @@ def days_left(moment):
 def price_paid(lot):
     """What a lot cost, or "Included" for hours granted without a payment."""
     return money(lot.price_cents, lot.currency) if lot.price_cents else "Included"
+
+
+@register.filter
+def signed_hours(minutes):
+    """A change of hours: 90 -> "+1.5 h", -50 -> "−0.83 h"."""
+    return f"{'+' if minutes > 0 else '−'}{hours_text(abs(minutes))}"
+
+
+@register.filter
+def words(value):
+    """Stripe's codes as words: "needs_response" -> "needs response"."""
+    return str(value).replace("_", " ")
