@@ -1,8 +1,31 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from portal.console import views
+from portal.console.views import disputes, fraud, overview, payments, students, webhooks
 
 app_name = "console"
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", overview.overview, name="index"),
+    path("payments/", payments.payment_list, name="payments"),
+    path("payments/export.csv", payments.payment_export, name="payments_export"),
+    path("payments/<int:payment_id>/", payments.payment_detail, name="payment"),
+    path("payments/<int:payment_id>/refund/", payments.refund_create, name="refund_create"),
+    path("refunds/", payments.refund_list, name="refunds"),
+    path("refunds/<int:refund_id>/send/", payments.refund_send, name="refund_send"),
+    path("receipts/<int:receipt_id>/resend/", payments.receipt_resend_view, name="receipt_resend"),
+    path("disputes/", disputes.dispute_list, name="disputes"),
+    path("disputes/<int:dispute_id>/", disputes.dispute_detail, name="dispute"),
+    path("disputes/<int:dispute_id>/accept/", disputes.dispute_accept, name="dispute_accept"),
+    path("fraud/", fraud.flag_list, name="flags"),
+    re_path(r"^fraud/(?P<flag_id>[0-9]+)/(?P<action>clear|confirm|note)/$", fraud.flag_action, name="flag_action"),
+    path("webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("webhooks/retry-failed/", webhooks.webhook_retry_failed, name="webhooks_retry_failed"),
+    path("webhooks/<int:event_id>/", webhooks.webhook_detail, name="webhook"),
+    path("webhooks/<int:event_id>/retry/", webhooks.webhook_retry, name="webhook_retry"),
+    path("students/", students.student_list, name="students"),
+    path("students/<int:account_id>/", students.student_detail, name="student"),
+    path("students/<int:account_id>/session/", students.session_create, name="session_create"),
+    path("students/<int:account_id>/adjust/", students.hours_adjust, name="hours_adjust"),
+    path("students/<int:account_id>/block/", students.student_block, {"block": True}, name="student_block"),
+    path("students/<int:account_id>/unblock/", students.student_block, {"block": False}, name="student_unblock"),
+    path("audit/", overview.audit_log, name="audit"),
 ]

@@ -1,0 +1,112 @@
+"""The console's table filters (django-filter). Amounts are typed in currency units, stored in cents."""
+
+from decimal import Decimal
+
+import django_filters
+from django import forms
+from django.db.models import Q
+
+from billing.models import AuditEntry, Dispute, FraudFlag, Payment, WebhookEvent
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+def cents(value):
+    return int((value * 100).to_integral_value())
+
+
+class PaymentFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search", help_text="Email, payment number or pi_… id")
+    status = django_filters.ChoiceFilter(choices=Payment.Status.choices, empty_label="Any status")
+    failure_code = django_filters.CharFilter(label="Decline code")
+    created_from = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
+    )
+    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE)
+    amount_min = django_filters.NumberFilter(method="amount_at_least", label="Amount from", min_value=Decimal(0))
+    amount_max = django_filters.NumberFilter(method="amount_at_most", label="Amount to", min_value=Decimal(0))
+
+    class Meta:
+        model = Payment
+        fields = []
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if value.startswith("pi_"):
+            return queryset.filter(stripe_payment_intent_id=value)
+        if value.isdigit():
+            return queryset.filter(Q(pk=int(value)) | Q(account__user__email__icontains=value))
+        return queryset.filter(account__user__email__icontains=value)
+
+    def amount_at_least(self, queryset, name, value):
+        return queryset.filter(amount_cents__gte=cents(value))
+
+    def amount_at_most(self, queryset, name, value):
+        return queryset.filter(amount_cents__lte=cents(value))
+
+
+class DisputeFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(
+        choices=[
+            ("needs_response", "Needs response"),
+            ("warning_needs_response", "Inquiry: needs response"),
+            ("under_review", "Under review"),
+            ("won", "Won"),
+            ("lost", "Lost"),
+        ],
+        empty_label="Any status",
+    )
+    state = django_filters.ChoiceFilter(
+        choices=[("open", "Open"), ("closed", "Closed")], method="by_state", empty_label="Open and closed"
+    )
+
+    class Meta:
+        model = Dispute
+        fields = []
+
+    def by_state(self, queryset, name, value):
+        return queryset.filter(closed=value == "closed")
+
+
+class FraudFlagFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=FraudFlag.Status.choices, empty_label="Any status")
+    rule = django_filters.ChoiceFilter(choices=FraudFlag.Rule.choices, empty_label="Any rule")
+
+    class Meta:
+        model = FraudFlag
+        fields = []
+
+
+class WebhookEventFilter(django_filters.FilterSet):
+    type = django_filters.CharFilter(lookup_expr="startswith", label="Type", help_text="e.g. charge.dispute")
+    status = django_filters.MultipleChoiceFilter(
+        choices=WebhookEvent.Status.choices, widget=forms.CheckboxSelectMultiple
+    )
+    received_from = django_filters.DateFilter(
+        field_name="received_at", lookup_expr="date__gte", label="From", widget=DATE
+    )
+    received_to = django_filters.DateFilter(field_name="received_at", lookup_expr="date__lte", label="To", widget=DATE)
+
+    class Meta:
+        model = WebhookEvent
+        fields = []
+
+
+class AuditFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_email", lookup_expr="icontains", label="Staff email")
+    action = django_filters.CharFilter(lookup_expr="startswith", label="Action", help_text="e.g. refund")
+    target = django_filters.CharFilter(method="target_search", label="Target", help_text="e.g. payment 42")
+    created_from = django_filters.DateFilter(
+        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
+    )
+    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE)
+
+    class Meta:
+        model = AuditEntry
+        fields = []
+
+    def target_search(self, queryset, name, value):
+        kind, _, identifier = value.strip().partition(" ")
+        if identifier:
+            return queryset.filter(target_type=kind.lower(), target_id=identifier.strip())
+        return queryset.filter(target_label__icontains=value.strip())

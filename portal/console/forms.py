@@ -1,0 +1,117 @@
+"""Forms of the console's actions. Staff type hours and money as people write them; the forms turn
+them into exact minutes and cents, and refuse what cannot be exact."""
+
+from decimal import Decimal
+
+from django import forms
+from django.utils import timezone
+
+from billing.models import Lot
+
+
+class HoursField(forms.DecimalField):
+    """Hours as a decimal ("2.5", "0.75"), cleaned to whole minutes."""
+
+    def __init__(self, *, allow_negative=False, **kwargs):
+        kwargs.setdefault("decimal_places", 4)
+        kwargs.setdefault("max_digits", 9)
+        if not allow_negative:
+            kwargs.setdefault("min_value", Decimal(0))
+        super().__init__(**kwargs)
+        self.widget.attrs.setdefault("step", "0.25")
+
+    def clean(self, value):
+        hours = super().clean(value)
+        if hours is None:
+            return None
+        minutes = hours * 60
+        if minutes != minutes.to_integral_value():
+            raise forms.ValidationError("Enter hours that make whole minutes, e.g. 2.5 or 1.75.")
+        return int(minutes)
+
+
+class MoneyField(forms.DecimalField):
+    """An amount in currency units ("75.50"), cleaned to cents."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=10, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
+        self.widget.attrs.setdefault("step", "0.01")
+
+    def clean(self, value):
+        amount = super().clean(value)
+        return None if amount is None else int(amount * 100)
+
+
+class ReasonField(forms.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 300)
+        kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2}))
+        super().__init__(**kwargs)
+
+
+class RefundForm(forms.Form):
+    amount = MoneyField(label="Amount to refund")
+    hours = HoursField(label="Hours to take back", help_text="Defaults to the refund's share of the unused hours.")
+    reason = ReasonField()
+
+
+class ReasonForm(forms.Form):
+    reason = ReasonField()
+
+
+class NoteForm(forms.Form):
+    note = ReasonField(max_length=1000)
+
+
+class FlagConfirmForm(forms.Form):
+    reason = ReasonField()
+    block = forms.BooleanField(required=False, initial=True, label="Block the student from buying")
+    refund = forms.BooleanField(required=False, label="Refund the flagged payment in full")
+
+
+class SessionForm(forms.Form):
+    occurred_at = forms.DateTimeField(
+        label="When", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    )
+    duration = HoursField(label="Duration in hours", min_value=Decimal("0.01"), max_value=Decimal(12))
+    tutor = forms.CharField(max_length=120)
+    subject = forms.CharField(max_length=120)
+
+    def clean_occurred_at(self):
+        occurred_at = self.cleaned_data["occurred_at"]
+        if occurred_at > timezone.now():
+            raise forms.ValidationError("A session cannot be recorded before it happened.")
+        return occurred_at
+
+
+class AdjustmentForm(forms.Form):
+    lot = forms.ModelChoiceField(queryset=Lot.objects.none(), label="Package")
+    hours = HoursField(label="Change in hours", allow_negative=True, help_text="Negative to remove hours, e.g. -1.5.")
+    reason = ReasonField()
+
+    def __init__(self, *args, account, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lot"].queryset = Lot.objects.filter(account=account, expires_at__gt=timezone.now())
+        self.fields["lot"].label_from_instance = lambda lot: f"{lot.name} #{lot.pk}, expires {lot.expires_at:%d %b %Y}"
+
+    def clean_hours(self):
+        minutes = self.cleaned_data["hours"]
+        if minutes == 0:
+            raise forms.ValidationError("An adjustment must change the hours.")
+        return minutes
+
+
+class ReceiptResendForm(forms.Form):
+    to = forms.EmailField(required=False, label="Send to", help_text="Empty: the student's own address.")
+
+
+class EvidenceForm(forms.Form):
+    """Stripe's structured dispute evidence, as text (files are made from it on submission)."""
+
+    product_description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000)
+    service_date = forms.CharField(required=False, max_length=5000)
+    service_documentation = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False, max_length=20000)
+    receipt = forms.CharField(required=False, max_length=200, help_text="Our receipt number; its PDF is attached.")
+    customer_communication = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, max_length=20000)
+    access_activity_log = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, max_length=20000)
+    uncategorized_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000)

@@ -1,0 +1,350 @@
+"""The console's tables. Sorting and paging are plain links that HTMX turns into table swaps."""
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from billing.models import Account, AuditEntry, Dispute, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
+from portal.student.tables import NUMERIC, stable_order
+from portal.templatetags.portal_format import days_left, duration, hours, money, signed_hours
+
+WHEN = "j M Y, H:i"
+BADGES = {
+    "succeeded": "ok",
+    "processed": "ok",
+    "won": "ok",
+    "cleared": "ok",
+    "failed": "danger",
+    "lost": "danger",
+    "orphan": "danger",
+    "confirmed": "danger",
+    "needs_response": "warn",
+    "warning_needs_response": "warn",
+    "requires_action": "warn",
+    "waiting": "warn",
+    "open": "warn",
+    "requested": "warn",
+}
+
+
+def badge(value, label=None):
+    return format_html('<span class="badge badge-{}">{}</span>', BADGES.get(value, "muted"), label or value)
+
+
+def student_link(account):
+    return format_html('<a href="{}">{}</a>', reverse("console:student", args=[account.pk]), account.user.email)
+
+
+class PaymentTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="Date", format=WHEN)
+    student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
+    plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
+    amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
+    status = tables.Column()
+    card = tables.Column(accessor="payment_method", verbose_name="Card", orderable=False)
+    stripe_payment_intent_id = tables.Column(verbose_name="PaymentIntent", orderable=False, default="—")
+
+    class Meta:
+        model = Payment
+        fields = ["created_at", "student", "plan", "amount_cents", "status", "card", "stripe_payment_intent_id"]
+        order_by = "-created_at"
+        empty_text = "No payments match."
+        attrs = {"class": "data-table"}
+
+    caption = "Payments"
+    order_created_at = stable_order("created_at")
+    order_amount_cents = stable_order("amount_cents")
+    order_status = stable_order("status")
+
+    def render_created_at(self, value, record):
+        url = reverse("console:payment", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
+
+    def render_student(self, record):
+        return student_link(record.account)
+
+    def render_amount_cents(self, value, record):
+        return money(value, record.currency)
+
+    def render_status(self, value, record):
+        return badge(record.status, record.get_status_display())
+
+    def render_card(self, value):
+        return value.label
+
+    def render_stripe_payment_intent_id(self, value):
+        return format_html("<code>{}</code>", value)
+
+
+class RefundTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="Date", format=WHEN)
+    payment = tables.Column(verbose_name="Payment", orderable=False)
+    amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
+    minutes_reversed = tables.Column(verbose_name="Hours taken back", attrs=NUMERIC)
+    status = tables.Column()
+    reason = tables.Column(default="—", orderable=False)
+
+    class Meta:
+        model = Refund
+        fields = ["created_at", "payment", "amount_cents", "minutes_reversed", "status", "reason"]
+        order_by = "-created_at"
+        empty_text = "No refunds."
+        attrs = {"class": "data-table"}
+
+    caption = "Refunds"
+    order_created_at = stable_order("created_at")
+
+    def render_payment(self, value):
+        url = reverse("console:payment", args=[value.pk])
+        return format_html('<a href="{}">Payment {}</a> · {}', url, value.pk, value.account.user.email)
+
+    def render_amount_cents(self, value, record):
+        return money(value, record.currency)
+
+    def render_minutes_reversed(self, value):
+        return hours(value)
+
+    def render_status(self, value):
+        return badge(value)
+
+
+class DisputeTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="Opened", format=WHEN)
+    payment = tables.Column(verbose_name="Payment", orderable=False)
+    amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
+    reason = tables.Column(default="—")
+    status = tables.Column()
+    evidence_due_by = tables.DateTimeColumn(verbose_name="Evidence due", format=WHEN)
+
+    class Meta:
+        model = Dispute
+        fields = ["created_at", "payment", "amount_cents", "reason", "status", "evidence_due_by"]
+        order_by = "evidence_due_by"
+        empty_text = "No disputes."
+        attrs = {"class": "data-table"}
+
+    caption = "Disputes"
+    order_created_at = stable_order("created_at")
+    order_evidence_due_by = stable_order("evidence_due_by")
+
+    def render_created_at(self, value, record):
+        url = reverse("console:dispute", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
+
+    def render_payment(self, value):
+        return format_html(
+            '<a href="{}">Payment {}</a> · {}',
+            reverse("console:payment", args=[value.pk]),
+            value.pk,
+            value.account.user.email,
+        )
+
+    def render_amount_cents(self, value, record):
+        return money(value, record.currency)
+
+    def render_status(self, value):
+        return badge(value, value.replace("_", " "))
+
+    def render_evidence_due_by(self, value, record):
+        if record.closed or record.evidence_submitted_at:
+            return value.strftime("%d %b %Y")
+        days = days_left(value)
+        if days < 0:
+            return format_html("{} {}", value.strftime("%d %b %Y"), badge("lost", "past due"))
+        label = "due today" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
+        return format_html("{} {}", value.strftime("%d %b %Y"), badge("warn" if days > 3 else "failed", label))
+
+
+class FraudFlagTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="Raised", format=WHEN, orderable=False)
+    account = tables.Column(verbose_name="Student", orderable=False)
+    rule = tables.Column(verbose_name="Rule", orderable=False)
+    evidence = tables.Column(verbose_name="Evidence", orderable=False, attrs={"td": {"class": "wide"}})
+    status = tables.Column(orderable=False)
+    actions = tables.TemplateColumn(
+        template_name="console/_flag_actions.html", verbose_name="", orderable=False, empty_values=()
+    )
+
+    class Meta:
+        model = FraudFlag
+        fields = ["created_at", "account", "rule", "evidence", "status", "actions"]
+        empty_text = "No fraud flags match."
+        attrs = {"class": "data-table"}
+        row_attrs = {"id": lambda record: f"flag-{record.pk}"}
+
+    caption = "Fraud flags"
+
+    def render_account(self, value, record):
+        blocked = format_html(" {}", badge("failed", "blocked")) if value.blocked_at else ""
+        return format_html("{}{}", student_link(value), blocked)
+
+    def render_rule(self, value, record):
+        detail = f" ({record.fraud_type})" if record.rule == FraudFlag.Rule.RADAR else ""
+        payment = (
+            format_html(
+                '<br><a href="{}">Payment {}</a>',
+                reverse("console:payment", args=[record.payment_id]),
+                record.payment_id,
+            )
+            if record.payment_id
+            else ""
+        )
+        return format_html("{}{}{}", record.get_rule_display(), detail, payment)
+
+    def render_evidence(self, value):
+        return format_html_join(
+            "",
+            '<div><span class="muted">{}:</span> {}</div>',
+            ((key.replace("_", " "), item) for key, item in value.items()),
+        )
+
+    def render_status(self, value, record):
+        return badge(record.status, record.get_status_display())
+
+
+class WebhookEventTable(tables.Table):
+    received_at = tables.DateTimeColumn(verbose_name="Received", format=WHEN)
+    type = tables.Column()
+    status = tables.Column()
+    attempts = tables.Column(attrs=NUMERIC)
+    processing_ms = tables.Column(verbose_name="Time", attrs=NUMERIC, default="—")
+    last_error = tables.Column(verbose_name="Error", orderable=False, default="", attrs={"td": {"class": "wide"}})
+    actions = tables.TemplateColumn(
+        template_name="console/_event_actions.html", verbose_name="", orderable=False, empty_values=()
+    )
+
+    class Meta:
+        model = WebhookEvent
+        fields = ["received_at", "type", "status", "attempts", "processing_ms", "last_error", "actions"]
+        order_by = "-received_at"
+        empty_text = "No events match."
+        attrs = {"class": "data-table"}
+        row_attrs = {"id": lambda record: f"event-{record.pk}"}
+
+    caption = "Stripe events"
+    order_received_at = stable_order("received_at")
+    order_type = stable_order("type")
+    order_status = stable_order("status")
+    order_attempts = stable_order("attempts")
+
+    def render_received_at(self, value, record):
+        url = reverse("console:webhook", args=[record.pk])
+        return format_html('<a href="{}">{}</a>', url, value.strftime("%d %b %Y, %H:%M:%S"))
+
+    def render_type(self, value, record):
+        return format_html("<code>{}</code><br><span class='muted small'>{}</span>", value, record.stripe_event_id)
+
+    def render_status(self, value, record):
+        return badge(record.status, record.get_status_display())
+
+    def render_processing_ms(self, value):
+        return f"{value} ms"
+
+    def render_last_error(self, value):
+        last_line = value.strip().splitlines()[-1] if value.strip() else ""
+        return last_line[:160]
+
+
+class StudentTable(tables.Table):
+    email = tables.Column(accessor="user__email", verbose_name="Student")
+    balance_minutes = tables.Column(verbose_name="Balance", attrs=NUMERIC)
+    created_at = tables.DateTimeColumn(verbose_name="Joined", format="j M Y")
+    blocked_at = tables.Column(verbose_name="Buying", default="")
+
+    class Meta:
+        model = Account
+        fields = ["email", "balance_minutes", "created_at", "blocked_at"]
+        order_by = "user__email"
+        empty_text = "No students match."
+        attrs = {"class": "data-table"}
+
+    caption = "Students"
+    order_balance_minutes = stable_order("balance_minutes")
+    order_created_at = stable_order("created_at")
+
+    def render_email(self, record):
+        return student_link(record)
+
+    def render_balance_minutes(self, value):
+        return hours(value)
+
+    def render_blocked_at(self, value):
+        return badge("failed", "blocked") if value else badge("ok", "allowed")
+
+
+class LedgerTable(tables.Table):
+    occurred_at = tables.DateTimeColumn(verbose_name="Date", format=WHEN, orderable=False)
+    kind = tables.Column(verbose_name="What", orderable=False)
+    lot = tables.Column(verbose_name="Lot", orderable=False)
+    detail = tables.Column(empty_values=(), verbose_name="Details", orderable=False)
+    minutes = tables.Column(verbose_name="Change", orderable=False, attrs=NUMERIC)
+    balance_after = tables.Column(verbose_name="Balance", orderable=False, attrs=NUMERIC)
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["occurred_at", "kind", "lot", "detail", "minutes", "balance_after"]
+        empty_text = "No ledger entries."
+        attrs = {"class": "data-table"}
+
+    caption = "Ledger"
+
+    def render_lot(self, value):
+        return f"{value.name} #{value.pk}"
+
+    def render_detail(self, record):
+        if record.usage_id:
+            return f"{record.usage.subject} with {record.usage.tutor}, {duration(record.usage.minutes)}"
+        by = f" (by {record.actor.email})" if record.actor_id else ""
+        return f"{record.reason or '—'}{by}"
+
+    def render_minutes(self, value):
+        return signed_hours(value)
+
+    def render_balance_after(self, value):
+        return hours(value)
+
+
+class AuditTable(tables.Table):
+    created_at = tables.DateTimeColumn(verbose_name="When", format=WHEN, orderable=False)
+    actor_email = tables.Column(verbose_name="Staff", orderable=False)
+    action = tables.Column(orderable=False)
+    target_label = tables.Column(verbose_name="Target", orderable=False)
+    change = tables.Column(
+        empty_values=(), verbose_name="Before → after", orderable=False, attrs={"td": {"class": "wide"}}
+    )
+    reason = tables.Column(orderable=False, default="—")
+    ip_address = tables.Column(verbose_name="IP", orderable=False, default="—")
+
+    class Meta:
+        model = AuditEntry
+        fields = ["created_at", "actor_email", "action", "target_label", "change", "reason", "ip_address"]
+        empty_text = "No audit entries."
+        attrs = {"class": "data-table"}
+
+    caption = "Audit log"
+
+    def render_action(self, value):
+        return format_html("<code>{}</code>", value)
+
+    def render_target_label(self, value, record):
+        url = audit_target_url(record)
+        return format_html('<a href="{}">{}</a>', url, value) if url else value
+
+    def render_change(self, record):
+        before = ", ".join(f"{key}: {value}" for key, value in record.before.items())
+        after = ", ".join(f"{key}: {value}" for key, value in record.after.items())
+        if not before and not after:
+            return "—"
+        return f"{before or '—'} → {after or '—'}"
+
+
+def audit_target_url(entry):
+    if entry.payment_id:
+        return reverse("console:payment", args=[entry.payment_id])
+    if entry.target_type == "dispute":
+        return reverse("console:dispute", args=[entry.target_id])
+    if entry.target_type == "webhookevent":
+        return reverse("console:webhook", args=[entry.target_id])
+    if entry.account_id:
+        return reverse("console:student", args=[entry.account_id])
+    return ""

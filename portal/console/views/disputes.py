@@ -1,0 +1,85 @@
+"""Disputes: the table by status and due date, and a dispute's evidence, submission or acceptance."""
+
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from billing import disputes
+from billing.errors import BillingError
+from billing.models import Dispute
+from billing.reports import payment_timeline
+from portal.console.access import client_ip, console_view, forbidden, is_finance
+from portal.console.filters import DisputeFilter
+from portal.console.forms import EvidenceForm, ReasonForm
+from portal.console.tables import DisputeTable
+from portal.console.views.common import action_done, action_form, list_page, table_page
+
+
+@require_GET
+@console_view
+def dispute_list(request):
+    found = DisputeFilter(request.GET, queryset=Dispute.objects.select_related("payment__account__user"))
+    table = table_page(request, DisputeTable(found.qs))
+    return list_page(request, "console/disputes.html", table=table, filter=found)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view
+def dispute_detail(request, dispute_id):
+    """The dispute, its payment's timeline and the evidence form. Saving a draft and submitting are
+    Finance actions; Support sees the evidence read-only."""
+    dispute = get_object_or_404(Dispute.objects.select_related("payment__account__user", "payment__lot"), pk=dispute_id)
+    editable = is_finance(request.user) and not (dispute.closed or dispute.evidence_submitted_at)
+    form = EvidenceForm(request.POST or None, initial=disputes.dispute_evidence_prefill(dispute=dispute))
+    if request.method == "POST":
+        if not is_finance(request.user):
+            return forbidden(request)
+        if form.is_valid():
+            submit = "submit" in request.POST
+            action = disputes.dispute_evidence_submit if submit else disputes.dispute_evidence_save
+            try:
+                action(dispute=dispute, evidence=form.cleaned_data, actor=request.user, ip_address=client_ip(request))
+            except BillingError as refused:
+                form.add_error(None, str(refused))
+            else:
+                done = "Evidence submitted to Stripe." if submit else "Draft saved."
+                return action_done(request, done, redirect_to=reverse("console:dispute", args=[dispute.pk]))
+    context = {
+        "dispute": dispute,
+        "payment": dispute.payment,
+        "form": form,
+        "editable": editable,
+        "timeline": payment_timeline(payment=dispute.payment),
+    }
+    return render(request, "console/dispute_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(finance=True)
+def dispute_accept(request, dispute_id):
+    dispute = get_object_or_404(Dispute.objects.select_related("payment__account__user"), pk=dispute_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            disputes.dispute_accept(
+                dispute=dispute, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            return action_done(
+                request,
+                "Dispute accepted: it is closed as lost.",
+                redirect_to=reverse("console:dispute", args=[dispute.pk]),
+            )
+    return action_form(
+        request,
+        {
+            "form": form,
+            "title": f"Accept dispute {dispute.stripe_dispute_id}",
+            "intro": "Accepting closes the dispute as lost: the money stays with the card holder and the held hours "
+            "are removed for good. This cannot be undone.",
+            "submit": "Accept the dispute",
+            "danger": True,
+        },
+    )

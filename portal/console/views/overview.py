@@ -1,0 +1,27 @@
+"""The overview: today's and the month's money, what needs staff attention, and the audit log."""
+
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from billing.models import AuditEntry
+from billing.reports import console_overview
+from portal.console.access import console_view
+from portal.console.charts import revenue_chart
+from portal.console.filters import AuditFilter
+from portal.console.tables import AuditTable
+from portal.console.views.common import list_page, table_page
+
+
+@require_GET
+@console_view
+def overview(request):
+    figures = console_overview()
+    return render(request, "console/overview.html", {"o": figures, "chart": revenue_chart(figures.daily_revenue)})
+
+
+@require_GET
+@console_view
+def audit_log(request):
+    found = AuditFilter(request.GET, queryset=AuditEntry.objects.all())
+    table = table_page(request, AuditTable(found.qs), lazy=True)
+    return list_page(request, "console/audit.html", table=table, filter=found)

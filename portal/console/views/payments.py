@@ -1,0 +1,217 @@
+"""Payments: the table, its CSV export, a payment's timeline, refunds and receipt resends."""
+
+import csv
+
+from django.contrib import messages
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing import refunds
+from billing.errors import ProviderUnavailable
+from billing.formatting import hours_text, money_text
+from billing.models import Payment, Receipt, Refund
+from billing.receipts import receipt_resend
+from billing.reports import payment_timeline
+from portal.console.access import client_ip, console_view
+from portal.console.filters import PaymentFilter
+from portal.console.forms import ReceiptResendForm, RefundForm
+from portal.console.tables import PaymentTable, RefundTable
+from portal.console.views.common import action_done, action_form, list_page, table_page
+
+CSV_COLUMNS = ["id", "created_at", "email", "plan", "amount", "currency", "status", "failure_code", "payment_intent"]
+
+
+def payments_filtered(request):
+    payments = Payment.objects.select_related("account__user", "plan", "payment_method")
+    return PaymentFilter(request.GET, queryset=payments)
+
+
+@require_GET
+@console_view
+def payment_list(request):
+    found = payments_filtered(request)
+    table = table_page(request, PaymentTable(found.qs), lazy=True)
+    return list_page(request, "console/payments.html", table=table, filter=found)
+
+
+@require_GET
+@console_view
+def payment_export(request):
+    """The filtered payments as CSV, streamed row by row so a million rows never sit in memory."""
+    found = payments_filtered(request)
+    rows = found.qs.order_by("-created_at", "-id").values_list(
+        "id",
+        "created_at",
+        "account__user__email",
+        "plan__name",
+        "amount_cents",
+        "currency",
+        "status",
+        "failure_code",
+        "stripe_payment_intent_id",
+    )
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(CSV_COLUMNS)
+        for pk, created_at, email, plan, cents, currency, status, code, intent in rows.iterator(chunk_size=2000):
+            amount = f"{cents // 100}.{cents % 100:02d}"
+            yield writer.writerow(
+                [pk, created_at.isoformat(), email, plan, amount, currency, status, code, intent or ""]
+            )
+
+    filename = f"payments-{timezone.localdate():%Y-%m-%d}.csv"
+    return StreamingHttpResponse(
+        lines(),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+class _Echo:
+    """csv.writer writes into this and gets the line back, to be streamed."""
+
+    def write(self, value):
+        return value
+
+
+@require_GET
+@console_view
+def payment_detail(request, payment_id):
+    payment = get_object_or_404(
+        Payment.objects.select_related("account__user", "plan", "payment_method", "lot"), pk=payment_id
+    )
+    context = {
+        "payment": payment,
+        "timeline": payment_timeline(payment=payment),
+        "defaults": refunds.refund_defaults(payment=payment),
+        "refunds": payment.refunds.all(),
+        "documents": Receipt.objects.filter(payment=payment).first(),
+    }
+    return render(request, "console/payment_detail.html", context)
+
+
+@require_GET
+@console_view
+def refund_list(request):
+    refund_rows = Refund.objects.select_related("payment__account__user")
+    status = request.GET.get("status")
+    if status:
+        refund_rows = refund_rows.filter(status=status)
+    table = table_page(request, RefundTable(refund_rows))
+    return list_page(request, "console/refunds.html", table=table)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(finance=True)
+def refund_create(request, payment_id):
+    """Refund form → a confirmation naming the amount and hours → the refund. Nothing reaches
+    Stripe before the confirmation."""
+    payment = get_object_or_404(Payment.objects.select_related("account__user", "lot"), pk=payment_id)
+    defaults = refunds.refund_defaults(payment=payment)
+    initial = {"amount": f"{defaults.refundable_cents / 100:.2f}", "hours": hours_decimal(defaults.default_minutes)}
+    form = RefundForm(request.POST or None, initial=initial)
+    context = {"form": form}
+    if request.method == "POST" and form.is_valid() and _within_limits(form, defaults, payment):
+        amount, minutes = form.cleaned_data["amount"], form.cleaned_data["hours"]
+        if "confirm" not in request.POST:
+            return action_form(request, context | _refund_texts(payment) | _confirmation(amount, minutes, payment))
+        try:
+            refund = refunds.refund_issue(
+                payment=payment,
+                amount_cents=amount,
+                minutes=minutes,
+                reason=form.cleaned_data["reason"],
+                actor=request.user,
+                ip_address=client_ip(request),
+            )
+        except refunds.RefundRefused as refused:
+            form.add_error(None, str(refused))
+        except ProviderUnavailable:
+            messages.warning(request, "Stripe did not answer. The refund is waiting; send it again from the payment.")
+            return action_done(request, "Refund requested.", redirect_to=_payment_url(payment))
+        else:
+            return action_done(
+                request,
+                f"Refunded {money_text(refund.amount_cents, refund.currency)}; "
+                f"{hours_text(refund.minutes_reversed)} taken back.",
+                redirect_to=_payment_url(payment),
+            )
+    return action_form(request, context | _refund_texts(payment))
+
+
+def _refund_texts(payment):
+    return {
+        "title": f"Refund payment {payment.pk}",
+        "intro": f"{payment.account.user.email} paid {money_text(payment.amount_cents, payment.currency)} for "
+        f"{payment.plan.name}.",
+        "submit": "Review the refund",
+    }
+
+
+def _confirmation(amount, minutes, payment):
+    return {
+        "confirming": True,
+        "intro": f"Refund {money_text(amount, payment.currency)} to {payment.account.user.email}'s card and take back "
+        f"{hours_text(minutes)} from their package. Stripe sends the money at once; this cannot be undone.",
+        "submit": "Confirm the refund",
+        "danger": True,
+    }
+
+
+def _within_limits(form, defaults, payment):
+    if form.cleaned_data["amount"] > defaults.refundable_cents:
+        form.add_error(
+            "amount", f"At most {money_text(defaults.refundable_cents, payment.currency)} can still be refunded."
+        )
+    if form.cleaned_data["hours"] > defaults.unused_minutes:
+        form.add_error("hours", f"Only {hours_text(defaults.unused_minutes)} of this package are left to take back.")
+    return form.is_valid()
+
+
+@require_POST
+@console_view(finance=True)
+def refund_send(request, refund_id):
+    refund = get_object_or_404(Refund, pk=refund_id)
+    try:
+        refunds.refund_send(refund=refund)
+    except refunds.RefundRefused as refused:
+        messages.error(request, str(refused))
+    except ProviderUnavailable:
+        messages.error(request, "Stripe did not answer again. Try once more in a minute.")
+    else:
+        messages.success(request, "The refund was sent to Stripe.")
+    return redirect(_payment_url(refund.payment))
+
+
+@require_http_methods(["GET", "POST"])
+@console_view
+def receipt_resend_view(request, receipt_id):
+    receipt = get_object_or_404(Receipt.objects.select_related("account__user"), pk=receipt_id)
+    form = ReceiptResendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        receipt_resend(
+            receipt=receipt, to=form.cleaned_data["to"] or None, actor=request.user, ip_address=client_ip(request)
+        )
+        to = form.cleaned_data["to"] or receipt.account.user.email
+        back = _payment_url(receipt.payment or receipt.refund.payment)
+        return action_done(
+            request, f"{receipt.get_kind_display()} {receipt.number} is on its way to {to}.", redirect_to=back
+        )
+    return action_form(
+        request,
+        {"form": form, "title": f"Resend {receipt.get_kind_display().lower()} {receipt.number}", "submit": "Send"},
+    )
+
+
+def hours_decimal(minutes):
+    """Minutes as the decimal hours the form shows: 90 -> "1.5"."""
+    whole, rest = divmod(minutes, 60)
+    return f"{whole}" if not rest else f"{minutes / 60:.4f}".rstrip("0")
+
+
+def _payment_url(payment):
+    return reverse("console:payment", args=[payment.pk])

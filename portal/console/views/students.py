@@ -1,0 +1,155 @@
+"""Students: search, a student's whole record, and the hours staff may change by hand."""
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from alerts.models import Notification
+from alerts.notifications import session_record
+from billing import fraud, ledger
+from billing.errors import BillingError
+from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment
+from billing.selectors import balance_summary, cards_for_account
+from portal.console.access import client_ip, console_view
+from portal.console.forms import AdjustmentForm, ReasonForm, SessionForm
+from portal.console.tables import AuditTable, LedgerTable, PaymentTable, StudentTable
+from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.student.tables import UsageTable
+
+SECTION_ROWS = 10
+
+
+@require_GET
+@console_view
+def student_list(request):
+    accounts = Account.objects.select_related("user")
+    query = request.GET.get("q", "").strip()
+    if query:
+        accounts = accounts.filter(Q(user__email__icontains=query) | Q(stripe_customer_id=query))
+    table = table_page(request, StudentTable(accounts))
+    return list_page(request, "console/students.html", table=table, extra={"query": query})
+
+
+@require_GET
+@console_view
+def student_detail(request, account_id):
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    payments = Payment.objects.filter(account=account).select_related("account__user", "plan", "payment_method")
+    ledger_entries = LedgerEntry.objects.filter(account=account).select_related("lot", "usage", "actor").order_by("-id")
+    tables = {
+        "ledger-table": LedgerTable(ledger_entries, prefix="ledger-"),
+        "usage-table": UsageTable(account.usages.all(), prefix="usage-"),
+        "payments-table": PaymentTable(payments, prefix="payments-"),
+        "audit-table": AuditTable(AuditEntry.objects.filter(account=account), prefix="audit-"),
+    }
+    target = request.htmx.target if request.htmx else None
+    if target in tables:
+        # One of the history tables was sorted or paged: only that table comes back.
+        table = table_page(request, tables[target])
+        return render(request, "portal/_swappable_table.html", {"table": table, "fragment_id": target})
+    for table in tables.values():
+        table_page(request, table)
+    context = {
+        "account": account,
+        "summary": balance_summary(account=account),
+        "lots": Lot.objects.filter(account=account).select_related("payment").order_by("-purchased_at"),
+        "cards": cards_for_account(account=account),
+        "alerts": Notification.objects.filter(recipient=account.user).order_by("-created_at")[:SECTION_ROWS],
+        "flags": account.fraud_flags.all()[:SECTION_ROWS],
+        "sign_ins": account.user.sign_ins.all()[:SECTION_ROWS],
+    } | {name.replace("-", "_"): table for name, table in tables.items()}
+    return render(request, "console/student_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@console_view
+def session_create(request, account_id):
+    """Record a tutoring session: it consumes hours, soonest-expiring package first."""
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    form = SessionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            session_record(
+                account=account,
+                minutes=data["duration"],
+                occurred_at=data["occurred_at"],
+                tutor=data["tutor"],
+                subject=data["subject"],
+                recorded_by=request.user,
+                ip_address=client_ip(request),
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            return action_done(request, "Session recorded.", redirect_to=_student_url(account))
+    return action_form(
+        request,
+        {"form": form, "title": f"Record a session for {account.user.email}", "submit": "Record the session"},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(finance=True)
+def hours_adjust(request, account_id):
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    form = AdjustmentForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            ledger.lot_adjust_by_staff(
+                lot=data["lot"],
+                minutes=data["hours"],
+                reason=data["reason"],
+                actor=request.user,
+                ip_address=client_ip(request),
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            return action_done(request, "Hours adjusted.", redirect_to=_student_url(account))
+    return action_form(
+        request,
+        {
+            "form": form,
+            "title": f"Adjust the hours of {account.user.email}",
+            "intro": "Corrections are ledger entries with your name and reason; nothing is edited.",
+            "submit": "Adjust the hours",
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@console_view(finance=True)
+def student_block(request, account_id, block):
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        change = fraud.account_block if block else fraud.account_unblock
+        try:
+            change(
+                account=account, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            done = "Student blocked from buying." if block else "Student may buy again."
+            return action_done(request, done, redirect_to=_student_url(account))
+    verb = "Block" if block else "Unblock"
+    return action_form(
+        request,
+        {
+            "form": form,
+            "title": f"{verb} {account.user.email}",
+            "intro": "A blocked student sees that purchases are paused instead of buy buttons."
+            if block
+            else "The student can buy hours again.",
+            "submit": verb,
+            "danger": block,
+        },
+    )
+
+
+def _student_url(account):
+    return reverse("console:student", args=[account.pk])

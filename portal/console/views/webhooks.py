@@ -1,0 +1,54 @@
+"""The webhook log: Stripe's events as they reached us, their payloads, and retries."""
+
+import json
+
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.events import events_retry_by_staff
+from billing.models import WebhookEvent
+from portal.console.access import client_ip, console_view
+from portal.console.filters import WebhookEventFilter
+from portal.console.tables import WebhookEventTable
+from portal.console.views.common import action_done, list_page, table_page
+
+
+@require_GET
+@console_view
+def webhook_list(request):
+    events = WebhookEvent.objects.defer("payload")
+    found = WebhookEventFilter(request.GET, queryset=events)
+    table = table_page(request, WebhookEventTable(found.qs), lazy=True)
+    return list_page(request, "console/webhooks.html", table=table, filter=found)
+
+
+@require_GET
+@console_view
+def webhook_detail(request, event_id):
+    event = get_object_or_404(WebhookEvent, pk=event_id)
+    context = {"event": event, "payload": json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False)}
+    return render(request, "console/webhook_detail.html", context)
+
+
+@require_POST
+@console_view
+def webhook_retry(request, event_id):
+    """Retry one event. From the table, its row is swapped with the event's new state."""
+    event = get_object_or_404(WebhookEvent.objects.defer("payload"), pk=event_id)
+    queued = events_retry_by_staff(actor=request.user, event=event, ip_address=client_ip(request))
+    event.refresh_from_db()
+    message = "Retried." if queued else "Nothing to retry: the event is not failed, waiting or orphaned."
+    if request.htmx:
+        table = WebhookEventTable([event], request=request)
+        return render(request, "console/_table_row.html", {"table": table, "message": message})
+    return action_done(request, message, redirect_to=reverse("console:webhook", args=[event.pk]))
+
+
+@require_POST
+@console_view
+def webhook_retry_failed(request):
+    queued = events_retry_by_staff(actor=request.user, ip_address=client_ip(request))
+    return action_done(
+        request, f"{queued} event(s) queued for another attempt.", redirect_to=reverse("console:webhooks")
+    )
