@@ -104,6 +104,8 @@ EVIDENCE_FIELDS = {
     "access_activity_log": "Access activity log",
     "uncategorized_text": "Other information",
 }
+# Stripe closes (accepts) a dispute only while it waits for our response.
+ACCEPTABLE_STATUSES = {"needs_response", "warning_needs_response"}
 # Stripe takes these as uploaded files: our text goes as a small PDF, the receipt as its own PDF.
 FILE_FIELDS = {"customer_communication", "service_documentation", "receipt"}
 # Stripe caps each text field at 20,000 characters and all of them together at 150,000; our four
@@ -223,6 +225,11 @@ def dispute_accept(*, dispute, actor, reason, ip_address=None):
     dispute.refresh_from_db()
     if dispute.closed:
         raise DisputeRefused(f"This dispute is already closed ({_status_text(dispute.status)}).")
+    if dispute.status not in ACCEPTABLE_STATUSES:
+        raise DisputeRefused(
+            f"This dispute is {_status_text(dispute.status)}: "
+            "Stripe takes an acceptance only while the dispute needs a response."
+        )
     if not reason:
         raise DisputeRefused("Give a reason for accepting the dispute; it goes into the audit log.")
     try:

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from billing import refunds
 from billing.audit import audit_record
 from billing.errors import FraudFlagRefused, ReasonRequired
 from billing.models import Account, FraudFlag, Payment, Plan
@@ -326,9 +327,13 @@ def fraud_flag_clear(*, flag, actor, reason, ip_address=None):
     return flag
 
 
-def fraud_flag_confirm(*, flag, actor, reason, block=True, ip_address=None):
-    """Close a flag as fraud and, unless told otherwise, block the account from buying."""
+def fraud_flag_confirm(*, flag, actor, reason, block=True, refund=False, ip_address=None):
+    """Close a flag as fraud and, unless told otherwise, block the account from buying. With
+    `refund`, the flagged payment is then refunded in full with its unused hours taken back; a
+    payment that cannot be refunded is refused before anything changes."""
     reason = _required(reason)
+    if refund:
+        _refund_possible(flag)
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=flag.account_id)  # account first, as everywhere
         flag = _open_flag_locked(flag)
@@ -344,7 +349,27 @@ def fraud_flag_confirm(*, flag, actor, reason, block=True, ip_address=None):
         )
         if block:
             account_block(account=account, actor=actor, reason=reason, ip_address=ip_address)
+    if refund:
+        limits = refunds.refund_defaults(payment=flag.payment)
+        refunds.refund_issue(
+            payment=flag.payment,
+            amount_cents=limits.refundable_cents,
+            minutes=limits.default_minutes,
+            reason=f"Fraud confirmed: {reason}"[:300],
+            actor=actor,
+            ip_address=ip_address,
+        )
     return flag
+
+
+def _refund_possible(flag):
+    payment = flag.payment
+    if payment is None or payment.status != payment.Status.SUCCEEDED:
+        raise refunds.RefundRefused(
+            "This flag's payment was not paid, so there is nothing to refund; nothing was changed."
+        )
+    if refunds.refund_defaults(payment=payment).refundable_cents <= 0:
+        raise refunds.RefundRefused("This flag's payment has been refunded in full already; nothing was changed.")
 
 
 def fraud_flag_note(*, flag, actor, note, ip_address=None):

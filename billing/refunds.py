@@ -53,9 +53,12 @@ def refund_defaults(*, payment, amount_cents=None):
     )
 
 
-def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=None):
+def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=None, request_key=None):
     """Refund `amount_cents` of a succeeded payment to the card and take `minutes` of its lot back
     (0: money only). Returns the Refund as Stripe left it (succeeded or pending, hours taken).
+
+    `request_key` names one confirmation of the console's form: the same confirmation posted twice
+    (a double click, a resent form) returns the refund it made instead of refunding again.
 
     Raises RefundRefused (nothing refunded) when a limit is broken or Stripe refuses the refund, and
     ProviderUnavailable when Stripe's answer was lost: the refund then stays "requested" (the
@@ -67,11 +70,15 @@ def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=No
         # racing on one payment can never together exceed its amount or its lot's hours.
         Account.objects.select_for_update().get(pk=payment.account_id)
         payment = Payment.objects.select_related("lot").get(pk=payment.pk)
+        idempotency_key = f"refund-{request_key or secrets.token_hex(16)}"[:64]
+        already = Refund.objects.filter(payment=payment, idempotency_key=idempotency_key).first()
+        if already is not None:
+            return already
         limits = refund_defaults(payment=payment, amount_cents=amount_cents)
         _refund_check(payment, amount_cents=amount_cents, minutes=minutes, reason=reason, limits=limits)
         refund = Refund.objects.create(
             payment=payment,
-            idempotency_key=f"refund-{secrets.token_hex(16)}",
+            idempotency_key=idempotency_key,
             amount_cents=amount_cents,
             currency=payment.currency,
             status=Refund.REQUESTED,
@@ -83,12 +90,15 @@ def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=No
     return _send(refund)
 
 
-def refund_send(*, refund):
+def refund_send(*, refund, actor=None, ip_address=None):
     """Send a refund still "requested" (its answer was lost) to Stripe again, and record the answer.
-    A refund already answered is returned as it is. Raises as `refund_issue` does."""
+    A refund already answered is returned as it is. Raises as `refund_issue` does. Staff's "send
+    again" (`actor`) is audited."""
     refund = Refund.objects.select_related("payment").get(pk=refund.pk)
     if refund.status != Refund.REQUESTED:
         return refund
+    if actor is not None:
+        audit_record(actor=actor, action="refund.send", target=refund, ip_address=ip_address)
     # Stripe may have made it although its answer never came. Stripe's idempotency key would
     # replay it, but only for 24 hours (and localstripe ignores keys): look for it first.
     try:

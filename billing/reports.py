@@ -69,7 +69,7 @@ def console_overview(*, now=None):
     disputes = Dispute.objects.filter(closed=False).aggregate(
         count=Count("id"), next_due=Min("evidence_due_by", filter=Q(evidence_due_by__gte=now))
     )
-    events = WebhookEvent.objects.aggregate(
+    events = WebhookEvent.objects.filter(status__in=[*FAILED_EVENT_STATUSES, WebhookEvent.Status.WAITING]).aggregate(
         failed=Count("id", filter=Q(status__in=FAILED_EVENT_STATUSES)),
         waiting=Count("id", filter=Q(status=WebhookEvent.Status.WAITING)),
     )
@@ -113,7 +113,6 @@ class TimelineItem:
     kind: str
     title: str
     detail: str = ""
-    link: str = ""
     obj: object = None
 
 

@@ -137,5 +137,5 @@ def receipts_for_account(*, account):
 
 
 def receipts_of(*, user):
-    """Receipts a user may download: their own, or any for staff."""
-    return Receipt.objects.all() if user.is_staff else Receipt.objects.filter(account__user=user)
+    """Receipts a student may download: their own. (Staff download from the console.)"""
+    return Receipt.objects.filter(account__user=user)

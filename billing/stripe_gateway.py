@@ -5,6 +5,7 @@ creates something sends an Idempotency-Key (real Stripe honours it; localstripe,
 stand-in, does not, so our own database is what prevents double charges).
 """
 
+import io
 import json
 import logging
 import re
@@ -390,8 +391,6 @@ def evidence_file_upload(*, filename, content, content_type):
         raise ProviderRequestInvalid(f"Stripe takes evidence as PDF, JPEG or PNG, not {content_type}.")
     if not filename.lower().endswith(extension):
         filename += extension
-    import io  # here, not at the top: this block is appended to the module and leaves the rest as it was
-
     upload = io.BytesIO(content)
     upload.name = filename  # the multipart part's filename
     uploaded = _call_with_stripes_reason(

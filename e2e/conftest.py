@@ -56,7 +56,7 @@ def stripe_stand_in(localstripe):
 
 @pytest.fixture
 def demo_data(transactional_db):
-    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", "--not-production", stdout=io.StringIO())
 
 
 @pytest.fixture

@@ -32,14 +32,18 @@ class AuditEntry(models.Model):
     after = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
     ip_address = models.GenericIPAddressField(null=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AuditEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "audit entries"
-        indexes = [models.Index(fields=["target_type", "target_id"]), models.Index(fields=["action", "-created_at"])]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"]),
+            models.Index(fields=["action", "-created_at"]),
+            models.Index(fields=["-created_at", "-id"], name="audit_entry_newest_first"),
+        ]
         permissions = [
             ("console_support", "Can use the staff console: read, retry webhooks, resend receipts, clear flags"),
             ("console_finance", "Can move money and hours in the console: refunds, disputes, adjustments, blocks"),

@@ -99,6 +99,7 @@ class Payment(models.Model):
             models.Index(fields=["account", "-created_at"]),  # a student's history, the fraud rules
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["updated_at"]),
+            models.Index(fields=["-created_at", "-id"], name="payment_newest_first"),  # the console's table
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_amount_positive"),

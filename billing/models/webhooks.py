@@ -44,6 +44,7 @@ class WebhookEvent(models.Model):
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["type", "-received_at"]),
             models.Index(fields=["status", "-received_at"]),
+            models.Index(fields=["-received_at", "-id"], name="webhook_event_newest_first"),
         ]
 
     def __str__(self):

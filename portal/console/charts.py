@@ -22,11 +22,11 @@ def revenue_chart(daily, currency=None):
     """Bars for [(date, cents), ...], scaled to the best day; each bar carries its text for a tooltip
     and for screen readers (the chart's table alternative is the figures above it)."""
     currency = currency or settings.PORTAL_CURRENCY
-    best = max((cents for _, cents in daily), default=0) or 1
+    best = max((cents for _, cents in daily), default=0)
     slot = WIDTH / max(len(daily), 1)
     bars = []
     for index, (day, cents) in enumerate(daily):
-        height = round(HEIGHT * cents / best, 1)
+        height = round(HEIGHT * cents / best, 1) if best else 0
         bars.append(
             Bar(
                 x=round(index * slot + GAP / 2, 1),
@@ -36,4 +36,4 @@ def revenue_chart(daily, currency=None):
                 label=f"{day:%d %b}: {money_text(cents, currency)}",
             )
         )
-    return {"bars": bars, "width": WIDTH, "height": HEIGHT, "best": money_text(best if best > 1 else 0, currency)}
+    return {"bars": bars, "width": WIDTH, "height": HEIGHT, "best": money_text(best, currency)}

@@ -9,6 +9,7 @@ from django.db.models import Q
 from billing.models import AuditEntry, Dispute, FraudFlag, Payment, WebhookEvent
 
 DATE = forms.DateInput(attrs={"type": "date"})
+SEARCH = forms.TextInput(attrs={"type": "search"})
 
 
 def cents(value):
@@ -16,8 +17,10 @@ def cents(value):
 
 
 class PaymentFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method="search", label="Search", help_text="Email, payment number or pi_… id")
-    status = django_filters.ChoiceFilter(choices=Payment.Status.choices, empty_label="Any status")
+    q = django_filters.CharFilter(
+        method="search", label="Search", help_text="Email, payment number or pi_… id", widget=SEARCH
+    )
+    status = django_filters.MultipleChoiceFilter(choices=Payment.Status.choices, widget=forms.CheckboxSelectMultiple)
     failure_code = django_filters.CharFilter(label="Decline code")
     created_from = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
@@ -34,7 +37,7 @@ class PaymentFilter(django_filters.FilterSet):
         value = value.strip()
         if value.startswith("pi_"):
             return queryset.filter(stripe_payment_intent_id=value)
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return queryset.filter(Q(pk=int(value)) | Q(account__user__email__icontains=value))
         return queryset.filter(account__user__email__icontains=value)
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
+from billing.disputes import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
 from billing.models import Lot
 
 
@@ -49,10 +50,17 @@ class ReasonField(forms.CharField):
         super().__init__(**kwargs)
 
 
+def hours_input(minutes):
+    """Minutes as the decimal hours a form shows: 90 -> "1.5", 600 -> "10"."""
+    whole, rest = divmod(minutes, 60)
+    return f"{whole}" if not rest else f"{minutes / 60:.4f}".rstrip("0")
+
+
 class RefundForm(forms.Form):
     amount = MoneyField(label="Amount to refund")
     hours = HoursField(label="Hours to take back", help_text="Defaults to the refund's share of the unused hours.")
     reason = ReasonField()
+    key = forms.SlugField(required=False, max_length=40, widget=forms.HiddenInput)
 
 
 class ReasonForm(forms.Form):
@@ -69,6 +77,12 @@ class FlagConfirmForm(forms.Form):
     refund = forms.BooleanField(required=False, label="Refund the flagged payment in full")
 
 
+# A correction beyond this is a purchase or a refund, not an adjustment.
+MAX_ADJUSTMENT_HOURS = Decimal(100)
+# Sessions are recorded for the portal's own lifetime, not for dates a typo makes up.
+EARLIEST_SESSION_YEAR = 2020
+
+
 class SessionForm(forms.Form):
     occurred_at = forms.DateTimeField(
         label="When", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -81,13 +95,21 @@ class SessionForm(forms.Form):
         occurred_at = self.cleaned_data["occurred_at"]
         if occurred_at > timezone.now():
             raise forms.ValidationError("A session cannot be recorded before it happened.")
+        if occurred_at.year < EARLIEST_SESSION_YEAR:
+            raise forms.ValidationError("That date is long before any package; check the year.")
         return occurred_at
 
 
 class AdjustmentForm(forms.Form):
     lot = forms.ModelChoiceField(queryset=Lot.objects.none(), label="Package")
-    hours = HoursField(label="Change in hours", allow_negative=True, help_text="Negative to remove hours, e.g. -1.5.")
-    reason = ReasonField()
+    hours = HoursField(
+        label="Change in hours",
+        allow_negative=True,
+        min_value=-MAX_ADJUSTMENT_HOURS,
+        max_value=MAX_ADJUSTMENT_HOURS,
+        help_text="Negative to remove hours, e.g. -1.5.",
+    )
+    reason = ReasonField(max_length=200)  # kept on the ledger entry
 
     def __init__(self, *args, account, **kwargs):
         super().__init__(*args, **kwargs)
@@ -106,12 +128,24 @@ class ReceiptResendForm(forms.Form):
 
 
 class EvidenceForm(forms.Form):
-    """Stripe's structured dispute evidence, as text (files are made from it on submission)."""
+    """Stripe's structured dispute evidence, as text (files are made from it on submission), in the
+    order and with the labels billing.disputes.EVIDENCE_FIELDS gives."""
 
-    product_description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000)
-    service_date = forms.CharField(required=False, max_length=5000)
-    service_documentation = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), required=False, max_length=20000)
-    receipt = forms.CharField(required=False, max_length=200, help_text="Our receipt number; its PDF is attached.")
-    customer_communication = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, max_length=20000)
-    access_activity_log = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False, max_length=20000)
-    uncategorized_text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=20000)
+    HELP = {
+        "receipt": "Our receipt number; its PDF is attached.",
+        "customer_communication": "Sent as a PDF.",
+        "service_documentation": "Sent as a PDF.",
+    }
+    SHORT = {"service_date", "receipt"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, label in EVIDENCE_FIELDS.items():
+            widget = forms.TextInput() if name in self.SHORT else forms.Textarea(attrs={"rows": 5})
+            self.fields[name] = forms.CharField(
+                label=label,
+                required=False,
+                max_length=EVIDENCE_MAX_CHARS,
+                widget=widget,
+                help_text=self.HELP.get(name, ""),
+            )

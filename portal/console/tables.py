@@ -32,7 +32,9 @@ def badge(value, label=None):
 
 
 def student_link(account):
-    return format_html('<a href="{}">{}</a>', reverse("console:student", args=[account.pk]), account.user.email)
+    return format_html(
+        '<a href="{}" hx-boost="false">{}</a>', reverse("console:student", args=[account.pk]), account.user.email
+    )
 
 
 class PaymentTable(tables.Table):
@@ -58,7 +60,7 @@ class PaymentTable(tables.Table):
 
     def render_created_at(self, value, record):
         url = reverse("console:payment", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
 
     def render_student(self, record):
         return student_link(record.account)
@@ -96,7 +98,7 @@ class RefundTable(tables.Table):
 
     def render_payment(self, value):
         url = reverse("console:payment", args=[value.pk])
-        return format_html('<a href="{}">Payment {}</a> · {}', url, value.pk, value.account.user.email)
+        return format_html('<a href="{}" hx-boost="false">Payment {}</a> · {}', url, value.pk, value.account.user.email)
 
     def render_amount_cents(self, value, record):
         return money(value, record.currency)
@@ -129,11 +131,11 @@ class DisputeTable(tables.Table):
 
     def render_created_at(self, value, record):
         url = reverse("console:dispute", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
 
     def render_payment(self, value):
         return format_html(
-            '<a href="{}">Payment {}</a> · {}',
+            '<a href="{}" hx-boost="false">Payment {}</a> · {}',
             reverse("console:payment", args=[value.pk]),
             value.pk,
             value.account.user.email,
@@ -182,7 +184,7 @@ class FraudFlagTable(tables.Table):
         detail = f" ({record.fraud_type})" if record.rule == FraudFlag.Rule.RADAR else ""
         payment = (
             format_html(
-                '<br><a href="{}">Payment {}</a>',
+                '<br><a href="{}" hx-boost="false">Payment {}</a>',
                 reverse("console:payment", args=[record.payment_id]),
                 record.payment_id,
             )
@@ -195,11 +197,15 @@ class FraudFlagTable(tables.Table):
         return format_html_join(
             "",
             '<div><span class="muted">{}:</span> {}</div>',
-            ((key.replace("_", " "), item) for key, item in value.items()),
+            ((key.replace("_", " "), _evidence_value(item)) for key, item in value.items()),
         )
 
     def render_status(self, value, record):
         return badge(record.status, record.get_status_display())
+
+
+def _evidence_value(item):
+    return ", ".join(str(part) for part in item) if isinstance(item, list | tuple) else item
 
 
 class WebhookEventTable(tables.Table):
@@ -229,7 +235,7 @@ class WebhookEventTable(tables.Table):
 
     def render_received_at(self, value, record):
         url = reverse("console:webhook", args=[record.pk])
-        return format_html('<a href="{}">{}</a>', url, value.strftime("%d %b %Y, %H:%M:%S"))
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value.strftime("%d %b %Y, %H:%M:%S"))
 
     def render_type(self, value, record):
         return format_html("<code>{}</code><br><span class='muted small'>{}</span>", value, record.stripe_event_id)
@@ -328,7 +334,7 @@ class AuditTable(tables.Table):
 
     def render_target_label(self, value, record):
         url = audit_target_url(record)
-        return format_html('<a href="{}">{}</a>', url, value) if url else value
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value) if url else value
 
     def render_change(self, record):
         before = ", ".join(f"{key}: {value}" for key, value in record.before.items())

@@ -262,8 +262,12 @@ def receipt_list(request):
 @require_GET
 @login_required
 def receipt_download(request, receipt_id):
-    """The stored PDF, to its student or to staff; anyone else is told it does not exist."""
-    receipt = get_object_or_404(receipts_of(user=request.user), pk=receipt_id)
+    """The stored PDF, to its student; anyone else is told it does not exist."""
+    return receipt_file(get_object_or_404(receipts_of(user=request.user), pk=receipt_id))
+
+
+def receipt_file(receipt):
+    """A receipt's PDF as a download (the student's page and the console's)."""
     response = HttpResponse(receipts.receipt_pdf(receipt=receipt), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{receipt.filename}"'
     return response

@@ -48,7 +48,13 @@ def grow(count, finance_user):
             lot=None if failed else lot,
         )
         FraudFlag.objects.create(
-            account=account, payment=payment, rule="attempts", fraud_type="rule", evidence={"n": n}
+            account=account,
+            payment=payment,
+            rule="attempts",
+            fraud_type="rule",
+            evidence={"n": n, "payment_ids": [n]},
+            status="cleared" if n % 2 else "open",
+            resolved_by=finance_user if n % 2 else None,
         )
         webhook_event_ingest(
             event=samples.event("payment_intent.succeeded", {"id": f"pi_{n}", "object": "payment_intent"})
@@ -73,6 +79,7 @@ def queries(client, url):
         reverse("console:refunds"),
         reverse("console:disputes"),
         reverse("console:flags"),
+        reverse("console:flags") + "?status=cleared",
         reverse("console:webhooks"),
         reverse("console:webhooks") + "?status=pending",
         reverse("console:students"),

@@ -6,6 +6,7 @@ objects through the same domain functions the webhooks use."""
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from billing import samples
 from billing.disputes import dispute_record
 from billing.events import webhook_event_ingest
 from billing.fraud import fraud_flag_raise
-from billing.models import AuditEntry, FraudFlag, LedgerEntry, Refund, WebhookEvent
+from billing.models import AuditEntry, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
 from billing.tests.builders import PASSWORD, credit, make_paid_payment, make_student, use
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,14 @@ def page(client, name, *args, **query):
 
 def text(response):
     return response.content.decode()
+
+
+def confirmed(client, url, form):
+    """Post the refund form, then its confirmation (which carries the key the review step issued)."""
+    review = client.post(url, form)
+    key = re.search(r'name="key" value="([^"]+)"', text(review))
+    assert key, "the review step should issue a confirmation key"
+    return client.post(url, form | {"confirm": "1", "key": key.group(1)}, HTTP_HX_REQUEST="true")
 
 
 def audit_actions():
@@ -166,7 +175,7 @@ class TestRefunds:
         form = {"amount": "75.00", "hours": "5", "reason": "Half the course cancelled."}
         review = finance_client.post(url, form, HTTP_HX_REQUEST="true")
         assert "Confirm the refund" in text(review) and not Refund.objects.exists()
-        done = finance_client.post(url, form | {"confirm": "1"}, HTTP_HX_REQUEST="true")
+        done = confirmed(finance_client, url, form)
         assert done.status_code == 204 and done["HX-Redirect"] == reverse("console:payment", args=[paid.pk])
         refund = Refund.objects.get()
         assert (refund.amount_cents, refund.status, refund.minutes_reversed) == (7500, "succeeded", 300)
@@ -209,10 +218,27 @@ class TestRefunds:
 
     def test_a_second_refund_cannot_exceed_what_the_first_left(self, finance_client, paid):
         url = reverse("console:refund_create", args=[paid.pk])
-        finance_client.post(url, {"amount": "100", "hours": "2", "reason": "First", "confirm": "1"})
+        confirmed(finance_client, url, {"amount": "100", "hours": "2", "reason": "First"})
         response = finance_client.post(url, {"amount": "60", "hours": "1", "reason": "Second", "confirm": "1"})
         assert "At most EUR 50.00 can still be refunded." in text(response)
         assert Refund.objects.count() == 1
+
+    def test_a_confirmation_posted_twice_refunds_once(self, finance_client, localstripe, paid):
+        url = reverse("console:refund_create", args=[paid.pk])
+        form = {"amount": "20", "hours": "1", "reason": "Double click"}
+        review = finance_client.post(url, form)
+        key = re.search(r'name="key" value="([^"]+)"', text(review)).group(1)
+        for _ in range(2):
+            finance_client.post(url, form | {"confirm": "1", "key": key})
+        assert Refund.objects.count() == 1
+        assert len(localstripe.get("/v1/refunds")["data"]) == 1
+        assert LedgerEntry.objects.filter(kind="reversal").count() == 1
+
+    def test_a_confirmation_without_its_key_only_shows_the_review_again(self, finance_client, paid):
+        url = reverse("console:refund_create", args=[paid.pk])
+        response = finance_client.post(url, {"amount": "20", "hours": "1", "reason": "x", "confirm": "1"})
+        assert "Confirm the refund" in text(response)
+        assert not Refund.objects.exists()
 
 
 class TestDisputes:
@@ -443,3 +469,96 @@ class TestAuditLog:
             AuditEntry.objects.all().delete()
         with pytest.raises(ValueError):
             AuditEntry.objects.update(reason="x")
+
+
+class TestHardening:
+    """Inputs a person or a script might send, answered in words, never with a 500."""
+
+    @pytest.mark.parametrize("name", ["payments", "webhooks", "audit", "students", "disputes"])
+    def test_an_absurd_page_number_shows_a_page_not_an_error(self, support_client, paid, name):
+        assert page(support_client, name, page="99999999999999999999").status_code == 200
+
+    def test_a_search_for_unusual_digits_finds_nothing_instead_of_failing(self, support_client, paid):
+        assert page(support_client, "payments", q="²").status_code == 200
+        assert page(support_client, "payments_export", q="²").status_code == 200
+
+    @pytest.mark.parametrize("name", ["refund_send", "webhook_retry"])
+    def test_post_only_actions_ask_outsiders_to_sign_in_not_405(self, client, name):
+        response = client.get(reverse(f"console:{name}", args=[1]))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+
+    def test_a_session_dated_in_year_one_is_refused_in_words(self, support_client, paid):
+        response = support_client.post(
+            reverse("console:session_create", args=[paid.account_id]),
+            {"occurred_at": "0001-01-01T00:10", "duration": "1", "tutor": "T", "subject": "S"},
+        )
+        assert response.status_code == 200 and "check the year" in text(response)
+
+    def test_an_adjustment_reason_longer_than_the_ledger_keeps_is_refused(self, finance_client, paid):
+        response = finance_client.post(
+            reverse("console:hours_adjust", args=[paid.account_id]),
+            {"lot": paid.lot.pk, "hours": "1", "reason": "x" * 250},
+        )
+        assert "at most 200 characters" in text(response)
+        assert not LedgerEntry.objects.filter(kind="adjustment").exists()
+
+    def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(self, support_client, localstripe):
+        make_paid_payment(localstripe, account=make_student("=1+2@example.com"))
+        response = page(support_client, "payments_export")
+        rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+        assert rows[1][2] == "'=1+2@example.com"
+
+    def test_the_export_link_follows_the_filters_the_table_was_swapped_with(self, support_client, paid):
+        response = support_client.get(
+            reverse("console:payments"), {"status": "failed"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="console-table"
+        )
+        assert 'id="export-link"' in text(response) and "hx-swap-oob" in text(response)
+        assert f"{reverse('console:payments_export')}?status=failed" in text(response)
+
+    def test_evidence_fields_not_posted_keep_their_draft(self, finance_client, paid):
+        dispute = dispute_record(
+            payment=paid, dispute_object=samples.dispute(paid, withdrawn=True), event_type="charge.dispute.created"
+        )
+        url = reverse("console:dispute", args=[dispute.pk])
+        finance_client.post(url, {"uncategorized_text": "Kept", "product_description": "First", "save": ""})
+        finance_client.post(url, {"product_description": "Second", "save": ""})
+        dispute.refresh_from_db()
+        assert dispute.evidence["uncategorized_text"] == "Kept"
+        assert dispute.evidence["product_description"] == "Second"
+
+    def test_accepting_is_offered_only_while_stripe_waits_for_a_response(self, finance_client, paid):
+        dispute = dispute_record(
+            payment=paid,
+            dispute_object=samples.dispute(paid, status="under_review", withdrawn=True),
+            event_type="charge.dispute.updated",
+        )
+        assert "Accept the dispute" not in text(page(finance_client, "dispute", dispute.pk))
+        response = finance_client.post(reverse("console:dispute_accept", args=[dispute.pk]), {"reason": "No evidence"})
+        assert "only while the dispute needs a response" in text(response)
+
+
+class TestConfirmWithRefund:
+    def test_confirming_fraud_with_a_refund_refunds_the_payment_in_full(self, finance_client, localstripe, paid):
+        flag = fraud_flag_raise(payment=paid, warning_object=samples.early_fraud_warning(paid))
+        finance_client.post(
+            reverse("console:flag_action", args=[flag.pk, "confirm"]),
+            {"reason": "Stolen card.", "block": "on", "refund": "on"},
+        )
+        refund = Refund.objects.get()
+        assert (refund.amount_cents, refund.status, refund.minutes_reversed) == (15000, "succeeded", 600)
+        assert refund.reason == "Fraud confirmed: Stolen card."
+        flag.refresh_from_db()
+        assert flag.status == FraudFlag.Status.CONFIRMED
+
+    def test_a_refund_that_cannot_be_made_changes_nothing(self, finance_client, localstripe, paid):
+        flag = fraud_flag_raise(payment=paid, warning_object=samples.early_fraud_warning(paid))
+        Payment.objects.filter(pk=paid.pk).update(status="failed", lot=None)
+        response = finance_client.post(
+            reverse("console:flag_action", args=[flag.pk, "confirm"]),
+            {"reason": "Stolen card.", "block": "on", "refund": "on"},
+        )
+        assert "nothing to refund; nothing was changed" in text(response)
+        flag.refresh_from_db()
+        paid.account.refresh_from_db()
+        assert flag.status == FraudFlag.Status.OPEN and paid.account.blocked_at is None
+        assert not AuditEntry.objects.exists()

@@ -24,9 +24,16 @@ def test_the_owner_downloads_the_pdf_named_by_its_number(student_client, receipt
     assert response.content.startswith(b"%PDF")
 
 
-def test_staff_may_download_any_receipt(client, staff_user, receipt):
-    client.force_login(staff_user)
-    assert download(client, receipt).status_code == 200
+def test_staff_download_receipts_from_the_console_only(support_client, receipt):
+    response = support_client.get(reverse("console:receipt_download", args=[receipt.pk]))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    assert download(support_client, receipt).status_code == 404  # the student's link is the student's
+
+
+def test_staff_without_a_console_session_cannot_download(client, staff_user, receipt):
+    client.force_login(staff_user)  # no console group, no two-factor step
+    assert download(client, receipt).status_code == 404
+    assert client.get(reverse("console:receipt_download", args=[receipt.pk])).status_code == 404
 
 
 def test_another_student_is_told_it_does_not_exist(client, receipt):

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from billing.models import LedgerEntry, Lot, Plan, Usage
@@ -18,9 +18,9 @@ def counts():
 
 
 def test_it_is_idempotent_and_leaves_every_account_balanced(capsys):
-    call_command("seed_demo")
+    call_command("seed_demo", "--not-production")
     first = counts()
-    call_command("seed_demo")
+    call_command("seed_demo", "--not-production")
 
     assert counts() == first
     assert not accounts_out_of_balance().exists()
@@ -29,7 +29,7 @@ def test_it_is_idempotent_and_leaves_every_account_balanced(capsys):
 
 
 def test_the_rich_student_has_months_of_history_and_hours_expiring_this_week():
-    call_command("seed_demo")
+    call_command("seed_demo", "--not-production")
     account = User.objects.get(email="ana.student@example.com").account
 
     summary = balance_summary(account=account)
@@ -42,11 +42,18 @@ def test_the_rich_student_has_months_of_history_and_hours_expiring_this_week():
 
 
 def test_the_near_zero_student_is_below_the_low_balance_threshold():
-    call_command("seed_demo")
+    call_command("seed_demo", "--not-production")
     summary = balance_summary(account=User.objects.get(email="ben.student@example.com").account)
     assert summary.is_low and summary.available_minutes > 0
 
 
 def test_the_staff_user_is_staff():
-    call_command("seed_demo")
+    call_command("seed_demo", "--not-production")
     assert User.objects.get(email="staff@example.com").is_staff
+
+
+def test_it_refuses_a_production_configuration(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="published password"):
+        call_command("seed_demo")
+    assert not User.objects.exists()

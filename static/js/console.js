@@ -4,15 +4,6 @@
 (function () {
   "use strict";
   var dialog = document.getElementById("action-dialog");
-  // A table card boosts its sort and page links so that only the table is swapped. A link in a
-  // table's rows (a payment, a student, a dispute...) opens another page: boosted, that whole page
-  // would be swapped into the table. Those links are plain links.
-  document.addEventListener("htmx:beforeProcessNode", function (event) {
-    var link = event.target;
-    if (link.matches && link.matches(".table-card tbody a[href]:not([hx-boost])")) {
-      link.setAttribute("hx-boost", "false");
-    }
-  });
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target.id === "dialog-body" && !dialog.open) {
       dialog.showModal();

@@ -15,16 +15,16 @@ from portal.console.tables import DisputeTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
 
 
-@require_GET
 @console_view
+@require_GET
 def dispute_list(request):
     found = DisputeFilter(request.GET, queryset=Dispute.objects.select_related("payment__account__user"))
     table = table_page(request, DisputeTable(found.qs))
-    return list_page(request, "console/disputes.html", table=table, filter=found)
+    return list_page(request, title="Disputes", table=table, filterset=found)
 
 
-@require_http_methods(["GET", "POST"])
 @console_view
+@require_http_methods(["GET", "POST"])
 def dispute_detail(request, dispute_id):
     """The dispute, its payment's timeline and the evidence form. Saving a draft and submitting are
     Finance actions; Support sees the evidence read-only."""
@@ -37,8 +37,10 @@ def dispute_detail(request, dispute_id):
         if form.is_valid():
             submit = "submit" in request.POST
             action = disputes.dispute_evidence_submit if submit else disputes.dispute_evidence_save
+            # Only the fields posted: a field the form did not send keeps its saved text.
+            evidence = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
             try:
-                action(dispute=dispute, evidence=form.cleaned_data, actor=request.user, ip_address=client_ip(request))
+                action(dispute=dispute, evidence=evidence, actor=request.user, ip_address=client_ip(request))
             except BillingError as refused:
                 form.add_error(None, str(refused))
             else:
@@ -49,13 +51,14 @@ def dispute_detail(request, dispute_id):
         "payment": dispute.payment,
         "form": form,
         "editable": editable,
+        "acceptable": not dispute.closed and dispute.status in disputes.ACCEPTABLE_STATUSES,
         "timeline": payment_timeline(payment=dispute.payment),
     }
     return render(request, "console/dispute_detail.html", context)
 
 
-@require_http_methods(["GET", "POST"])
 @console_view(finance=True)
+@require_http_methods(["GET", "POST"])
 def dispute_accept(request, dispute_id):
     dispute = get_object_or_404(Dispute.objects.select_related("payment__account__user"), pk=dispute_id)
     form = ReasonForm(request.POST or None)

@@ -1,10 +1,12 @@
 """Fraud flags: the queue with its evidence, and clear / confirm / note on each flag."""
 
+from dataclasses import dataclass
+
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from billing import fraud, refunds
+from billing import fraud
 from billing.errors import BillingError
 from billing.models import FraudFlag
 from portal.console.access import client_ip, console_view, forbidden, is_finance
@@ -15,38 +17,50 @@ from portal.console.views.common import action_done, action_form, list_page, tab
 
 
 def _flags():
-    return FraudFlag.objects.select_related("account__user", "payment")
+    return FraudFlag.objects.select_related("account__user", "payment", "resolved_by")
 
 
-@require_GET
 @console_view
+@require_GET
 def flag_list(request):
     query = request.GET if "status" in request.GET else {"status": FraudFlag.Status.OPEN}
     found = FraudFlagFilter(query, queryset=_flags())
     table = table_page(request, FraudFlagTable(found.qs))
-    return list_page(request, "console/fraud.html", table=table, filter=found)
+    return list_page(
+        request,
+        title="Fraud flags",
+        table=table,
+        filterset=found,
+        intro="Open flags first. Support can clear a flag or add a note; confirming fraud (and blocking, "
+        "refunding) is for Finance.",
+    )
+
+
+@dataclass(frozen=True)
+class FlagAction:
+    form: type
+    submit: str
+    done: str
+    finance_only: bool = False
 
 
 ACTIONS = {
-    # action: (form, finance only, past tense)
-    "clear": (ReasonForm, False, "cleared"),
-    "confirm": (FlagConfirmForm, True, "confirmed"),
-    "note": (NoteForm, False, "noted"),
+    "clear": FlagAction(ReasonForm, "Clear the flag", "cleared"),
+    "confirm": FlagAction(FlagConfirmForm, "Confirm fraud", "confirmed", finance_only=True),
+    "note": FlagAction(NoteForm, "Add the note", "noted"),
 }
 
 
-SUBMITS = {"clear": "Clear the flag", "confirm": "Confirm fraud", "note": "Add the note"}
-
-
-@require_http_methods(["GET", "POST"])
 @console_view
+@require_http_methods(["GET", "POST"])
 def flag_action(request, flag_id, action):
     """Open the action's form in the dialog; on success the flag's row is swapped in place."""
     flag = get_object_or_404(_flags(), pk=flag_id)
-    form_class, finance_only, done = ACTIONS[action]
-    if finance_only and not is_finance(request.user):
+    chosen = ACTIONS[action]
+    if chosen.finance_only and not is_finance(request.user):
         return forbidden(request)
-    form = form_class(request.POST or None)
+    done = chosen.done
+    form = chosen.form(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             _apply(request, flag, action, form.cleaned_data)
@@ -63,7 +77,7 @@ def flag_action(request, flag_id, action):
                 response.headers[name] = value
             return response
     return action_form(
-        request, {"form": form, "title": f"{action.title()} flag: {flag.get_rule_display()}", "submit": SUBMITS[action]}
+        request, {"form": form, "title": f"{action.title()} flag: {flag.get_rule_display()}", "submit": chosen.submit}
     )
 
 
@@ -74,14 +88,4 @@ def _apply(request, flag, action, data):
     elif action == "note":
         fraud.fraud_flag_note(flag=flag, note=data["note"], **who)
     else:
-        fraud.fraud_flag_confirm(flag=flag, reason=data["reason"], block=data["block"], **who)
-        if data["refund"] and flag.payment_id:
-            defaults = refunds.refund_defaults(payment=flag.payment)
-            if defaults.refundable_cents:
-                refunds.refund_issue(
-                    payment=flag.payment,
-                    amount_cents=defaults.refundable_cents,
-                    minutes=defaults.default_minutes,
-                    reason=f"Fraud confirmed: {data['reason']}",
-                    **who,
-                )
+        fraud.fraud_flag_confirm(flag=flag, reason=data["reason"], block=data["block"], refund=data["refund"], **who)

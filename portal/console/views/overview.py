@@ -12,16 +12,18 @@ from portal.console.tables import AuditTable
 from portal.console.views.common import list_page, table_page
 
 
-@require_GET
 @console_view
+@require_GET
 def overview(request):
     figures = console_overview()
-    return render(request, "console/overview.html", {"o": figures, "chart": revenue_chart(figures.daily_revenue)})
+    return render(
+        request, "console/overview.html", {"overview": figures, "chart": revenue_chart(figures.daily_revenue)}
+    )
 
 
-@require_GET
 @console_view
+@require_GET
 def audit_log(request):
     found = AuditFilter(request.GET, queryset=AuditEntry.objects.all())
     table = table_page(request, AuditTable(found.qs), lazy=True)
-    return list_page(request, "console/audit.html", table=table, filter=found)
+    return list_page(request, title="Audit log", table=table, filterset=found)

@@ -1,6 +1,7 @@
 """Payments: the table, its CSV export, a payment's timeline, refunds and receipt resends."""
 
 import csv
+import secrets
 
 from django.contrib import messages
 from django.http import StreamingHttpResponse
@@ -9,18 +10,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import refunds
-from billing.errors import ProviderUnavailable
+from billing import receipts, refunds
+from billing.errors import BillingError, ProviderUnavailable
 from billing.formatting import hours_text, money_text
 from billing.models import Payment, Receipt, Refund
-from billing.receipts import receipt_resend
 from billing.reports import payment_timeline
 from portal.console.access import client_ip, console_view
 from portal.console.filters import PaymentFilter
-from portal.console.forms import ReceiptResendForm, RefundForm
+from portal.console.forms import ReceiptResendForm, RefundForm, hours_input
 from portal.console.tables import PaymentTable, RefundTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.student.views import receipt_file
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ["id", "created_at", "email", "plan", "amount", "currency", "status", "failure_code", "payment_intent"]
 
 
@@ -29,16 +31,18 @@ def payments_filtered(request):
     return PaymentFilter(request.GET, queryset=payments)
 
 
-@require_GET
 @console_view
+@require_GET
 def payment_list(request):
     found = payments_filtered(request)
     table = table_page(request, PaymentTable(found.qs), lazy=True)
-    return list_page(request, "console/payments.html", table=table, filter=found)
+    return list_page(
+        request, title="Payments", table=table, filterset=found, export_url=reverse("console:payments_export")
+    )
 
 
-@require_GET
 @console_view
+@require_GET
 def payment_export(request):
     """The filtered payments as CSV, streamed row by row so a million rows never sit in memory."""
     found = payments_filtered(request)
@@ -59,9 +63,8 @@ def payment_export(request):
         yield writer.writerow(CSV_COLUMNS)
         for pk, created_at, email, plan, cents, currency, status, code, intent in rows.iterator(chunk_size=2000):
             amount = f"{cents // 100}.{cents % 100:02d}"
-            yield writer.writerow(
-                [pk, created_at.isoformat(), email, plan, amount, currency, status, code, intent or ""]
-            )
+            row = [pk, created_at.isoformat(), email, plan, amount, currency, status, code, intent or ""]
+            yield writer.writerow([_inert(value) for value in row])
 
     filename = f"payments-{timezone.localdate():%Y-%m-%d}.csv"
     return StreamingHttpResponse(
@@ -71,6 +74,11 @@ def payment_export(request):
     )
 
 
+def _inert(value):
+    """A text cell a spreadsheet would run as a formula (an email "=1+2@x.io") is quoted as text."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in FORMULA_STARTS else value
+
+
 class _Echo:
     """csv.writer writes into this and gets the line back, to be streamed."""
 
@@ -78,8 +86,8 @@ class _Echo:
         return value
 
 
-@require_GET
 @console_view
+@require_GET
 def payment_detail(request, payment_id):
     payment = get_object_or_404(
         Payment.objects.select_related("account__user", "plan", "payment_method", "lot"), pk=payment_id
@@ -89,36 +97,42 @@ def payment_detail(request, payment_id):
         "timeline": payment_timeline(payment=payment),
         "defaults": refunds.refund_defaults(payment=payment),
         "refunds": payment.refunds.all(),
-        "documents": Receipt.objects.filter(payment=payment).first(),
+        "receipt": Receipt.objects.filter(payment=payment).first(),
     }
     return render(request, "console/payment_detail.html", context)
 
 
-@require_GET
 @console_view
+@require_GET
 def refund_list(request):
     refund_rows = Refund.objects.select_related("payment__account__user")
     status = request.GET.get("status")
     if status:
         refund_rows = refund_rows.filter(status=status)
     table = table_page(request, RefundTable(refund_rows))
-    return list_page(request, "console/refunds.html", table=table)
+    return list_page(request, title="Refunds", table=table)
 
 
-@require_http_methods(["GET", "POST"])
 @console_view(finance=True)
+@require_http_methods(["GET", "POST"])
 def refund_create(request, payment_id):
     """Refund form → a confirmation naming the amount and hours → the refund. Nothing reaches
     Stripe before the confirmation."""
     payment = get_object_or_404(Payment.objects.select_related("account__user", "lot"), pk=payment_id)
     defaults = refunds.refund_defaults(payment=payment)
-    initial = {"amount": f"{defaults.refundable_cents / 100:.2f}", "hours": hours_decimal(defaults.default_minutes)}
+    initial = {"amount": f"{defaults.refundable_cents / 100:.2f}", "hours": hours_input(defaults.default_minutes)}
     form = RefundForm(request.POST or None, initial=initial)
     context = {"form": form}
     if request.method == "POST" and form.is_valid() and _within_limits(form, defaults, payment):
         amount, minutes = form.cleaned_data["amount"], form.cleaned_data["hours"]
-        if "confirm" not in request.POST:
-            return action_form(request, context | _refund_texts(payment) | _confirmation(amount, minutes, payment))
+        if "confirm" not in request.POST or not form.cleaned_data["key"]:
+            # The confirmation carries a fresh key: posting it twice makes one refund.
+            data = request.POST.copy()
+            data["key"] = secrets.token_urlsafe(18)
+            confirming = RefundForm(data)
+            confirming.is_valid()
+            context = {"form": confirming} | _refund_texts(payment) | _confirmation(amount, minutes, payment)
+            return action_form(request, context)
         try:
             refund = refunds.refund_issue(
                 payment=payment,
@@ -127,12 +141,17 @@ def refund_create(request, payment_id):
                 reason=form.cleaned_data["reason"],
                 actor=request.user,
                 ip_address=client_ip(request),
+                request_key=form.cleaned_data["key"],
             )
-        except refunds.RefundRefused as refused:
-            form.add_error(None, str(refused))
         except ProviderUnavailable:
-            messages.warning(request, "Stripe did not answer. The refund is waiting; send it again from the payment.")
-            return action_done(request, "Refund requested.", redirect_to=_payment_url(payment))
+            return action_done(
+                request,
+                "Refund requested, but Stripe did not answer: it is waiting. Send it again from the payment.",
+                redirect_to=_payment_url(payment),
+                level=messages.WARNING,
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
         else:
             return action_done(
                 request,
@@ -172,28 +191,34 @@ def _within_limits(form, defaults, payment):
     return form.is_valid()
 
 
-@require_POST
 @console_view(finance=True)
+@require_POST
 def refund_send(request, refund_id):
     refund = get_object_or_404(Refund, pk=refund_id)
     try:
-        refunds.refund_send(refund=refund)
-    except refunds.RefundRefused as refused:
-        messages.error(request, str(refused))
+        refunds.refund_send(refund=refund, actor=request.user, ip_address=client_ip(request))
     except ProviderUnavailable:
         messages.error(request, "Stripe did not answer again. Try once more in a minute.")
+    except BillingError as refused:
+        messages.error(request, str(refused))
     else:
         messages.success(request, "The refund was sent to Stripe.")
     return redirect(_payment_url(refund.payment))
 
 
-@require_http_methods(["GET", "POST"])
 @console_view
-def receipt_resend_view(request, receipt_id):
+@require_GET
+def receipt_download(request, receipt_id):
+    return receipt_file(get_object_or_404(Receipt, pk=receipt_id))
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def receipt_resend(request, receipt_id):
     receipt = get_object_or_404(Receipt.objects.select_related("account__user"), pk=receipt_id)
     form = ReceiptResendForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        receipt_resend(
+        receipts.receipt_resend(
             receipt=receipt, to=form.cleaned_data["to"] or None, actor=request.user, ip_address=client_ip(request)
         )
         to = form.cleaned_data["to"] or receipt.account.user.email
@@ -205,12 +230,6 @@ def receipt_resend_view(request, receipt_id):
         request,
         {"form": form, "title": f"Resend {receipt.get_kind_display().lower()} {receipt.number}", "submit": "Send"},
     )
-
-
-def hours_decimal(minutes):
-    """Minutes as the decimal hours the form shows: 90 -> "1.5"."""
-    whole, rest = divmod(minutes, 60)
-    return f"{whole}" if not rest else f"{minutes / 60:.4f}".rstrip("0")
 
 
 def _payment_url(payment):

@@ -20,19 +20,19 @@ from portal.student.tables import UsageTable
 SECTION_ROWS = 10
 
 
-@require_GET
 @console_view
+@require_GET
 def student_list(request):
     accounts = Account.objects.select_related("user")
     query = request.GET.get("q", "").strip()
     if query:
         accounts = accounts.filter(Q(user__email__icontains=query) | Q(stripe_customer_id=query))
     table = table_page(request, StudentTable(accounts))
-    return list_page(request, "console/students.html", table=table, extra={"query": query})
+    return list_page(request, title="Students", table=table, template="console/students.html", query=query)
 
 
-@require_GET
 @console_view
+@require_GET
 def student_detail(request, account_id):
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
     payments = Payment.objects.filter(account=account).select_related("account__user", "plan", "payment_method")
@@ -62,8 +62,8 @@ def student_detail(request, account_id):
     return render(request, "console/student_detail.html", context)
 
 
-@require_http_methods(["GET", "POST"])
 @console_view
+@require_http_methods(["GET", "POST"])
 def session_create(request, account_id):
     """Record a tutoring session: it consumes hours, soonest-expiring package first."""
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
@@ -90,8 +90,8 @@ def session_create(request, account_id):
     )
 
 
-@require_http_methods(["GET", "POST"])
 @console_view(finance=True)
+@require_http_methods(["GET", "POST"])
 def hours_adjust(request, account_id):
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
     form = AdjustmentForm(request.POST or None, account=account)
@@ -120,8 +120,8 @@ def hours_adjust(request, account_id):
     )
 
 
-@require_http_methods(["GET", "POST"])
 @console_view(finance=True)
+@require_http_methods(["GET", "POST"])
 def student_block(request, account_id, block):
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
     form = ReasonForm(request.POST or None)

@@ -14,25 +14,25 @@ from portal.console.tables import WebhookEventTable
 from portal.console.views.common import action_done, list_page, table_page
 
 
-@require_GET
 @console_view
+@require_GET
 def webhook_list(request):
     events = WebhookEvent.objects.defer("payload")
     found = WebhookEventFilter(request.GET, queryset=events)
     table = table_page(request, WebhookEventTable(found.qs), lazy=True)
-    return list_page(request, "console/webhooks.html", table=table, filter=found)
+    return list_page(request, title="Stripe events", table=table, filterset=found, template="console/webhooks.html")
 
 
-@require_GET
 @console_view
+@require_GET
 def webhook_detail(request, event_id):
     event = get_object_or_404(WebhookEvent, pk=event_id)
     context = {"event": event, "payload": json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False)}
     return render(request, "console/webhook_detail.html", context)
 
 
-@require_POST
 @console_view
+@require_POST
 def webhook_retry(request, event_id):
     """Retry one event. From the table, its row is swapped with the event's new state."""
     event = get_object_or_404(WebhookEvent.objects.defer("payload"), pk=event_id)
@@ -45,8 +45,8 @@ def webhook_retry(request, event_id):
     return action_done(request, message, redirect_to=reverse("console:webhook", args=[event.pk]))
 
 
-@require_POST
 @console_view
+@require_POST
 def webhook_retry_failed(request):
     queued = events_retry_by_staff(actor=request.user, ip_address=client_ip(request))
     return action_done(
