@@ -62,7 +62,7 @@ STUDENTS = {
             LotStory("Standard", -85, -83, -2, 390),  # 3.5 h left, expiring this week
         ],
     ),
-    "ben.student@example.com": ("Ben", "Okafor", [LotStory("Starter", -40, -38, -3, 195)]),
+    "ben.student@example.com": ("Ben", "Okafor", [LotStory("Starter", -20, -18, -1, 195)]),
     "cleo.student@example.com": ("Cleo", "Nowak", []),
 }
 # Staff: Finance (also a superuser, for the raw-data admin) and Support. Both use TOTP, with this

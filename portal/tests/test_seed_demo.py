@@ -3,10 +3,11 @@
 from datetime import timedelta
 
 import pytest
+from allauth.mfa.models import Authenticator
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from billing.models import LedgerEntry, Lot, Plan, Usage
+from billing.models import Dispute, FraudFlag, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Usage, WebhookEvent
 from billing.selectors import accounts_out_of_balance, balance_summary
 from portal.models import User
 
@@ -57,3 +58,17 @@ def test_it_refuses_a_production_configuration(settings):
     with pytest.raises(CommandError, match="published password"):
         call_command("seed_demo")
     assert not User.objects.exists()
+
+
+def test_the_console_has_history_and_both_staff_levels_sign_in_with_totp():
+    call_command("seed_demo", "--not-production")
+    assert Payment.objects.filter(status="succeeded").count() == 4 and Payment.objects.filter(status="failed").exists()
+    assert Dispute.objects.filter(status="needs_response").exists()
+    assert FraudFlag.objects.filter(status="open").exists()
+    assert WebhookEvent.objects.filter(status="failed").exists()
+    for email, group in [("staff@example.com", "Finance"), ("support@example.com", "Support")]:
+        user = User.objects.get(email=email)
+        assert user.groups.filter(name=group).exists()
+        assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    # The seeded payments' cards never reached Stripe: they are history, never offered for a charge.
+    assert not PaymentMethod.objects.active().exists()
