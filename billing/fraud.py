@@ -383,41 +383,27 @@ def fraud_flag_note(*, flag, actor, note, ip_address=None):
 def account_block(*, account, actor, reason, ip_address=None):
     """Stop the account from buying hours (its hours stay usable). Blocking a blocked account changes
     nothing and records nothing."""
-    reason = _required(reason)
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=account.pk)
-        if account.blocked_at is not None:
-            return account
-        before = _block_state(account)
-        account.blocked_at = timezone.now()
-        account.blocked_reason = reason[: Account._meta.get_field("blocked_reason").max_length]
-        account.save(update_fields=["blocked_at", "blocked_reason"])
-        audit_record(
-            actor=actor,
-            action="account.block",
-            target=account,
-            reason=reason,
-            before=before,
-            after=_block_state(account),
-            ip_address=ip_address,
-        )
-    return account
+    return _block_set(account, blocked=True, actor=actor, reason=reason, ip_address=ip_address)
 
 
 def account_unblock(*, account, actor, reason, ip_address=None):
     """Let a blocked account buy again. Unblocking an account that is not blocked records nothing."""
+    return _block_set(account, blocked=False, actor=actor, reason=reason, ip_address=ip_address)
+
+
+def _block_set(account, *, blocked, actor, reason, ip_address):
     reason = _required(reason)
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
-        if account.blocked_at is None:
+        if (account.blocked_at is not None) == blocked:
             return account
         before = _block_state(account)
-        account.blocked_at = None
-        account.blocked_reason = ""
+        account.blocked_at = timezone.now() if blocked else None
+        account.blocked_reason = reason[: Account._meta.get_field("blocked_reason").max_length] if blocked else ""
         account.save(update_fields=["blocked_at", "blocked_reason"])
         audit_record(
             actor=actor,
-            action="account.unblock",
+            action="account.block" if blocked else "account.unblock",
             target=account,
             reason=reason,
             before=before,

@@ -8,22 +8,8 @@ from billing import events, samples
 from billing.models import Dispute, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
 from billing.tests.builders import make_paid_payment, use
 from billing.tests.network import charge_answers_lost
-from billing.tests.webhook_delivery import deliver
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def send(client, django_capture_on_commit_callbacks):
-    """Deliver events through the endpoint; Huey runs in immediate mode, so they are processed too."""
-
-    def send_all(*events):
-        for stripe_event in events:
-            with django_capture_on_commit_callbacks(execute=True):
-                assert deliver(client, stripe_event).status_code == 200
-        return [WebhookEvent.objects.get(stripe_event_id=stripe_event["id"]) for stripe_event in events]
-
-    return send_all
 
 
 @pytest.fixture

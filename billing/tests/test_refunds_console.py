@@ -10,12 +10,11 @@ import pytest
 
 from billing import samples
 from billing.errors import ProviderUnavailable
-from billing.models import AuditEntry, LedgerEntry, Receipt, Refund, WebhookEvent
+from billing.models import AuditEntry, LedgerEntry, Receipt, Refund
 from billing.refunds import RefundRefused, refund_defaults, refund_issue, refund_send
 from billing.tests.builders import make_paid_payment, make_staff, use
 from billing.tests.concurrency import run_at_once
 from billing.tests.network import LossyProxy
-from billing.tests.webhook_delivery import deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -32,19 +31,6 @@ def paid(localstripe):
 @pytest.fixture
 def staff(db):
     return make_staff()
-
-
-@pytest.fixture
-def send(client, django_capture_on_commit_callbacks):
-    """Deliver events through the endpoint; Huey runs in immediate mode, so they are processed too."""
-
-    def send_all(*events):
-        for stripe_event in events:
-            with django_capture_on_commit_callbacks(execute=True):
-                assert deliver(client, stripe_event).status_code == 200
-        return [WebhookEvent.objects.get(stripe_event_id=stripe_event["id"]) for stripe_event in events]
-
-    return send_all
 
 
 @pytest.fixture
