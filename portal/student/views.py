@@ -16,7 +16,7 @@ from alerts.models import Notification
 from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
 from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
 from billing import cards, payments, receipts
-from billing.errors import BillingError, ProviderUnavailable
+from billing.errors import AccountBlocked, BillingError, ProviderUnavailable
 from billing.ledger import account_open
 from billing.models import Payment
 from billing.selectors import (
@@ -55,6 +55,7 @@ def dashboard(request):
     plans = list(plans_for_sale())
     context = {
         "account": account,
+        "purchases_paused": AccountBlocked.MESSAGE,
         "summary": summary,
         "cards": saved_cards,
         "default_card": next((card for card in saved_cards if card.is_default), None),

@@ -51,7 +51,8 @@ def test_a_blocked_students_dashboard_says_why_instead_of_showing_pay_buttons(
 
     text = student_client.get(DASHBOARD).content.decode()
 
-    assert text.count(PAUSED) == 3  # where the top-up, renew and buy buttons were
+    assert text.count(PAUSED) == 1  # said once, in the balance card
+    assert text.count("Buying is paused on your account.") == 2  # where the renew and buy buttons were
     assert 'name="token"' not in text
     assert "Top up 10 h" not in text
     assert "Renew 10 h" not in text
@@ -74,10 +75,10 @@ def test_the_refreshed_button_fragments_say_so_too(localstripe, student_client, 
     add_card(student, localstripe)
     account_block(account=student, actor=staff_user, reason="Confirmed fraud")
 
-    for fragment in ("balance", "lots", "plans"):
+    for fragment, says in (("balance", PAUSED), ("lots", "Buying is paused"), ("plans", "Buying is paused")):
         response = student_client.get(DASHBOARD, headers={"HX-Request": "true", "HX-Target": fragment})
         text = response.content.decode()
-        assert PAUSED in text, fragment
+        assert says in text, fragment
         assert 'name="token"' not in text, fragment
 
 
