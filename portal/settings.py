@@ -122,7 +122,8 @@ else:
 
 # Background jobs: RedisHuey when REDIS_URL is set, otherwise a SQLite file next to the database.
 HUEY = {
-    "name": "portal",
+    # Queues on one Redis are kept apart by name (e.g. the scale-out test's own consumers).
+    "name": os.environ.get("HUEY_NAME", "portal"),
     "immediate": env_bool("HUEY_IMMEDIATE", False),
     "utc": True,
     # Idle workers poll the queue at most every 2 s, so a webhook is applied within seconds.
@@ -231,6 +232,7 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/portal_table.html"
 
 # Production hardening: on whenever DEBUG is off, each overridable for a TLS-terminating proxy.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers check over plain HTTP
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
