@@ -562,3 +562,12 @@ class TestConfirmWithRefund:
         paid.account.refresh_from_db()
         assert flag.status == FraudFlag.Status.OPEN and paid.account.blocked_at is None
         assert not AuditEntry.objects.exists()
+
+
+def test_a_bad_filter_is_named_above_the_table_and_left_out(support_client, paid):
+    response = support_client.get(
+        reverse("console:payments"), {"amount_min": "lots"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="console-table"
+    )
+    body = text(response)
+    assert 'id="filter-errors"' in body and "Amount from: Enter a number." in body
+    assert "payer@example.com" in body  # the other filters (none) still apply
