@@ -40,6 +40,8 @@ POLL_ATTEMPTS = 15
 # Fragments of the dashboard holding pay buttons, which HTMX refreshes by their id.
 BUTTON_FRAGMENTS = {"balance", "lots", "plans"}
 TABLES_PER_PAGE = 10
+# The most recent expired packages shown as cards; a long history's older ones are in Purchases.
+EXPIRED_LOTS_SHOWN = 6
 
 
 @require_GET
@@ -56,6 +58,7 @@ def dashboard(request):
     context = {
         "account": account,
         "purchases_paused": AccountBlocked.MESSAGE,
+        "expired_lots_shown": EXPIRED_LOTS_SHOWN,
         "summary": summary,
         "cards": saved_cards,
         "default_card": next((card for card in saved_cards if card.is_default), None),

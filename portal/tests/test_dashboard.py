@@ -268,3 +268,26 @@ def test_a_button_fragment_skips_the_history_tables(student_client, student, dja
 
     text = response.content.decode()
     assert text.lstrip().startswith('<section id="balance"') and "Chemistry" not in text
+
+
+def test_a_long_history_shows_only_the_latest_expired_packages_as_cards(student_client, student):
+    plan = Plan.objects.create(name="Standard", minutes=600, price_cents=15000, validity_days=30)
+    for months_ago in range(1, 21):
+        credit(student, 60, days_valid=30, bought_days_ago=31 * months_ago, plan=plan)
+    credit(student, 600, plan=plan)
+    PaymentMethod.objects.create(
+        account=student,
+        stripe_payment_method_id="pm_1",
+        brand="visa",
+        last4="4242",
+        exp_month=1,
+        exp_year=2031,
+        is_default=True,
+    )
+
+    html = student_client.get(URL).content.decode()
+
+    assert "Expired packages (20)" in html
+    assert html.count('class="lot-card is-expired"') == 6
+    assert "The older ones are listed under Purchases below." in html
+    assert html.count("Renew 10 h") == 1  # the active package renews; expired ones are bought anew below
