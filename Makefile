@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := chromium libharfbuzz-subset0 poppler-utils fonts-dejavu-core
+# `make bench` only (not `make test`): the load generator, and what fast receipt PDFs need.
+BENCH_PACKAGES := wrk libharfbuzz-subset0 fonts-dejavu-core
+SCALE ?= small
 
 # The development stack talks to localstripe, the offline Stripe stand-in that `make run` starts.
 DEV_ENV := DEBUG=1 \
@@ -13,7 +16,7 @@ DEV_ENV := DEBUG=1 \
 	STRIPE_WEBHOOK_SECRET=whsec_localstripe STRIPE_API_BASE=http://127.0.0.1:8420 \
 	STRIPE_JS_URL=http://127.0.0.1:8420/js.stripe.com/v3/
 
-.PHONY: run test lint format install system-deps clean totp
+.PHONY: run test lint format install system-deps clean totp bench bench-deps
 
 run: install system-deps
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
@@ -53,6 +56,16 @@ system-deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+
+# The benchmark (docs/deploy.md, "Benchmark"): `make bench` (small, a few minutes) or
+# `make bench SCALE=full`; more options with BENCH_ARGS="--duration 20 --connections 16". It builds its
+# own database (var/bench/, or DATABASE_URL=postgres://.../portal_bench with REDIS_URL for RedisHuey).
+bench: install bench-deps
+	$(PY) -m bench.run --scale $(SCALE) $(BENCH_ARGS)
+
+# Installed only here, so that `make test` never waits for apt to fetch a load generator it does not use.
+bench-deps:
+	@$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(BENCH_PACKAGES)"
 
 clean:
 	rm -rf $(VENV) var staticfiles
