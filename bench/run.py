@@ -42,7 +42,7 @@ class Target:
 
     name: str
     path: str
-    who: str = ""  # "student", "staff" or "" (no session)
+    who: str = ""  # whose session: "student" (long history), "typical", "staff", or "" for none
     headers: dict = field(default_factory=dict)
     expect: str = ""  # text the answer must contain, so a redirect or a wrong page is never measured
     method: str = "GET"
@@ -306,6 +306,8 @@ class Bench:
         before = WebhookEvent.objects.filter(stripe_event_id__startswith="evt_load").count()
         result = self.wrk(target.path, {}, "webhook.lua", (str(events_file), str(self.args.threads)), warmup=False)
         stored = WebhookEvent.objects.filter(stripe_event_id__startswith="evt_load").count() - before
+        warmup_file.unlink()
+        events_file.unlink()
         result["distinct_events"] = needed
         result["events_stored"] = stored
         if result["requests"] > needed:
@@ -393,6 +395,7 @@ class Bench:
             settled, seconds = self.timed("reconciliation", payments_reconcile)
         finally:
             stop(stub)
+            intents_file.unlink(missing_ok=True)
         outcomes = {}
         for payment in settled:
             outcomes[payment.status] = outcomes.get(payment.status, 0) + 1
