@@ -1,6 +1,6 @@
 """Read-only queries for the bell, the banner and the inbox."""
 
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, Q, Value, When
 
 from alerts.models import EmailOptOut, Notification
 from alerts.notifications import URGENCY
@@ -28,3 +28,32 @@ def emailed_kinds(*, user):
     """The kinds of alert the user still gets by email."""
     opted_out = set(EmailOptOut.objects.filter(user=user).values_list("kind", flat=True))
     return [kind for kind in Notification.Kind.values if kind not in opted_out]
+
+
+PAYMENT_KINDS = [
+    Notification.Kind.PAYMENT_SUCCEEDED,
+    Notification.Kind.PAYMENT_NEEDS_ACTION,
+    Notification.Kind.PAYMENT_FAILED,
+]
+LOT_KINDS = [Notification.Kind.LOT_EXPIRING_7D, Notification.Kind.LOT_EXPIRING_1D, Notification.Kind.LOT_EXPIRED]
+
+
+def messages_about_payment(*, payment):
+    """(time, text) of every alert the student got about a payment and the package it bought: what a
+    dispute's "customer communication" quotes."""
+    about = Q(kind__in=PAYMENT_KINDS, subject_id=payment.pk)
+    if payment.lot_id:
+        about |= Q(kind__in=LOT_KINDS, subject_id=payment.lot_id)
+    notifications = Notification.objects.filter(about, recipient_id=payment.account.user_id)
+    return [
+        (
+            notification.created_at,
+            f"{notification.title}: {notification.body}"
+            + (
+                " (in the portal and by email)"
+                if notification.email_status == Notification.Email.SENT
+                else " (in the portal)"
+            ),
+        )
+        for notification in notifications
+    ]

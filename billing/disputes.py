@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from alerts.models import Notification
 from billing import ledger, stripe_gateway
 from billing.audit import audit_record
 from billing.errors import BillingError, LotExpired, ProviderRequestInvalid, ProviderUnavailable
@@ -114,16 +112,6 @@ EVIDENCE_MAX_CHARS = 20_000
 # Statuses in which Stripe is already reviewing evidence (submitted here or in its Dashboard).
 REVIEW_STATUSES = {"under_review", "warning_under_review"}
 RECENT_ACTIVITY = 20
-PAYMENT_NOTIFICATIONS = [
-    Notification.Kind.PAYMENT_SUCCEEDED,
-    Notification.Kind.PAYMENT_NEEDS_ACTION,
-    Notification.Kind.PAYMENT_FAILED,
-]
-LOT_NOTIFICATIONS = [
-    Notification.Kind.LOT_EXPIRING_7D,
-    Notification.Kind.LOT_EXPIRING_1D,
-    Notification.Kind.LOT_EXPIRED,
-]
 
 
 class DisputeRefused(BillingError):
@@ -138,15 +126,16 @@ class DisputeProviderFailed(BillingError):
         super().__init__(message)
 
 
-def dispute_evidence_prefill(*, dispute):
+def dispute_evidence_prefill(*, dispute, messages=()):
     """The evidence form's starting values: what our records show, with any saved draft winning
-    field by field (a field staff cleared stays cleared)."""
+    field by field (a field staff cleared stays cleared). `messages` are the (time, text) of what
+    we told the student about this payment (alerts gives them: billing does not read alerts)."""
     payment = Payment.objects.select_related("account__user", "plan", "lot").get(pk=dispute.payment_id)
     receipt = Receipt.objects.filter(payment=payment).first()
     sessions = _lot_sessions(payment.lot)
     prefill = {
         "product_description": _product_description(payment),
-        "customer_communication": _customer_communication(payment, receipt),
+        "customer_communication": _customer_communication(payment, receipt, messages),
         "service_date": _service_date(payment, sessions),
         "service_documentation": _service_documentation(payment, sessions),
         "receipt": receipt.number if receipt else "",
@@ -443,24 +432,10 @@ def _access_activity_log(payment):
     return "\n".join(lines)
 
 
-def _customer_communication(payment, receipt):
+def _customer_communication(payment, receipt, messages):
     """The messages we sent the student about this payment and the hours it bought."""
     user = payment.account.user
-    about = Q(kind__in=PAYMENT_NOTIFICATIONS, subject_id=payment.pk)
-    if payment.lot_id:
-        about |= Q(kind__in=LOT_NOTIFICATIONS, subject_id=payment.lot_id)
-    messages = [
-        (
-            notification.created_at,
-            f"{notification.title}: {notification.body}"
-            + (
-                " (in the portal and by email)"
-                if notification.email_status == Notification.Email.SENT
-                else " (in the portal)"
-            ),
-        )
-        for notification in Notification.objects.filter(about, recipient=user)
-    ]
+    messages = list(messages)
     if receipt is not None and receipt.emailed_at:
         messages.append((receipt.emailed_at, f"Receipt {receipt.number} emailed with its PDF attached"))
     if not messages:

@@ -224,7 +224,7 @@ def _is_decline(attempt):
 
 def _first_purchase_findings(first_attempts, *, now):
     """The first_purchase rule at attempts made before their account's first success."""
-    factor = Decimal(str(settings.FRAUD_FIRST_PURCHASE_FACTOR))
+    factor = settings.FRAUD_FIRST_PURCHASE_FACTOR
     usual_by_currency = {}
     found = []
     for attempt in first_attempts:

@@ -6,6 +6,7 @@ the tests use portal/settings_test.py (production settings minus HTTPS-only part
 """
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -264,6 +265,6 @@ FRAUD_MAX_CARDS_PER_DAY = int(os.environ.get("FRAUD_MAX_CARDS_PER_DAY", "3"))
 # has this many card declines in a row (within 24 hours),
 FRAUD_DECLINE_STREAK = int(os.environ.get("FRAUD_DECLINE_STREAK", "3"))
 # or makes a first purchase costing more than this many times the usual first purchase.
-FRAUD_FIRST_PURCHASE_FACTOR = float(os.environ.get("FRAUD_FIRST_PURCHASE_FACTOR", "3"))
+FRAUD_FIRST_PURCHASE_FACTOR = Decimal(os.environ.get("FRAUD_FIRST_PURCHASE_FACTOR", "3"))  # compared with cents
 # How far back the periodic scan (every 10 minutes) looks for new payment attempts and outcomes.
 FRAUD_SCAN_LOOKBACK_MINUTES = int(os.environ.get("FRAUD_SCAN_LOOKBACK_MINUTES", "60"))

@@ -10,6 +10,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from alerts.notifications import payment_notify
+from alerts.selectors import messages_about_payment
 from billing import samples
 from billing.disputes import (
     EVIDENCE_FIELDS,
@@ -102,7 +103,8 @@ class TestPrefill:
     def test_it_quotes_the_messages_we_sent_about_the_payment(self, paid, dispute):
         payment_notify(payment=paid)
 
-        communication = dispute_evidence_prefill(dispute=dispute)["customer_communication"]
+        messages = messages_about_payment(payment=paid)
+        communication = dispute_evidence_prefill(dispute=dispute, messages=messages)["customer_communication"]
 
         assert communication.startswith(f"Messages we sent to {paid.account.user.email} about this payment:")
         assert "10 h added: Your payment for Standard (EUR 150.00) went through" in communication

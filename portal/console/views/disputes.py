@@ -4,6 +4,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from alerts.selectors import messages_about_payment
 from billing import disputes
 from billing.errors import BillingError
 from billing.models import Dispute
@@ -30,7 +31,7 @@ def dispute_detail(request, dispute_id):
     Finance actions; Support sees the evidence read-only."""
     dispute = get_object_or_404(Dispute.objects.select_related("payment__account__user", "payment__lot"), pk=dispute_id)
     editable = is_finance(request.user) and not (dispute.closed or dispute.evidence_submitted_at)
-    form = EvidenceForm(request.POST or None, initial=disputes.dispute_evidence_prefill(dispute=dispute))
+    form = EvidenceForm(request.POST or None, initial=_prefill(dispute))
     if request.method == "POST":
         if not is_finance(request.user):
             return forbidden(request)
@@ -86,3 +87,7 @@ def dispute_accept(request, dispute_id):
             "danger": True,
         },
     )
+
+
+def _prefill(dispute):
+    return disputes.dispute_evidence_prefill(dispute=dispute, messages=messages_about_payment(payment=dispute.payment))
