@@ -364,7 +364,7 @@ class Bench:
 
     def reconciliation(self):
         from billing.models import Payment
-        from billing.tasks import payments_reconcile
+        from billing.payments import payments_reconcile
 
         in_flight = Payment.objects.filter(status__in=[Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION])
         intents = {}

@@ -1,5 +1,6 @@
 """The audit log: every console action is written here, in the same transaction as its effect."""
 
+from billing.errors import ReasonRequired
 from billing.models import AuditEntry
 
 
@@ -22,6 +23,14 @@ def audit_record(*, actor, action, target, reason="", before=None, after=None, i
         after=after,
         ip_address=ip_address,
     )
+
+
+def audit_reason(text, message="Please give a reason."):
+    """The reason (or note) an audited staff action must give, trimmed; ReasonRequired if empty."""
+    text = (text or "").strip()
+    if not text:
+        raise ReasonRequired(message)
+    return text
 
 
 def audit_record_bulk(*, actor, action, target_type, label, reason="", after=None, ip_address=None):

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing import stripe_gateway
 from billing.errors import BillingError, CardNotFound
+from billing.ledger import account_lock
 from billing.models import Account, PaymentMethod
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def customer_ensure(*, account):
     user = account.user
     customer_id = stripe_gateway.customer_create(email=user.email, name=user.get_full_name(), account_id=account.pk)
     with transaction.atomic():
-        locked = Account.objects.select_for_update().get(pk=account.pk)
+        locked = account_lock(account_id=account.pk)
         if not locked.stripe_customer_id:
             locked.stripe_customer_id = customer_id
             locked.save(update_fields=["stripe_customer_id"])
@@ -53,7 +54,8 @@ def card_setup_start(*, account):
 def customer_forget(*, account):
     """Stripe no longer has the account's customer: drop its id and put its cards aside."""
     with transaction.atomic():
-        Account.objects.select_for_update().filter(pk=account.pk).update(stripe_customer_id="")
+        account_lock(account_id=account.pk)
+        Account.objects.filter(pk=account.pk).update(stripe_customer_id="")
         account.payment_methods.active().update(removed_at=timezone.now(), is_default=False)
     account.stripe_customer_id = ""
 
@@ -65,7 +67,7 @@ def card_save(*, account, setup_intent_id):
     if intent.customer_id != customer_id:
         # Someone else's SetupIntent: answer as if it did not exist.
         raise CardSetupFailed("We could not find that card setup. Please try again.")
-    if intent.status != "succeeded" or not intent.payment_method_id:
+    if intent.status != stripe_gateway.StripeStatus.SUCCEEDED or not intent.payment_method_id:
         raise CardSetupFailed("The card was not confirmed. Please try again.")
     card = stripe_gateway.card_retrieve(intent.payment_method_id)
     if card.customer_id != customer_id:
@@ -94,7 +96,7 @@ def card_sync(*, account, payment_method_id):
 
 def _card_store(account, card):
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=account.pk)
+        account_lock(account_id=account.pk)
         has_default = account.payment_methods.active().filter(is_default=True).exists()
         card_fields = {
             "account": account,
@@ -113,7 +115,7 @@ def _card_store(account, card):
 
 def card_make_default(*, card):
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=card.account_id)
+        account_lock(account_id=card.account_id)
         card.account.payment_methods.filter(is_default=True).update(is_default=False)
         card.is_default = True
         card.save(update_fields=["is_default"])
@@ -132,7 +134,7 @@ def card_remove(*, card):
 def card_forget(*, card):
     """Put a card aside that Stripe no longer holds for us. Returns the account's default card now."""
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=card.account_id)
+        account_lock(account_id=card.account_id)
         card = PaymentMethod.objects.get(pk=card.pk)
         was_default = card.is_default
         card.removed_at = card.removed_at or timezone.now()

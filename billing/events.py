@@ -16,9 +16,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import cards, disputes, fraud, payments, refunds, stripe_gateway
+from billing import background, cards, payments, refunds, stripe_gateway
 from billing.audit import audit_record, audit_record_bulk
-from billing.models import Account, Payment, PaymentMethod, WebhookEvent
+from billing.disputes.holds import dispute_record
+from billing.fraud.rules import fraud_flag_raise
+from billing.models import Account, Payment, PaymentMethod, Refund, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ MAX_ATTEMPTS = 10  # 30 s doubling to an hour between attempts: about three hour
 CLAIM_TIMEOUT = timedelta(minutes=5)
 PROCESSED = WebhookEvent.Status.PROCESSED
 IGNORED = WebhookEvent.Status.IGNORED
-FINISHED = {WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED}
+FINISHED = WebhookEvent.FINISHED
 
 HANDLERS = {}
 
@@ -52,8 +54,6 @@ def retry_delay(attempts):
 
 def webhook_event_ingest(*, event, source=WebhookEvent.Source.WEBHOOK):
     """Store a verified Stripe event once and queue its processing. Returns (event, created)."""
-    from billing.tasks import process_webhook_event
-
     created_at = event.get("created")
     stored, created = WebhookEvent.objects.get_or_create(
         stripe_event_id=event["id"],
@@ -68,7 +68,7 @@ def webhook_event_ingest(*, event, source=WebhookEvent.Source.WEBHOOK):
         },
     )
     if created:
-        transaction.on_commit(lambda: process_webhook_event(stored.pk))
+        background.process_event.on_commit(stored.pk)
     return stored, created
 
 
@@ -129,18 +129,14 @@ def events_retry_by_staff(*, actor, event=None, ip_address=None):
 def events_retry(*, event_ids=None):
     """Queue failed, waiting or orphan events (all, or those given) for another attempt now.
     Returns how many were queued."""
-    from billing.tasks import process_webhook_event
-
-    retryable = WebhookEvent.objects.filter(
-        status__in=[WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING, WebhookEvent.Status.ORPHAN]
-    )
+    retryable = WebhookEvent.objects.filter(status__in=WebhookEvent.RETRYABLE)
     if event_ids is not None:
         retryable = retryable.filter(pk__in=event_ids)
     ids = list(retryable.values_list("pk", flat=True))
     # The same filter again: an event a worker took meanwhile is left to that worker.
     retryable.filter(pk__in=ids).update(status=WebhookEvent.Status.PENDING, next_attempt_at=None)
     for event_id in ids:
-        transaction.on_commit(lambda event_id=event_id: process_webhook_event(event_id))
+        background.process_event.on_commit(event_id)
     return len(ids)
 
 
@@ -154,6 +150,18 @@ def events_due():
     return list(
         WebhookEvent.objects.filter(retry_due | stranded | abandoned).order_by("pk").values_list("pk", flat=True)
     )
+
+
+def events_process_due():
+    """One sweep over the events due (see `events_due`); an event that fails is logged and left to
+    the next sweep. Returns how many were processed."""
+    due = events_due()
+    for event_id in due:
+        try:
+            event_process(event_id=event_id)
+        except Exception:
+            logger.exception("Could not process Stripe event %s; the next sweep tries again.", event_id)
+    return len(due)
 
 
 def events_fetch_missed(*, days=3):
@@ -294,7 +302,7 @@ def _record_refund(payment, refund):
         stripe_refund_id=refund["id"],
         amount_cents=refund["amount"],
         currency=refund["currency"],
-        status=refund.get("status") or "succeeded",
+        status=refund.get("status") or Refund.Status.SUCCEEDED,
         # A console refund: its row may still await the Stripe id (this webhook came first).
         portal_refund_id=(refund.get("metadata") or {}).get("portal_refund_id"),
     )
@@ -309,12 +317,12 @@ def _record_refund(payment, refund):
 )
 def on_dispute(dispute, event_type):
     payment = _payment_for_intent(dispute.get("payment_intent"))
-    disputes.dispute_record(payment=payment, dispute_object=dispute, event_type=event_type)
+    dispute_record(payment=payment, dispute_object=dispute, event_type=event_type)
     return PROCESSED
 
 
 @handles("radar.early_fraud_warning.created", "radar.early_fraud_warning.updated")
 def on_early_fraud_warning(warning, event_type):
     payment = _payment_for_intent(warning.get("payment_intent"))
-    fraud.fraud_flag_raise(payment=payment, warning_object=warning)
+    fraud_flag_raise(payment=payment, warning_object=warning)
     return PROCESSED

@@ -48,7 +48,7 @@ def lot_credit(
     if expires_at <= purchased_at:
         raise LedgerError("A lot must expire after it is bought.")
     with transaction.atomic():
-        account = _lock_account(account.pk)
+        account = account_lock(account_id=account.pk)
         lot = Lot(
             account=account,
             plan=plan,
@@ -86,7 +86,7 @@ def usage_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=N
     if occurred_at > timezone.now():
         raise LedgerError("A session cannot be recorded before it takes place.")
     with transaction.atomic():
-        account = _lock_account(account.pk)
+        account = account_lock(account_id=account.pk)
         lots = list(Lot.objects.usable(occurred_at).filter(account=account).order_by("expires_at", "id"))
         available = sum(lot.minutes_remaining for lot in lots)
         if available < minutes:
@@ -271,7 +271,16 @@ def _change_lot(*, lot, kind, minutes, reason, actor):
         )
 
 
-def _lock_account(account_id):
+def account_lock(*, account_id):
+    """Lock a student's account row until the transaction ends and return it, read afresh.
+
+    Every writer of an account's hours, payments, cards, refunds, disputes or blocks takes this
+    lock first, and only then locks or reads other rows (the payment, the dispute, the lot), so
+    that writers of one account queue up in one order and never deadlock. Only inside a
+    transaction: outside one, SQLite would ignore the lock silently.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("The account lock holds only inside a transaction (transaction.atomic).")
     return Account.objects.select_for_update().get(pk=account_id)
 
 
@@ -279,7 +288,7 @@ def _lock_lot(lot):
     """Lock the account a lot belongs to (as the database says, not as the caller's object says),
     then read the lot afresh under that lock."""
     account_id = Lot.objects.values_list("account_id", flat=True).get(pk=lot.pk)
-    account = _lock_account(account_id)
+    account = account_lock(account_id=account_id)
     return account, Lot.objects.get(pk=lot.pk, account=account)
 
 

@@ -16,9 +16,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from billing import fraud, ledger, stripe_gateway
+from billing import ledger, stripe_gateway
 from billing.cards import card_forget, customer_ensure
 from billing.errors import (
     AccountBlocked,
@@ -30,8 +31,10 @@ from billing.errors import (
     ProviderRequestInvalid,
     ProviderUnavailable,
 )
-from billing.models import Account, Lot, Payment, Plan
+from billing.fraud.rules import fraud_rules_check
+from billing.models import Lot, Payment, Plan
 from billing.receipts import receipt_issue
+from billing.stripe_gateway import StripeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ TOKEN_MAX_AGE = timedelta(hours=12)
 # A payment still "processing" without a PaymentIntent id this long after it started never reached
 # Stripe's charge (or the request died with it); see payment_refresh.
 ORPHAN_AFTER = timedelta(minutes=2)
+# A payment still processing this long after it started has lost its answer somewhere.
+STUCK_AFTER = timedelta(minutes=3)
+# 3-D Secure left unfinished this long is settled from what Stripe says (usually: not paid).
+ABANDONED_AFTER = timedelta(hours=24)
 NOT_CHARGED = "We could not reach the payment provider. You were not charged; please try again."
 REFUSED = "The payment provider refused this payment. You were not charged; please try another card."
 
@@ -126,7 +133,7 @@ def payment_start(*, account, token, payment_method_id=None):
     card = _card_to_charge(account, payment_method_id)
     _settle_payments_in_flight(account)
     with transaction.atomic():
-        if Account.objects.select_for_update().get(pk=account.pk).blocked_at is not None:
+        if ledger.account_lock(account_id=account.pk).blocked_at is not None:
             raise AccountBlocked()  # blocked by staff since this request began
         existing = _payment_for_token(account, offer)
         if existing:
@@ -156,7 +163,7 @@ def _fraud_rules_check(payment):
     is logged and never reaches the student's payment (the periodic scan looks again)."""
     try:
         with transaction.atomic():  # a savepoint: a failed check leaves the caller's transaction usable
-            fraud.fraud_rules_check(account=payment.account, payment=payment)
+            fraud_rules_check(account=payment.account, payment=payment)
     except Exception:
         logger.exception("The fraud rules could not check payment %s; the periodic scan looks again.", payment.pk)
 
@@ -185,6 +192,16 @@ def payment_abandon(*, payment):
     except BillingError:
         logger.warning("Could not cancel the 3-D Secure payment %s; it stays pending.", payment.pk, exc_info=True)
         return payment
+
+
+def payments_reconcile():
+    """Settle payments whose answer never came (processing); cancel those whose 3-D Secure was left
+    unfinished for a day. Returns the payments as they stand afterwards."""
+    now = timezone.now()
+    stuck = Q(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
+    abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
+    due = Payment.objects.filter(stuck | abandoned).select_related("account").order_by("pk")
+    return [payment_abandon(payment=payment_refresh(payment=payment)) for payment in due]
 
 
 def payment_refresh(*, payment):
@@ -224,19 +241,19 @@ def payment_intent_settle(*, intent):
         raise UnknownPaymentIntent(f"No payment for PaymentIntent {intent.id}.")
     with transaction.atomic():
         # Account first, then payment: the same lock order as every other writer of this account.
-        Account.objects.select_for_update().get(pk=found.account_id)
+        ledger.account_lock(account_id=found.account_id)
         payment = Payment.objects.select_for_update().get(pk=found.pk)
         if payment.status == Payment.Status.SUCCEEDED:
             return payment
         payment.stripe_payment_intent_id = intent.id
-        credited = intent.status == "succeeded"
+        credited = intent.status == StripeStatus.SUCCEEDED
         if credited:
             if (intent.amount_cents, intent.currency) != (payment.amount_cents, payment.currency):
                 raise BillingError(f"PaymentIntent {intent.id} charged {intent.amount_cents} {intent.currency}.")
             _credit(payment)
-        elif intent.status == "requires_action":
+        elif intent.status == StripeStatus.REQUIRES_ACTION:
             payment.status = Payment.Status.REQUIRES_ACTION
-        elif intent.status in ("requires_payment_method", "canceled"):
+        elif intent.status in (StripeStatus.REQUIRES_PAYMENT_METHOD, StripeStatus.CANCELED):
             payment.status = Payment.Status.FAILED
             payment.failure_code = intent.failure_code or intent.status
             payment.failure_message = intent.failure_message or stripe_gateway.decline_message("")
@@ -310,7 +327,7 @@ def _charge(payment):
 
 def _fail(payment, *, code, message, intent_id=None):
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=payment.account_id)
+        ledger.account_lock(account_id=payment.account_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == Payment.Status.SUCCEEDED:
             return payment

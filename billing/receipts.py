@@ -6,17 +6,27 @@ a locked counter row: concurrent settlements wait for each other, and a rolled-b
 gives its number back, so numbers never repeat and never skip.
 """
 
+import logging
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from billing import background
 from billing.audit import audit_record
 from billing.formatting import hours_text, money_text
 from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
 
+logger = logging.getLogger(__name__)
+
+# A new receipt's delivery task has long finished by then: still undelivered means it failed.
+STALE_RECEIPT = timedelta(minutes=30)
+UNDELIVERED_GIVE_UP = timedelta(days=2)
 NUMBER_FORMATS = {Receipt.Kind.RECEIPT: "{year}-{sequence:06d}", Receipt.Kind.CREDIT_NOTE: "CN-{year}-{sequence:06d}"}
 
 
@@ -128,8 +138,6 @@ def receipt_email(*, receipt, to=None):
 
 def receipt_resend(*, receipt, actor, to=None, ip_address=None):
     """Staff's "resend": queue the email (to the student, or to `to`) and audit it."""
-    from billing.tasks import resend_receipt
-
     with transaction.atomic():
         audit_record(
             actor=actor,
@@ -138,7 +146,7 @@ def receipt_resend(*, receipt, actor, to=None, ip_address=None):
             after={"to": to or receipt.account.user.email},
             ip_address=ip_address,
         )
-        transaction.on_commit(lambda: resend_receipt(receipt.pk, to))
+        background.resend_receipt.on_commit(receipt.pk, to)
 
 
 def receipt_deliver(*, receipt):
@@ -157,9 +165,33 @@ def receipt_deliver(*, receipt):
     return receipt
 
 
-def _issue(*, kind, account, snapshot, **links):
-    from billing.tasks import deliver_receipt
+def receipts_undelivered(*, now=None):
+    """Receipts whose PDF or first email is still missing although their delivery task should have
+    finished (issued over STALE_RECEIPT ago), up to two days back: after that a person (and the
+    logs) must look, not a sweep."""
+    now = now or timezone.now()
+    return Receipt.objects.filter(
+        Q(pdf="") | Q(emailed_at__isnull=True),
+        issued_at__lte=now - STALE_RECEIPT,
+        issued_at__gte=now - UNDELIVERED_GIVE_UP,
+    ).select_related("account__user")
 
+
+def receipts_deliver_undelivered(*, limit=100):
+    """Deliver the undelivered receipts again, quietly: one that still fails is logged and tried by
+    the next run. Returns how many were delivered."""
+    delivered = 0
+    for receipt in receipts_undelivered()[:limit]:
+        try:
+            receipt_deliver(receipt=receipt)
+        except Exception:
+            logger.exception("Receipt %s is still not delivered; the next run tries again.", receipt.pk)
+        else:
+            delivered += 1
+    return delivered
+
+
+def _issue(*, kind, account, snapshot, **links):
     issued_at = timezone.now()
     year = timezone.localtime(issued_at).year
     with transaction.atomic():
@@ -176,7 +208,7 @@ def _issue(*, kind, account, snapshot, **links):
         )
     # Robust: a queue that is down must not turn a settled payment into an error; the sweep
     # (render_missing_receipts) delivers the receipt later.
-    transaction.on_commit(lambda: deliver_receipt(receipt.pk), robust=True)
+    background.deliver_receipt.on_commit(receipt.pk, robust=True)
     return receipt
 
 

@@ -17,13 +17,12 @@ from billing import ledger, stripe_gateway
 from billing.audit import audit_record
 from billing.errors import BillingError, LotExpired, ProviderRequestInvalid, ProviderUnavailable
 from billing.formatting import duration_text, money_text
-from billing.models import Account, Payment, Refund, share_of_minutes
+from billing.models import Payment, Refund, share_of_minutes
 from billing.receipts import credit_note_issue
 
 logger = logging.getLogger(__name__)
 
-APPLIED_STATUSES = {"succeeded", "pending"}
-UNDONE_STATUSES = {"failed", "canceled"}
+Status = Refund.Status
 
 
 class RefundRefused(BillingError):
@@ -68,7 +67,7 @@ def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=No
     with transaction.atomic():
         # Under the account lock, and counting refunds still "requested", so that two refunds
         # racing on one payment can never together exceed its amount or its lot's hours.
-        Account.objects.select_for_update().get(pk=payment.account_id)
+        ledger.account_lock(account_id=payment.account_id)
         payment = Payment.objects.select_related("lot").get(pk=payment.pk)
         idempotency_key = f"refund-{request_key or secrets.token_hex(16)}"[:64]
         already = Refund.objects.filter(payment=payment, idempotency_key=idempotency_key).first()
@@ -81,7 +80,7 @@ def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=No
             idempotency_key=idempotency_key,
             amount_cents=amount_cents,
             currency=payment.currency,
-            status=Refund.REQUESTED,
+            status=Status.REQUESTED,
             minutes_requested=minutes,
             reason=reason,
             requested_by=actor,
@@ -95,7 +94,7 @@ def refund_send(*, refund, actor=None, ip_address=None):
     A refund already answered is returned as it is. Raises as `refund_issue` does. Staff's "send
     again" (`actor`) is audited."""
     refund = Refund.objects.select_related("payment").get(pk=refund.pk)
-    if refund.status != Refund.REQUESTED:
+    if refund.status != Status.REQUESTED:
         return refund
     if actor is not None:
         audit_record(actor=actor, action="refund.send", target=refund, ip_address=ip_address)
@@ -118,28 +117,28 @@ def refund_record(*, payment, stripe_refund_id, amount_cents, currency, status, 
     not know yet (the webhook came before our own answer): that row is completed, not doubled.
     """
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=payment.account_id)
+        ledger.account_lock(account_id=payment.account_id)
         payment = Payment.objects.select_related("lot").get(pk=payment.pk)
         refund = _refund_for(payment, stripe_refund_id, portal_refund_id)
         if refund is None:
             refund = Refund(payment=payment, amount_cents=amount_cents, currency=currency.upper())
-        elif refund.status in UNDONE_STATUSES:
+        elif refund.status in Refund.UNDONE:
             return refund  # final: a late "pending" or "succeeded" snapshot must not take hours again
-        was_applied = refund.pk is not None and refund.status in APPLIED_STATUSES
+        was_applied = refund.pk is not None and refund.status in Refund.APPLIED
         refund.stripe_refund_id = stripe_refund_id
         refund.status = status
-        if status in APPLIED_STATUSES and not was_applied:
+        if status in Refund.APPLIED and not was_applied:
             _take_hours_back(refund, payment)
-        elif status in UNDONE_STATUSES:
+        elif status in Refund.UNDONE:
             _give_hours_back(refund, payment)
         refund.save()
-        if status == "succeeded":
+        if status == Status.SUCCEEDED:
             credit_note_issue(refund=refund)  # once the money has really gone back; issued at most once
     return refund
 
 
 def _refundable_cents(payment):
-    refunded = payment.refunds.exclude(status__in=UNDONE_STATUSES).values_list("amount_cents", flat=True)
+    refunded = payment.refunds.exclude(status__in=Refund.UNDONE).values_list("amount_cents", flat=True)
     return payment.amount_cents - sum(refunded)
 
 
@@ -151,7 +150,7 @@ def _refund_check(payment, *, amount_cents, minutes, reason, limits):
         raise RefundRefused("This payment has no Stripe PaymentIntent, so it cannot be refunded here.")
     if not reason:
         raise RefundRefused("Give a reason for the refund; it is kept in the audit log.")
-    in_flight = payment.refunds.filter(status=Refund.REQUESTED).first()
+    in_flight = payment.refunds.filter(status=Status.REQUESTED).first()
     if in_flight:
         raise RefundRefused(
             f"Another refund of this payment ({money_text(in_flight.amount_cents, in_flight.currency)}) is still "
@@ -229,7 +228,7 @@ def _made_at_stripe(refund):
         if str((listed.get("metadata") or {}).get("portal_refund_id")) == wanted:
             return stripe_gateway.Refund(
                 id=listed["id"],
-                status=listed.get("status") or "succeeded",
+                status=listed.get("status") or Status.SUCCEEDED,
                 amount_cents=int(listed["amount"]),
                 currency=listed["currency"].upper(),
                 metadata=listed.get("metadata") or {},
@@ -239,9 +238,9 @@ def _made_at_stripe(refund):
 
 def _refund_fail(refund):
     with transaction.atomic():
-        Account.objects.select_for_update().get(pk=refund.payment.account_id)
+        ledger.account_lock(account_id=refund.payment.account_id)
         # Only a refund still waiting: nothing was applied, so no hours move.
-        Refund.objects.filter(pk=refund.pk, status=Refund.REQUESTED).update(status="failed")
+        Refund.objects.filter(pk=refund.pk, status=Status.REQUESTED).update(status=Status.FAILED)
     refund.refresh_from_db()
 
 

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from billing.models import AuditEntry, Dispute, FraudFlag, LedgerEntry, Payment, Receipt, Refund, WebhookEvent
 
-OPEN_DISPUTE_STATUSES = ["warning_needs_response", "needs_response", "warning_under_review", "under_review"]
 FAILED_EVENT_STATUSES = [WebhookEvent.Status.FAILED, WebhookEvent.Status.ORPHAN]
 
 
@@ -64,7 +63,7 @@ def console_overview(*, now=None):
         .annotate(count=Count("id"))
         .order_by("-count", "failure_code")[:6]
     )
-    refunds = Refund.objects.filter(created_at__gte=since).exclude(status__in=["failed", "canceled"])
+    refunds = Refund.objects.filter(created_at__gte=since).exclude(status__in=Refund.UNDONE)
     refund_totals = refunds.aggregate(count=Count("id"), cents=Sum("amount_cents"))
     disputes = Dispute.objects.filter(closed=False).aggregate(
         count=Count("id"), next_due=Min("evidence_due_by", filter=Q(evidence_due_by__gte=now))

@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import stripe
 from django.conf import settings
@@ -40,6 +41,15 @@ DECLINE_MESSAGES = {
     "payment_intent_authentication_failure": "The card's authentication (3-D Secure) failed.",
 }
 GENERIC_DECLINE = "Your card was declined by your bank."
+
+
+class StripeStatus(StrEnum):
+    """Statuses of Stripe's PaymentIntents, SetupIntents and refunds that our code acts on."""
+
+    SUCCEEDED = "succeeded"
+    REQUIRES_ACTION = "requires_action"
+    REQUIRES_PAYMENT_METHOD = "requires_payment_method"
+    CANCELED = "canceled"
 
 
 @dataclass(frozen=True)
@@ -286,8 +296,8 @@ def _payment_intent(intent):
         id=intent.id,
         # Real Stripe's off-session answer to a card that needs 3-D Secure: back to
         # requires_payment_method with this code. To us that is waiting for the student.
-        status="requires_action"
-        if code == "authentication_required" and intent.status == "requires_payment_method"
+        status=StripeStatus.REQUIRES_ACTION
+        if code == "authentication_required" and intent.status == StripeStatus.REQUIRES_PAYMENT_METHOD
         else intent.status,
         amount_cents=int(intent.amount),
         currency=intent.currency.upper(),
@@ -355,7 +365,7 @@ def refund_create(*, payment_intent_id, amount_cents, metadata, idempotency_key)
     )
     return Refund(
         id=refund.id,
-        status=refund.status or "succeeded",
+        status=refund.status or StripeStatus.SUCCEEDED,
         amount_cents=int(refund.amount),
         currency=refund.currency.upper(),
         metadata=_metadata(refund),

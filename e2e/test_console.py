@@ -12,9 +12,9 @@ import time
 from playwright.sync_api import expect
 
 from billing import ledger, samples
-from billing.disputes import dispute_record
+from billing.disputes.holds import dispute_record
 from billing.events import webhook_event_ingest
-from billing.fraud import fraud_flag_raise
+from billing.fraud.rules import fraud_flag_raise
 from billing.models import AuditEntry, FraudFlag, Lot, Refund, WebhookEvent
 from billing.tests.builders import (
     PASSWORD,

@@ -12,7 +12,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from billing import disputes, fraud, ledger, samples
+from billing import ledger, samples
+from billing.disputes.holds import dispute_record
+from billing.fraud.rules import fraud_flag_raise
 from billing.models import Account, Payment, PaymentMethod, Plan, WebhookEvent
 from portal.models import User
 
@@ -132,10 +134,8 @@ def _console_history():
     declined = _demo_payment(ben, ben.payment_methods.get(), lot=None, at=timezone.now() - timedelta(hours=3))
     # Just opened, funds not yet withdrawn: the student's hours are not held yet.
     disputed = next(payment for payment in payments if payment.lot.expires_at > timezone.now())
-    disputes.dispute_record(
-        payment=disputed, dispute_object=samples.dispute(disputed), event_type="charge.dispute.created"
-    )
-    fraud.fraud_flag_raise(payment=declined, warning_object=samples.early_fraud_warning(declined))
+    dispute_record(payment=disputed, dispute_object=samples.dispute(disputed), event_type="charge.dispute.created")
+    fraud_flag_raise(payment=declined, warning_object=samples.early_fraud_warning(declined))
     failed = WebhookEvent.objects.create(
         stripe_event_id="evt_demo_failed",
         type="charge.refund.updated",

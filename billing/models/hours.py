@@ -165,17 +165,21 @@ class LedgerEntryQuerySet(models.QuerySet):
         raise ValueError("Ledger entries are append-only.")
 
 
+class LedgerEntryKind(models.TextChoices):
+    # Outside LedgerEntry so that its Meta's constraints can name the kinds.
+    CREDIT = "credit", "Purchase"
+    USAGE = "usage", "Session"
+    EXPIRY = "expiry", "Expiry"
+    REVERSAL = "reversal", "Reversal"
+    ADJUSTMENT = "adjustment", "Adjustment"
+    DISPUTE_HOLD = "dispute_hold", "Held for a dispute"
+    DISPUTE_RELEASE = "dispute_release", "Released after a dispute"
+
+
 class LedgerEntry(models.Model):
     """One append-only change to the hours of one lot. The balance is the sum of these."""
 
-    class Kind(models.TextChoices):
-        CREDIT = "credit", "Purchase"
-        USAGE = "usage", "Session"
-        EXPIRY = "expiry", "Expiry"
-        REVERSAL = "reversal", "Reversal"
-        ADJUSTMENT = "adjustment", "Adjustment"
-        DISPUTE_HOLD = "dispute_hold", "Held for a dispute"
-        DISPUTE_RELEASE = "dispute_release", "Released after a dispute"
+    Kind = LedgerEntryKind
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="ledger_entries")
@@ -199,15 +203,26 @@ class LedgerEntry(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(minutes=0), name="ledger_entry_minutes_not_zero"),
             models.CheckConstraint(
-                condition=Q(kind__in=["credit", "dispute_release"], minutes__gt=0)
-                | Q(kind__in=["usage", "expiry", "reversal", "dispute_hold"], minutes__lt=0)
-                | Q(kind="adjustment"),
+                condition=Q(kind__in=[LedgerEntryKind.CREDIT, LedgerEntryKind.DISPUTE_RELEASE], minutes__gt=0)
+                | Q(
+                    kind__in=[
+                        LedgerEntryKind.USAGE,
+                        LedgerEntryKind.EXPIRY,
+                        LedgerEntryKind.REVERSAL,
+                        LedgerEntryKind.DISPUTE_HOLD,
+                    ],
+                    minutes__lt=0,
+                )
+                | Q(kind=LedgerEntryKind.ADJUSTMENT),
                 name="ledger_entry_sign_matches_kind",
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_entry_balance_not_negative"),
-            models.UniqueConstraint(fields=["lot"], condition=Q(kind="expiry"), name="ledger_entry_one_expiry_per_lot"),
+            models.UniqueConstraint(
+                fields=["lot"], condition=Q(kind=LedgerEntryKind.EXPIRY), name="ledger_entry_one_expiry_per_lot"
+            ),
             models.CheckConstraint(
-                condition=Q(kind="usage", usage__isnull=False) | (~Q(kind="usage") & Q(usage__isnull=True)),
+                condition=Q(kind=LedgerEntryKind.USAGE, usage__isnull=False)
+                | (~Q(kind=LedgerEntryKind.USAGE) & Q(usage__isnull=True)),
                 name="ledger_entry_usage_only_for_sessions",
             ),
         ]

@@ -58,6 +58,14 @@ class PaymentMethod(models.Model):
         return ""
 
 
+class PaymentStatus(models.TextChoices):
+    # Outside Payment so that its Meta's constraints can name a status too.
+    PROCESSING = "processing", "Processing"
+    REQUIRES_ACTION = "requires_action", "Needs authentication"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
 class Payment(models.Model):
     """One attempt to buy hours with a saved card. It exists before Stripe is called, so a crash or a
     time-out between the two leaves a row that can be settled later, and a repeated click finds it."""
@@ -67,11 +75,9 @@ class Payment(models.Model):
         RENEWAL = "renewal", "Renewal"
         TOP_UP = "top_up", "Top-up"
 
-    class Status(models.TextChoices):
-        PROCESSING = "processing", "Processing"
-        REQUIRES_ACTION = "requires_action", "Needs authentication"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
+    Status = PaymentStatus
+    # Started and not yet settled either way: the answer (or the 3-D Secure check) is awaited.
+    IN_FLIGHT = frozenset({Status.PROCESSING, Status.REQUIRES_ACTION})
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="payments")
@@ -104,7 +110,7 @@ class Payment(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
-                condition=~Q(status="succeeded") | Q(lot__isnull=False), name="payment_succeeded_has_lot"
+                condition=~Q(status=PaymentStatus.SUCCEEDED) | Q(lot__isnull=False), name="payment_succeeded_has_lot"
             ),
         ]
 
@@ -115,16 +121,28 @@ class Payment(models.Model):
 class Refund(models.Model):
     """Money given back on a payment, and the hours taken back for it (at most once per refund)."""
 
-    # A refund staff ask for exists as "requested" before Stripe is called (like a Payment), so
-    # that a second refund racing it counts its amount, and a lost answer can be sent again.
-    REQUESTED = "requested"
+    class Status(models.TextChoices):
+        # Ours: a refund staff ask for exists before Stripe is called (like a Payment), so that a
+        # second refund racing it counts its amount, and a lost answer can be sent again.
+        REQUESTED = "requested", "Waiting for Stripe"
+        # Stripe's own.
+        PENDING = "pending", "Pending"
+        REQUIRES_ACTION = "requires_action", "Needs action"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    # The money is (or is on its way) back: the refund's hours are taken.
+    APPLIED = frozenset({Status.SUCCEEDED, Status.PENDING})
+    # Final, and no money went back: hours taken for it are given back.
+    UNDONE = frozenset({Status.FAILED, Status.CANCELED})
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     stripe_refund_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, unique=True, null=True, blank=True)
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
-    status = models.CharField(max_length=30)
+    status = models.CharField(max_length=30, choices=Status.choices)
     minutes_requested = models.PositiveIntegerField(
         null=True, blank=True, help_text="Hours staff chose to take back; empty means the refund's pro-rata share."
     )
@@ -148,12 +166,29 @@ class Refund(models.Model):
 class Dispute(models.Model):
     """A chargeback on a payment. While its funds are withdrawn, the lot's unused hours are held."""
 
+    class Status(models.TextChoices):
+        # Stripe's: "warning_" ones are inquiries (no money has moved yet).
+        WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
+        WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
+        WARNING_CLOSED = "warning_closed", "Inquiry: closed"
+        NEEDS_RESPONSE = "needs_response", "Needs response"
+        UNDER_REVIEW = "under_review", "Under review"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    # Stripe waits for our response (evidence, or an acceptance) only in these.
+    AWAITING_RESPONSE = frozenset({Status.WARNING_NEEDS_RESPONSE, Status.NEEDS_RESPONSE})
+    # Stripe is reviewing evidence (submitted here or in its Dashboard).
+    IN_REVIEW = frozenset({Status.WARNING_UNDER_REVIEW, Status.UNDER_REVIEW})
+    OPEN = AWAITING_RESPONSE | IN_REVIEW
+    CLOSED = frozenset({Status.WON, Status.LOST, Status.WARNING_CLOSED})
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
     stripe_dispute_id = models.CharField(max_length=255, unique=True)
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     reason = models.CharField(max_length=60, blank=True)
-    status = models.CharField(max_length=40)
+    status = models.CharField(max_length=40, choices=Status.choices)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
     minutes_held = models.PositiveIntegerField(default=0)
     minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used when the funds left.")

@@ -15,6 +15,10 @@ class WebhookEvent(models.Model):
         ORPHAN = "orphan", "Orphan"
         IGNORED = "ignored", "Ignored"
 
+    FINISHED = frozenset({Status.PROCESSED, Status.IGNORED})
+    # What staff (and the console's "retry") may send for another attempt.
+    RETRYABLE = frozenset({Status.FAILED, Status.WAITING, Status.ORPHAN})
+
     class Source(models.TextChoices):
         WEBHOOK = "webhook", "Webhook"
         POLL = "poll", "Fetched from Stripe"
@@ -49,3 +53,7 @@ class WebhookEvent(models.Model):
 
     def __str__(self):
         return f"{self.type} {self.stripe_event_id} ({self.status})"
+
+    @property
+    def can_retry(self):
+        return self.status in self.RETRYABLE

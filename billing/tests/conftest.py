@@ -1,8 +1,11 @@
 """Fixtures of the billing tests."""
 
 import pytest
+import time_machine
 
 from billing.models import WebhookEvent
+from billing.tests.builders import make_plan
+from billing.tests.fraud_attempts import NOW
 from billing.tests.webhook_delivery import deliver
 
 
@@ -17,3 +20,15 @@ def send(client, django_capture_on_commit_callbacks):
         return [WebhookEvent.objects.get(stripe_event_id=stripe_event["id"]) for stripe_event in events]
 
     return send_all
+
+
+@pytest.fixture
+def frozen():
+    """The clock stopped at fraud_attempts.NOW."""
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def plan():
+    return make_plan("Standard", minutes=600, price_cents=15000, validity_days=90)

@@ -12,7 +12,7 @@ from pypdf import PdfReader
 from alerts.notifications import payment_notify
 from alerts.selectors import messages_about_payment
 from billing import samples
-from billing.disputes import (
+from billing.disputes.evidence import (
     EVIDENCE_FIELDS,
     EVIDENCE_MAX_CHARS,
     DisputeProviderFailed,
@@ -21,8 +21,9 @@ from billing.disputes import (
     dispute_evidence_prefill,
     dispute_evidence_save,
     dispute_evidence_submit,
-    dispute_record,
 )
+from billing.disputes.holds import dispute_record
+from billing.formatting import date_text
 from billing.models import AuditEntry, Dispute, LedgerEntry
 from billing.tests.builders import credit, make_paid_payment, use
 from billing.tests.stripe_stubs import stripe_disputes
@@ -91,7 +92,7 @@ class TestPrefill:
         assert "1 h 30 min · Jon Park · Physics" in documentation
         assert "Chemistry" not in documentation  # a session on another lot is not evidence for this one
         assert "2.33 h of the 10 h bought were used" in documentation
-        today = timezone.localdate().strftime("%d %b %Y")
+        today = date_text(timezone.localdate())
         assert prefill["service_date"] == f"Hours available from {today}; sessions on {today}."
         assert prefill["receipt"] == paid.receipt.number
         assert "Standard" in prefill["product_description"] and "EUR 150.00" in prefill["product_description"]

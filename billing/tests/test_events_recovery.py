@@ -9,7 +9,7 @@ from django.utils import timezone
 from billing import cards, events, samples
 from billing.events import MAX_ATTEMPTS, retry_delay
 from billing.models import LedgerEntry, Payment, PaymentMethod, WebhookEvent
-from billing.tasks import payments_reconcile
+from billing.payments import payments_reconcile
 from billing.tests.builders import add_card, make_paid_payment, make_student
 from billing.tests.localstripe import free_port
 from billing.tests.network import LossyProxy, charge_answers_lost

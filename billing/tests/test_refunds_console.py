@@ -109,7 +109,7 @@ class TestIssuing:
 
     def test_the_defaults_count_every_refund_not_failed_and_offer_the_amounts_share(self, localstripe, paid, staff):
         issue(paid, staff, amount_cents=3000, minutes=0)
-        Refund.objects.create(payment=paid, amount_cents=1000, currency="EUR", status=Refund.REQUESTED)
+        Refund.objects.create(payment=paid, amount_cents=1000, currency="EUR", status=Refund.Status.REQUESTED)
         Refund.objects.create(payment=paid, amount_cents=4000, currency="EUR", status="failed")
 
         defaults = refund_defaults(payment=paid, amount_cents=7500)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
-from billing.disputes import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
+from billing.disputes.evidence import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
 from billing.models import Lot
 
 
@@ -129,7 +129,7 @@ class ReceiptResendForm(forms.Form):
 
 class EvidenceForm(forms.Form):
     """Stripe's structured dispute evidence, as text (files are made from it on submission), in the
-    order and with the labels billing.disputes.EVIDENCE_FIELDS gives."""
+    order and with the labels billing.disputes.evidence.EVIDENCE_FIELDS gives."""
 
     HELP = {
         "receipt": "Our receipt number; its PDF is attached.",

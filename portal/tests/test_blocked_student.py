@@ -4,7 +4,7 @@ endpoint refuses without a word to Stripe."""
 import pytest
 from django.urls import reverse
 
-from billing.fraud import account_block, account_unblock
+from billing.fraud.blocks import account_block, account_unblock
 from billing.models import Payment
 from billing.payments import payment_token_issue
 from billing.tests.builders import add_card, credit, make_plan

@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import samples
-from billing.disputes import dispute_record
+from billing.disputes.holds import dispute_record
 from billing.events import webhook_event_ingest
-from billing.fraud import fraud_flag_raise
+from billing.fraud.rules import fraud_flag_raise
 from billing.models import AuditEntry, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
 from billing.tests.builders import PASSWORD, credit, make_paid_payment, make_student, use
 

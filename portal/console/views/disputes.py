@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from alerts.selectors import messages_about_payment
-from billing import disputes
+from billing.disputes import evidence
 from billing.errors import BillingError
 from billing.models import Dispute
 from billing.reports import payment_timeline
@@ -37,11 +37,11 @@ def dispute_detail(request, dispute_id):
             return forbidden(request)
         if form.is_valid():
             submit = "submit" in request.POST
-            action = disputes.dispute_evidence_submit if submit else disputes.dispute_evidence_save
+            action = evidence.dispute_evidence_submit if submit else evidence.dispute_evidence_save
             # Only the fields posted: a field the form did not send keeps its saved text.
-            evidence = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
+            posted = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
             try:
-                action(dispute=dispute, evidence=evidence, actor=request.user, ip_address=client_ip(request))
+                action(dispute=dispute, evidence=posted, actor=request.user, ip_address=client_ip(request))
             except BillingError as refused:
                 form.add_error(None, str(refused))
             else:
@@ -52,7 +52,7 @@ def dispute_detail(request, dispute_id):
         "payment": dispute.payment,
         "form": form,
         "editable": editable,
-        "acceptable": not dispute.closed and dispute.status in disputes.ACCEPTABLE_STATUSES,
+        "acceptable": not dispute.closed and dispute.status in Dispute.AWAITING_RESPONSE,
         "timeline": payment_timeline(payment=dispute.payment),
     }
     return render(request, "console/dispute_detail.html", context)
@@ -65,7 +65,7 @@ def dispute_accept(request, dispute_id):
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            disputes.dispute_accept(
+            evidence.dispute_accept(
                 dispute=dispute, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
             )
         except BillingError as refused:
@@ -90,4 +90,4 @@ def dispute_accept(request, dispute_id):
 
 
 def _prefill(dispute):
-    return disputes.dispute_evidence_prefill(dispute=dispute, messages=messages_about_payment(payment=dispute.payment))
+    return evidence.dispute_evidence_prefill(dispute=dispute, messages=messages_about_payment(payment=dispute.payment))

@@ -6,8 +6,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from billing import fraud
 from billing.errors import BillingError
+from billing.fraud import review
 from billing.models import FraudFlag
 from portal.console.access import client_ip, console_view, forbidden, is_finance
 from portal.console.filters import FraudFlagFilter
@@ -84,8 +84,8 @@ def flag_action(request, flag_id, action):
 def _apply(request, flag, action, data):
     who = {"actor": request.user, "ip_address": client_ip(request)}
     if action == "clear":
-        fraud.fraud_flag_clear(flag=flag, reason=data["reason"], **who)
+        review.fraud_flag_clear(flag=flag, reason=data["reason"], **who)
     elif action == "note":
-        fraud.fraud_flag_note(flag=flag, note=data["note"], **who)
+        review.fraud_flag_note(flag=flag, note=data["note"], **who)
     else:
-        fraud.fraud_flag_confirm(flag=flag, reason=data["reason"], block=data["block"], refund=data["refund"], **who)
+        review.fraud_flag_confirm(flag=flag, reason=data["reason"], block=data["block"], refund=data["refund"], **who)

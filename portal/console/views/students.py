@@ -7,8 +7,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from alerts.models import Notification
 from alerts.notifications import session_record
-from billing import fraud, ledger
+from billing import ledger
 from billing.errors import BillingError
+from billing.fraud import blocks
 from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment
 from billing.selectors import balance_summary, cards_for_account
 from portal.console.access import client_ip, console_view
@@ -126,7 +127,7 @@ def student_block(request, account_id, block):
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        change = fraud.account_block if block else fraud.account_unblock
+        change = blocks.account_block if block else blocks.account_unblock
         try:
             change(
                 account=account, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)

@@ -1,9 +1,7 @@
-"""Fraud rules (after each attempt and in the periodic scan), their dedupe, and staff's actions on
-flags and accounts. Payment rows are written directly where no Stripe call is involved (they are our
-own data); the tests through payment_start use the real localstripe."""
+"""Fraud rules, after each attempt and in the periodic scan, and their dedupe: one flag per rule,
+account and period. The tests through payment_start use the real localstripe."""
 
-from datetime import UTC, datetime, timedelta
-from itertools import count
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -11,77 +9,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from billing import fraud, payments
-from billing.errors import AccountBlocked, FraudFlagRefused, ReasonRequired
-from billing.models import Account, AuditEntry, FraudFlag, Payment, PaymentMethod
-from billing.tests.builders import add_card, credit, make_plan, make_staff, make_student
+from billing import payments
+from billing.errors import AccountBlocked
+from billing.fraud import blocks, review, rules
+from billing.models import FraudFlag, Payment
+from billing.tests.builders import add_card, make_plan, make_student
+from billing.tests.fraud_attempts import NOW, attempt, card
 
 pytestmark = pytest.mark.django_db
-
-# Half past the hour, in the middle of a UTC day: no hour or day boundary inside a test.
-NOW = datetime(2025, 3, 10, 10, 30, tzinfo=UTC)
-_ids = count(1)
-
-
-@pytest.fixture
-def frozen():
-    with time_machine.travel(NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def plan():
-    return make_plan("Standard", minutes=600, price_cents=15000, validity_days=90)
-
-
-@pytest.fixture
-def staff():
-    return make_staff()
-
-
-def card(account, last4=None):
-    number = next(_ids)
-    return PaymentMethod.objects.create(
-        account=account,
-        stripe_payment_method_id=f"pm_fraud_test_{number}",
-        brand="visa",
-        last4=last4 or f"{number:04d}"[-4:],
-        exp_month=12,
-        exp_year=2034,
-    )
-
-
-def attempt(account, plan, *, with_card=None, status="failed", code="not_charged", minutes_ago=0, amount_cents=None):
-    """One payment attempt as payment_start leaves it, `minutes_ago` before now. "not_charged" is a
-    failure that no rule counts as a decline, so a test sees only the rule it is about."""
-    with_card = with_card or account.payment_methods.first() or card(account)
-    amount_cents = amount_cents or plan.price_cents
-    lot = credit(account, plan.minutes, plan=plan, price_cents=amount_cents) if status == "succeeded" else None
-    payment = Payment.objects.create(
-        account=account,
-        plan=plan,
-        kind="purchase",
-        amount_cents=amount_cents,
-        currency=plan.currency,
-        minutes=plan.minutes,
-        validity_days=plan.validity_days,
-        payment_method=with_card,
-        status=status,
-        failure_code=code if status == "failed" else "",
-        idempotency_key=f"fraud-test-{next(_ids)}",
-        lot=lot,
-    )
-    at = timezone.now() - timedelta(minutes=minutes_ago)
-    settled_at = at if status in ("succeeded", "failed") else None
-    Payment.objects.filter(pk=payment.pk).update(created_at=at, settled_at=settled_at)
-    payment.refresh_from_db()
-    return payment
 
 
 def attempt_and_check(account, plan, **fields):
     """An attempt followed by the check payment_start runs after it; returns the flags raised."""
     payment = attempt(account, plan, **fields)
-    return fraud.fraud_rules_check(account=account, payment=payment)
+    return rules.fraud_rules_check(account=account, payment=payment)
 
 
 def flags_of(account, rule):
@@ -167,7 +108,7 @@ def test_the_same_card_many_times_is_one_card(frozen, plan):
         attempt(account, plan, with_card=cards[n % 3], minutes_ago=300 - n)
 
     assert flags_of(account, "cards") == []
-    assert fraud.fraud_rules_check(account=account) == []
+    assert rules.fraud_rules_check(account=account) == []
 
 
 def test_a_card_used_more_than_24_hours_ago_does_not_count(frozen, plan):
@@ -255,12 +196,12 @@ def test_a_first_purchase_above_three_times_the_usual_raises_a_flag(frozen, plan
 
 def test_with_enough_first_purchases_the_usual_is_what_students_really_buy_first(frozen, plan):
     starter = make_plan("Starter", minutes=300, price_cents=8000)
-    for _ in range(fraud.BASELINE_MIN_SAMPLE):
+    for _ in range(rules.BASELINE_MIN_SAMPLE):
         student = make_student()
         attempt(student, starter, status="succeeded", minutes_ago=60 * 24)
         attempt(student, plan, status="succeeded", minutes_ago=60)  # not a first purchase: not counted
 
-    usual, basis = fraud.usual_first_purchase(currency="EUR")
+    usual, basis = rules.usual_first_purchase(currency="EUR")
     [flag] = attempt_and_check(make_student(), plan, amount_cents=24001)
 
     assert (usual, basis) == (8000, "median first purchase of 20 students in the last 90 days")
@@ -291,8 +232,8 @@ def test_checking_the_same_attempt_again_raises_no_second_flag(frozen, plan):
     for n in range(6):
         payment = attempt(account, plan, minutes_ago=30 - n)
 
-    first = fraud.fraud_rules_check(account=account, payment=payment)
-    second = fraud.fraud_rules_check(account=account, payment=payment)
+    first = rules.fraud_rules_check(account=account, payment=payment)
+    second = rules.fraud_rules_check(account=account, payment=payment)
 
     assert len(first) == 1
     assert second == []
@@ -307,12 +248,12 @@ def test_more_attempts_in_the_same_hour_raise_no_second_flag(frozen, plan):
     assert FraudFlag.objects.count() == 1
 
 
-def test_a_cleared_flag_is_not_raised_again_for_the_same_period(frozen, plan, staff):
+def test_a_cleared_flag_is_not_raised_again_for_the_same_period(frozen, plan, staff_user):
     account = make_student()
     for n in range(6):
         attempt(account, plan, minutes_ago=30 - n)
-    [flag] = fraud.fraud_rules_check(account=account)
-    fraud.fraud_flag_clear(flag=flag, actor=staff, reason="A parent retrying a card")
+    [flag] = rules.fraud_rules_check(account=account)
+    review.fraud_flag_clear(flag=flag, actor=staff_user, reason="A parent retrying a card")
 
     assert attempt_and_check(account, plan) == []
 
@@ -322,11 +263,11 @@ def test_the_same_rule_in_the_next_hour_raises_a_new_flag(plan):
     with time_machine.travel(NOW, tick=False):
         for n in range(6):
             attempt(account, plan, minutes_ago=5 - n)
-        [first] = fraud.fraud_rules_check(account=account)
+        [first] = rules.fraud_rules_check(account=account)
     with time_machine.travel(NOW + timedelta(hours=1), tick=False):
         for n in range(6):
             attempt(account, plan, minutes_ago=5 - n)
-        [second] = fraud.fraud_rules_check(account=account)
+        [second] = rules.fraud_rules_check(account=account)
 
     assert (first.dedupe_key, second.dedupe_key) == (
         f"attempts:{account.pk}:2025031010",
@@ -368,7 +309,7 @@ def test_the_scan_finds_what_the_checks_after_each_attempt_found(frozen, plan):
     by_checks = described(suspicious_story(plan))
     FraudFlag.objects.all().delete()
 
-    by_scan = described(fraud.fraud_scan())
+    by_scan = described(rules.fraud_scan())
 
     assert [row[0] for row in by_checks] == ["attempts", "cards", "declines", "first_purchase"]
     assert by_scan == by_checks
@@ -378,7 +319,7 @@ def test_the_scan_finds_what_the_checks_after_each_attempt_found(frozen, plan):
 def test_the_scan_raises_nothing_the_checks_already_raised(frozen, plan):
     suspicious_story(plan)
 
-    assert fraud.fraud_scan() == []
+    assert rules.fraud_scan() == []
     assert FraudFlag.objects.count() == 4
 
 
@@ -388,10 +329,10 @@ def test_the_scan_finds_a_decline_settled_after_its_check(frozen, plan):
     attempt(account, plan, code="card_declined", minutes_ago=20)
     attempt(account, plan, code="card_declined", minutes_ago=10)
     late = attempt(account, plan, status="processing", minutes_ago=5)
-    assert fraud.fraud_rules_check(account=account, payment=late) == []
+    assert rules.fraud_rules_check(account=account, payment=late) == []
     Payment.objects.filter(pk=late.pk).update(status="failed", failure_code="card_declined", settled_at=timezone.now())
 
-    [flag] = fraud.fraud_scan()
+    [flag] = rules.fraud_scan()
 
     assert (flag.rule, flag.payment_id) == ("declines", late.pk)
 
@@ -401,19 +342,19 @@ def test_the_scan_leaves_activity_older_than_its_lookback_alone(frozen, plan, se
     for n in range(6):
         attempt(account, plan, minutes_ago=settings.FRAUD_SCAN_LOOKBACK_MINUTES + 50 - n)
 
-    assert fraud.fraud_scan() == []
+    assert rules.fraud_scan() == []
 
 
 def test_the_scans_queries_do_not_grow_with_the_number_of_accounts(frozen, plan, django_assert_max_num_queries):
     suspicious_story(plan, accounts=1)
     FraudFlag.objects.all().delete()
     with CaptureQueriesContext(connection) as few:
-        assert len(fraud.fraud_scan()) == 4
+        assert len(rules.fraud_scan()) == 4
 
     suspicious_story(plan, accounts=10)
     FraudFlag.objects.all().delete()
     with CaptureQueriesContext(connection) as many, django_assert_max_num_queries(7):
-        assert len(fraud.fraud_scan()) == 44
+        assert len(rules.fraud_scan()) == 44
 
     assert len(many.captured_queries) == len(few.captured_queries)
 
@@ -452,17 +393,17 @@ def test_a_failing_rule_never_fails_the_payment(localstripe, plan, settings, cap
     assert not FraudFlag.objects.exists()
 
 
-def test_a_blocked_account_cannot_start_a_payment_and_an_unblocked_one_can(localstripe, plan, staff):
+def test_a_blocked_account_cannot_start_a_payment_and_an_unblocked_one_can(localstripe, plan, staff_user):
     account = make_student()
     add_card(account, localstripe)
-    fraud.account_block(account=account, actor=staff, reason="Confirmed card testing")
+    blocks.account_block(account=account, actor=staff_user, reason="Confirmed card testing")
 
     with pytest.raises(AccountBlocked, match="Purchases are paused on your account"):
         buy(account, plan)
     assert not Payment.objects.exists()
     assert localstripe.payment_intents() == []
 
-    fraud.account_unblock(account=account, actor=staff, reason="Parent called; cards verified")
+    blocks.account_unblock(account=account, actor=staff_user, reason="Parent called; cards verified")
     assert buy(account, plan).status == "succeeded"
 
 
@@ -473,171 +414,9 @@ def test_an_early_fraud_warning_is_a_radar_flag_with_its_evidence(frozen, plan):
     payment = attempt(make_student(), plan, status="succeeded")
     warning = {"id": "issfr_123", "fraud_type": "made_with_stolen_card", "actionable": True, "charge": "ch_1"}
 
-    fraud.fraud_flag_raise(payment=payment, warning_object=warning)
-    flag = fraud.fraud_flag_raise(payment=payment, warning_object=warning)
+    rules.fraud_flag_raise(payment=payment, warning_object=warning)
+    flag = rules.fraud_flag_raise(payment=payment, warning_object=warning)
 
     assert FraudFlag.objects.count() == 1
     assert (flag.rule, flag.dedupe_key, flag.fraud_type) == ("radar", "radar:issfr_123", "made_with_stolen_card")
     assert flag.evidence["payment_ids"] == [payment.pk]
-
-
-# Staff's actions
-
-
-@pytest.fixture
-def flag(frozen, plan):
-    account = make_student()
-    for n in range(6):
-        attempt(account, plan, minutes_ago=30 - n)
-    [flag] = fraud.fraud_rules_check(account=account)
-    return flag
-
-
-def audit_actions():
-    return list(AuditEntry.objects.order_by("pk").values_list("action", "reason", "target_type", "target_id"))
-
-
-def test_clearing_a_flag_closes_it_and_audits(flag, staff):
-    cleared = fraud.fraud_flag_clear(flag=flag, actor=staff, reason="Known student, new cards", ip_address="10.0.0.1")
-
-    flag.refresh_from_db()
-    assert (flag.status, flag.resolved_by, flag.resolved_at) == ("cleared", staff, NOW)
-    assert cleared.status == "cleared"
-    [entry] = AuditEntry.objects.all()
-    assert (entry.action, entry.reason, entry.actor, entry.ip_address) == (
-        "fraud_flag.clear",
-        "Known student, new cards",
-        staff,
-        "10.0.0.1",
-    )
-    assert (entry.account_id, entry.payment_id) == (flag.account_id, flag.payment_id)
-    assert (entry.before, entry.after) == ({"status": "open"}, {"status": "cleared"})
-    flag.account.refresh_from_db()
-    assert flag.account.blocked_at is None
-
-
-def test_confirming_a_flag_blocks_the_account_and_audits_both(flag, staff):
-    fraud.fraud_flag_confirm(flag=flag, actor=staff, reason="Card testing: six cards declined")
-
-    flag.refresh_from_db()
-    flag.account.refresh_from_db()
-    assert (flag.status, flag.resolved_by) == ("confirmed", staff)
-    assert (flag.account.blocked_at, flag.account.blocked_reason) == (NOW, "Card testing: six cards declined")
-    assert audit_actions() == [
-        ("fraud_flag.confirm", "Card testing: six cards declined", "fraudflag", str(flag.pk)),
-        ("account.block", "Card testing: six cards declined", "account", str(flag.account_id)),
-    ]
-
-
-def test_confirming_without_blocking_leaves_the_account_able_to_buy(flag, staff):
-    fraud.fraud_flag_confirm(flag=flag, actor=staff, reason="Fraud, but the card is now blocked", block=False)
-
-    flag.account.refresh_from_db()
-    assert flag.account.blocked_at is None
-    assert [action for action, *_ in audit_actions()] == ["fraud_flag.confirm"]
-
-
-def test_confirming_needs_a_reason(flag, staff):
-    with pytest.raises(ReasonRequired):
-        fraud.fraud_flag_confirm(flag=flag, actor=staff, reason="  ")
-
-    flag.refresh_from_db()
-    assert flag.status == "open"
-    assert not AuditEntry.objects.exists()
-
-
-def test_a_note_is_an_audit_entry_and_leaves_the_flag_open(flag, staff):
-    entry = fraud.fraud_flag_note(flag=flag, actor=staff, note="Called the parent, no answer yet.")
-
-    flag.refresh_from_db()
-    assert flag.status == "open"
-    assert (entry.action, entry.reason, entry.target_id) == (
-        "fraud_flag.note",
-        "Called the parent, no answer yet.",
-        str(flag.pk),
-    )
-    assert entry.account_id == flag.account_id
-
-
-def test_an_empty_note_is_refused(flag, staff):
-    with pytest.raises(ReasonRequired):
-        fraud.fraud_flag_note(flag=flag, actor=staff, note="")
-
-    assert not AuditEntry.objects.exists()
-
-
-@pytest.mark.parametrize(
-    "action",
-    [
-        lambda flag, staff: fraud.fraud_flag_clear(flag=flag, actor=staff, reason="again"),
-        lambda flag, staff: fraud.fraud_flag_confirm(flag=flag, actor=staff, reason="again"),
-    ],
-    ids=["clear", "confirm"],
-)
-def test_clear_and_confirm_on_a_closed_flag_are_refused(flag, staff, action):
-    fraud.fraud_flag_clear(flag=flag, actor=staff, reason="False alarm")
-
-    with pytest.raises(FraudFlagRefused, match="This flag was already cleared; nothing was changed."):
-        action(flag, staff)  # `flag` as the stale page still had it: open
-
-    flag.refresh_from_db()
-    flag.account.refresh_from_db()
-    assert flag.status == "cleared"
-    assert flag.account.blocked_at is None
-    assert [action for action, *_ in audit_actions()] == ["fraud_flag.clear"]
-
-
-def test_blocking_and_unblocking_an_account_are_audited(frozen, staff):
-    account = make_student()
-
-    fraud.account_block(account=account, actor=staff, reason="Chargebacks on three cards", ip_address="10.0.0.2")
-    account.refresh_from_db()
-    assert (account.blocked_at, account.blocked_reason) == (NOW, "Chargebacks on three cards")
-
-    fraud.account_unblock(account=account, actor=staff, reason="Bank confirmed the cards")
-    account.refresh_from_db()
-    assert (account.blocked_at, account.blocked_reason) == (None, "")
-
-    block, unblock = AuditEntry.objects.order_by("pk")
-    assert (block.action, block.reason, block.account_id, block.ip_address) == (
-        "account.block",
-        "Chargebacks on three cards",
-        account.pk,
-        "10.0.0.2",
-    )
-    assert block.after == {"blocked_at": NOW.isoformat(), "blocked_reason": "Chargebacks on three cards"}
-    assert (unblock.action, unblock.reason) == ("account.unblock", "Bank confirmed the cards")
-    assert unblock.after == {"blocked_at": None, "blocked_reason": ""}
-
-
-@pytest.mark.parametrize("service", [fraud.account_block, fraud.account_unblock])
-def test_blocking_and_unblocking_need_a_reason(staff, service):
-    account = make_student()
-    if service is fraud.account_unblock:
-        fraud.account_block(account=account, actor=staff, reason="Confirmed fraud")
-    blocked_before = Account.objects.get(pk=account.pk).blocked_at
-    entries_before = AuditEntry.objects.count()
-
-    with pytest.raises(ReasonRequired, match="Please give a reason."):
-        service(account=account, actor=staff, reason=" ")
-
-    assert Account.objects.get(pk=account.pk).blocked_at == blocked_before
-    assert AuditEntry.objects.count() == entries_before
-
-
-def test_confirming_a_flag_of_a_blocked_account_keeps_the_first_block(flag, staff):
-    fraud.account_block(account=flag.account, actor=staff, reason="First reason")
-
-    fraud.fraud_flag_confirm(flag=flag, actor=staff, reason="Second flag, same student")
-
-    flag.account.refresh_from_db()
-    assert flag.account.blocked_reason == "First reason"
-    assert [action for action, *_ in audit_actions()] == ["account.block", "fraud_flag.confirm"]
-
-
-def test_a_closed_flag_still_takes_notes(flag, staff):
-    fraud.fraud_flag_clear(flag=flag, actor=staff, reason="False alarm")
-    fraud.fraud_flag_note(flag=flag, actor=staff, note="The parent called back to thank us.")
-    flag.refresh_from_db()
-    assert flag.status == "cleared"
-    assert [action for action, *_ in audit_actions()] == ["fraud_flag.clear", "fraud_flag.note"]

@@ -1,5 +1,5 @@
-"""Fraud flags: raised from Stripe's early fraud warnings and from our own rules on payment attempts,
-and what staff do about them (clear, confirm, note) and about an account (block, unblock).
+"""Fraud rules: flags raised from Stripe's early fraud warnings and from our own rules on payment
+attempts.
 
 The rules, each with its threshold in settings:
 - attempts: more than FRAUD_MAX_ATTEMPTS_PER_HOUR payments started by one account within 60 minutes;
@@ -21,32 +21,42 @@ from datetime import UTC, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from billing import refunds
-from billing.audit import audit_record
-from billing.errors import FraudFlagRefused, ReasonRequired
-from billing.models import Account, FraudFlag, Payment, Plan
+from billing.models import FraudFlag, Payment, Plan
 
 logger = logging.getLogger(__name__)
 
 Rule = FraudFlag.Rule
 
 ATTEMPTS_WINDOW = timedelta(hours=1)
+
+
 CARDS_WINDOW = timedelta(hours=24)
+
+
 DECLINES_WINDOW = timedelta(hours=24)
+
+
 HISTORY = max(ATTEMPTS_WINDOW, CARDS_WINDOW, DECLINES_WINDOW)
+
+
 # The scan also looks again at payments settled since its last look (a 3-D Secure check finished,
 # a lost answer found) if they started no longer ago than this; older ones are abandoned checks.
 LATE_SETTLEMENT = timedelta(hours=1)
+
+
 # Failures that say nothing about the card holder: we or Stripe could not charge, the card was gone
 # from Stripe, or a 3-D Secure check was cancelled because the student paid another way.
 NOT_DECLINES = frozenset({"not_charged", "provider_unavailable", "refused", "card_not_found", "canceled"})
+
+
 # The usual first purchase is the median of real first purchases once there are enough of them;
 # before that (a new portal), the median price of the packages on sale.
 BASELINE_DAYS = 90
+
+
 BASELINE_MIN_SAMPLE = 20
 
 
@@ -69,9 +79,6 @@ def fraud_flag_raise(*, payment, warning_object):
         },
     )
     return flag
-
-
-# Rules
 
 
 def fraud_rules_check(*, account, payment=None):
@@ -305,135 +312,3 @@ def _flags_raise(found):
     for flag in raised:
         logger.warning("Fraud flag %s raised: %s on account %s.", flag.pk, flag.rule, flag.account_id)
     return raised
-
-
-# Staff actions
-
-
-def fraud_flag_clear(*, flag, actor, reason, ip_address=None):
-    """Close a flag as a false alarm."""
-    with transaction.atomic():
-        flag = _open_flag_locked(flag)
-        _resolve(flag, status=FraudFlag.Status.CLEARED, actor=actor)
-        audit_record(
-            actor=actor,
-            action="fraud_flag.clear",
-            target=flag,
-            reason=(reason or "").strip(),
-            before={"status": FraudFlag.Status.OPEN},
-            after={"status": flag.status},
-            ip_address=ip_address,
-        )
-    return flag
-
-
-def fraud_flag_confirm(*, flag, actor, reason, block=True, refund=False, ip_address=None):
-    """Close a flag as fraud and, unless told otherwise, block the account from buying. With
-    `refund`, the flagged payment is then refunded in full with its unused hours taken back; a
-    payment that cannot be refunded is refused before anything changes."""
-    reason = _required(reason)
-    if refund:
-        _refund_possible(flag)
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=flag.account_id)  # account first, as everywhere
-        flag = _open_flag_locked(flag)
-        _resolve(flag, status=FraudFlag.Status.CONFIRMED, actor=actor)
-        audit_record(
-            actor=actor,
-            action="fraud_flag.confirm",
-            target=flag,
-            reason=reason,
-            before={"status": FraudFlag.Status.OPEN},
-            after={"status": flag.status, "block": block},
-            ip_address=ip_address,
-        )
-        if block:
-            account_block(account=account, actor=actor, reason=reason, ip_address=ip_address)
-    if refund:
-        limits = refunds.refund_defaults(payment=flag.payment)
-        refunds.refund_issue(
-            payment=flag.payment,
-            amount_cents=limits.refundable_cents,
-            minutes=limits.default_minutes,
-            reason=f"Fraud confirmed: {reason}"[:300],
-            actor=actor,
-            ip_address=ip_address,
-        )
-    return flag
-
-
-def _refund_possible(flag):
-    payment = flag.payment
-    if payment is None or payment.status != payment.Status.SUCCEEDED:
-        raise refunds.RefundRefused(
-            "This flag's payment was not paid, so there is nothing to refund; nothing was changed."
-        )
-    if refunds.refund_defaults(payment=payment).refundable_cents <= 0:
-        raise refunds.RefundRefused("This flag's payment has been refunded in full already; nothing was changed.")
-
-
-def fraud_flag_note(*, flag, actor, note, ip_address=None):
-    """Add a note to a flag, open or closed (an audit entry: a later call, a chargeback that
-    followed); the flag itself does not change."""
-    note = _required(note, message="Please write a note.")
-    with transaction.atomic():
-        return audit_record(actor=actor, action="fraud_flag.note", target=flag, reason=note, ip_address=ip_address)
-
-
-def account_block(*, account, actor, reason, ip_address=None):
-    """Stop the account from buying hours (its hours stay usable). Blocking a blocked account changes
-    nothing and records nothing."""
-    return _block_set(account, blocked=True, actor=actor, reason=reason, ip_address=ip_address)
-
-
-def account_unblock(*, account, actor, reason, ip_address=None):
-    """Let a blocked account buy again. Unblocking an account that is not blocked records nothing."""
-    return _block_set(account, blocked=False, actor=actor, reason=reason, ip_address=ip_address)
-
-
-def _block_set(account, *, blocked, actor, reason, ip_address):
-    reason = _required(reason)
-    with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=account.pk)
-        if (account.blocked_at is not None) == blocked:
-            return account
-        before = _block_state(account)
-        account.blocked_at = timezone.now() if blocked else None
-        account.blocked_reason = reason[: Account._meta.get_field("blocked_reason").max_length] if blocked else ""
-        account.save(update_fields=["blocked_at", "blocked_reason"])
-        audit_record(
-            actor=actor,
-            action="account.block" if blocked else "account.unblock",
-            target=account,
-            reason=reason,
-            before=before,
-            after=_block_state(account),
-            ip_address=ip_address,
-        )
-    return account
-
-
-def _open_flag_locked(flag):
-    flag = FraudFlag.objects.select_for_update().get(pk=flag.pk)
-    if flag.status != FraudFlag.Status.OPEN:
-        raise FraudFlagRefused(flag)
-    return flag
-
-
-def _resolve(flag, *, status, actor):
-    flag.status = status
-    flag.resolved_at = timezone.now()
-    flag.resolved_by = actor
-    flag.save(update_fields=["status", "resolved_at", "resolved_by", "updated_at"])
-
-
-def _required(text, message="Please give a reason."):
-    text = (text or "").strip()
-    if not text:
-        raise ReasonRequired(message)
-    return text
-
-
-def _block_state(account):
-    blocked_at = account.blocked_at.isoformat() if account.blocked_at else None
-    return {"blocked_at": blocked_at, "blocked_reason": account.blocked_reason}
