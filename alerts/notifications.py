@@ -23,7 +23,7 @@ from django.utils import timezone
 from alerts.models import EmailOptOut, Notification
 from billing import ledger
 from billing.audit import audit_record
-from billing.formatting import hours_text, money_text
+from billing.formatting import datetime_text, hours_text, money_text
 from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod
 
 logger = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ def _expiry_alerts(now):
         for lot_id, user_id, name, remaining, expires_at in lots.values_list(
             "pk", "account__user_id", "name", "minutes_remaining", "expires_at"
         ):
-            when = timezone.localtime(expires_at).strftime("%d %b %Y at %H:%M")
+            when = datetime_text(expires_at)
             yield Notification(
                 recipient_id=user_id,
                 kind=Kind.LOT_EXPIRING_1D if soon else Kind.LOT_EXPIRING_7D,

@@ -1,6 +1,6 @@
 """Domain errors of the billing domain. Each carries a message fit to show a student or staff."""
 
-from django.utils import timezone
+from billing.formatting import date_text
 
 
 class BillingError(Exception):
@@ -21,8 +21,7 @@ class InsufficientHours(BillingError):
 class LotExpired(BillingError):
     def __init__(self, lot):
         self.lot = lot
-        expired_on = timezone.localtime(lot.expires_at)
-        super().__init__(f"{lot.name} expired on {expired_on:%d %b %Y}; its hours can no longer change.")
+        super().__init__(f"{lot.name} expired on {date_text(lot.expires_at)}; its hours can no longer change.")
 
 
 class PaymentRefused(BillingError):

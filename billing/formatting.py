@@ -55,6 +55,11 @@ def money_text(cents, currency, *, symbol=False):
     return f"{currency} {amount}"
 
 
+def price_paid_text(cents, currency):
+    """What a lot cost, or "Included" for hours granted without a payment."""
+    return money_text(cents, currency) if cents else "Included"
+
+
 def money_input(cents):
     """Cents as the amount a form field or a CSV cell holds: 7550 -> "75.50" (no grouping)."""
     return f"{_units(cents):f}"

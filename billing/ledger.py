@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from billing.audit import audit_record
 from billing.errors import InsufficientHours, LedgerError, LotExpired
+from billing.formatting import date_text
 from billing.models import Account, LedgerEntry, Lot, Usage
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def lot_expire(*, lot):
     """
     current = Lot.objects.get(pk=lot.pk)
     if current.expired_at is None and current.expires_at > timezone.now():
-        raise LedgerError(f"{current.name} does not expire until {timezone.localtime(current.expires_at):%d %b %Y}.")
+        raise LedgerError(f"{current.name} does not expire until {date_text(current.expires_at)}.")
     entries = _expire_lots({current.account_id: [current.pk]})
     return entries[0] if entries else None
 

@@ -32,7 +32,7 @@ from billing.errors import (
     ProviderUnavailable,
 )
 from billing.fraud.rules import fraud_rules_check
-from billing.models import Lot, Payment, Plan
+from billing.models import Lot, Payment, PaymentMethod, Plan
 from billing.receipts import receipt_issue
 from billing.stripe_gateway import StripeStatus
 
@@ -68,6 +68,27 @@ class PaymentOffer:
     kind: str
     renewed_lot_id: int | None
     nonce: str
+
+
+@dataclass(frozen=True)
+class PaymentButton:
+    """What one pay button offers: the plan, the card it charges and its one-time token; or, for a
+    blocked account, that buying is paused (and no token at all)."""
+
+    plan: Plan
+    kind: str
+    card: PaymentMethod | None
+    token: str
+    paused: bool = False
+
+
+def payment_button(*, account, plan, kind, renewed_lot=None, card=None):
+    """The button for buying `plan` as `kind` (renewing `renewed_lot`) with `card`. Without a card
+    it only invites the student to add one, and carries no token."""
+    if account.blocked_at is not None:
+        return PaymentButton(plan=plan, kind=kind, card=None, token="", paused=True)
+    token = payment_token_issue(account=account, plan=plan, kind=kind, renewed_lot=renewed_lot) if card else ""
+    return PaymentButton(plan=plan, kind=kind, card=card, token=token)
 
 
 def payment_token_issue(*, account, plan, kind, renewed_lot=None):
@@ -154,7 +175,6 @@ def payment_start(*, account, token, payment_method_id=None):
         )
     payment = _charge(payment)
     _fraud_rules_check(payment)
-    payment.replayed = False
     return payment
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing import background
 from billing.audit import audit_record
-from billing.formatting import hours_text, money_text
+from billing.formatting import date_text, datetime_text, hours_text, money_text
 from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
 
 logger = logging.getLogger(__name__)
@@ -59,9 +59,9 @@ def receipt_issue(*, payment):
         "currency": payment.currency,
         "amount": money_text(payment.amount_cents, payment.currency, symbol=True),
         "card": f"{card.label}" if card else "",
-        "paid_at": paid_at.strftime("%d %b %Y, %H:%M"),
+        "paid_at": datetime_text(paid_at),
         "payment_intent": payment.stripe_payment_intent_id or "",
-        "expires": timezone.localtime(lot.expires_at).strftime("%d %b %Y") if lot else "",
+        "expires": date_text(lot.expires_at) if lot else "",
         "balance_after": hours_text(_available_minutes(payment.account_id)),
     }
     return _issue(kind=Receipt.Kind.RECEIPT, account=payment.account, snapshot=snapshot, payment=payment)
@@ -203,7 +203,7 @@ def _issue(*, kind, account, snapshot, **links):
             sequence=sequence,
             account=account,
             issued_at=issued_at,
-            snapshot=snapshot | {"issued_at": timezone.localtime(issued_at).strftime("%d %b %Y")},
+            snapshot=snapshot | {"issued_at": date_text(issued_at)},
             **links,
         )
     # Robust: a queue that is down must not turn a settled payment into an error; the sweep

@@ -162,7 +162,7 @@ def test_finance_saves_then_submits_dispute_evidence(page, live_server, localstr
         expect(form.get_by_role("button", name="Submit to Stripe")).to_be_disabled()
         expect(form.get_by_role("button", name="Save draft")).to_be_disabled()
         expect(page.locator(".facts")).to_contain_text("submitted")
-        expect(page.locator("h1 .badge")).to_have_text("under review")
+        expect(page.locator("h1 .badge")).to_have_text("Under review")
         screenshot(page, "console-dispute-submitted")
 
     [update] = stripe.sent("update")

@@ -4,6 +4,8 @@ from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
+from billing.formatting import datetime_text
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -61,7 +63,7 @@ class SignIn(models.Model):
         indexes = [models.Index(fields=["user", "-at"])]
 
     def __str__(self):
-        return f"{self.user} signed in {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.user} signed in {datetime_text(self.at)}"
 
 
 def sign_in_record(sender, request, user, **kwargs):

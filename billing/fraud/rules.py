@@ -179,7 +179,7 @@ def _attempts_rule(history, anchor):
         "last_at": anchor.created_at.isoformat(),
         "payment_ids": [attempt.pk for attempt in window],
     }
-    return _flag(Rule.ATTEMPTS, anchor, f"{_utc(anchor):%Y%m%d%H}", evidence)
+    return _flag(Rule.ATTEMPTS, anchor, _utc_period(anchor, hourly=True), evidence)
 
 
 def _cards_rule(history, anchor):
@@ -196,7 +196,7 @@ def _cards_rule(history, anchor):
         "payment_method_ids": [card.pk for card in cards],
         "payment_ids": [attempt.pk for attempt in window],
     }
-    return _flag(Rule.CARDS, anchor, f"{_utc(anchor):%Y%m%d}", evidence)
+    return _flag(Rule.CARDS, anchor, _utc_period(anchor), evidence)
 
 
 def _declines_rule(history, anchor):
@@ -222,7 +222,7 @@ def _declines_rule(history, anchor):
         "failure_codes": [attempt.failure_code for attempt in run],
         "payment_ids": [attempt.pk for attempt in run],
     }
-    return _flag(Rule.DECLINES, anchor, f"{_utc(anchor):%Y%m%d}", evidence)
+    return _flag(Rule.DECLINES, anchor, _utc_period(anchor), evidence)
 
 
 def _is_decline(attempt):
@@ -278,8 +278,12 @@ def _median(ordered, count):
     return Decimal(sum(middle)) / len(middle)
 
 
-def _utc(anchor):
-    return anchor.created_at.astimezone(UTC)
+def _utc_period(anchor, *, hourly=False):
+    """The anchor's UTC day ("20250310") or hour ("2025031010"): a period of a dedupe key, the same
+    whatever time zone the portal shows."""
+    at = anchor.created_at.astimezone(UTC)
+    day = f"{at.year:04d}{at.month:02d}{at.day:02d}"
+    return f"{day}{at.hour:02d}" if hourly else day
 
 
 def _flag(rule, anchor, period, evidence):

@@ -97,6 +97,8 @@ class Payment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     settled_at = models.DateTimeField(null=True, blank=True)
+    # Not stored: payment_start sets it when a repeated click found the payment it had made.
+    replayed = False
 
     class Meta:
         ordering = ["-created_at", "-id"]

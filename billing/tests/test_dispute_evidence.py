@@ -2,12 +2,10 @@
 submitted to Stripe once, or the dispute accepted. Stripe's dispute and file endpoints are stubbed
 at the HTTP boundary (localstripe has none); everything else runs against localstripe."""
 
-import io
 import time
 
 import pytest
 from django.utils import timezone
-from pypdf import PdfReader
 
 from alerts.notifications import payment_notify
 from alerts.selectors import messages_about_payment
@@ -26,6 +24,7 @@ from billing.disputes.holds import dispute_record
 from billing.formatting import date_text
 from billing.models import AuditEntry, Dispute, LedgerEntry
 from billing.tests.builders import credit, make_paid_payment, use
+from billing.tests.pdfs import pdf_text
 from billing.tests.stripe_stubs import stripe_disputes
 
 pytestmark = pytest.mark.django_db
@@ -61,10 +60,6 @@ def dispute(paid, stripe_dispute):
 def stripe(localstripe, settings, stripe_dispute):
     with stripe_disputes(localstripe, settings, stripe_dispute) as stub:
         yield stub
-
-
-def pdf_text(content):
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
 
 
 def lot_minutes(payment):

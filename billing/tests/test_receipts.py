@@ -9,20 +9,16 @@ from django.core import mail
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
-from pypdf import PdfReader
 
 from billing import receipts, refunds
 from billing.models import Receipt, ReceiptCounter
 from billing.tasks import deliver_receipt, render_missing_receipts
 from billing.tests.builders import make_paid_payment, use
 from billing.tests.concurrency import run_at_once
+from billing.tests.pdfs import pdf_text
 
 pytestmark = pytest.mark.django_db
 YEAR = timezone.localdate().year
-
-
-def pdf_text(data):
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 
 
 def test_a_succeeded_payment_gets_a_numbered_receipt_that_reads_right(localstripe):

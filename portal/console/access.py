@@ -17,6 +17,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from portal.htmx import varies_on_htmx
+
 SUPPORT = "billing.console_support"
 FINANCE = "billing.console_finance"
 GROUPS = {"Support": ["console_support"], "Finance": ["console_support", "console_finance"]}
@@ -31,7 +33,11 @@ def is_finance(user):
 
 
 def console_view(view=None, *, finance=False):
-    """Guard a console view. `finance=True` marks an action only the Finance level may take."""
+    """Guard a console view. `finance=True` marks an action only the Finance level may take;
+    `finance={"POST"}` a page that Support may read but only Finance may change.
+
+    The guarded view carries its rule (`console_finance`), so that a test can check every console
+    route; and varies on HTMX, since console pages answer fragments to it."""
 
     def decorate(view):
         @login_required
@@ -44,13 +50,18 @@ def console_view(view=None, *, finance=False):
                 return redirect("mfa_activate_totp")
             if not _signed_in_with_totp(request):
                 return redirect(f"{reverse('mfa_reauthenticate')}?{urlencode({'next': request.get_full_path()})}")
-            if finance and not is_finance(request.user):
+            if _finance_only(finance, request.method) and not is_finance(request.user):
                 return forbidden(request)
             return view(request, *args, **kwargs)
 
-        return guarded
+        guarded.console_finance = finance
+        return varies_on_htmx(guarded)
 
     return decorate(view) if view is not None else decorate
+
+
+def _finance_only(finance, method):
+    return finance is True or (bool(finance) and method in finance)
 
 
 def forbidden(request):

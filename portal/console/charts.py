@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from billing.formatting import money_text
+from billing.formatting import day_month_text, money_text
 
 WIDTH, HEIGHT, GAP = 600, 140, 2
 
@@ -33,7 +33,7 @@ def revenue_chart(daily, currency=None):
                 y=round(HEIGHT - height, 1),
                 width=round(slot - GAP, 1),
                 height=height,
-                label=f"{day:%d %b}: {money_text(cents, currency)}",
+                label=f"{day_month_text(day)}: {money_text(cents, currency)}",
             )
         )
     return {"bars": bars, "width": WIDTH, "height": HEIGHT, "best": money_text(best, currency)}

@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from billing.disputes.evidence import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
+from billing.formatting import date_text
 from billing.models import Lot
 
 
@@ -48,12 +49,6 @@ class ReasonField(forms.CharField):
         kwargs.setdefault("max_length", 300)
         kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2}))
         super().__init__(**kwargs)
-
-
-def hours_input(minutes):
-    """Minutes as the decimal hours a form shows: 90 -> "1.5", 600 -> "10"."""
-    whole, rest = divmod(minutes, 60)
-    return f"{whole}" if not rest else f"{minutes / 60:.4f}".rstrip("0")
 
 
 class RefundForm(forms.Form):
@@ -114,13 +109,19 @@ class AdjustmentForm(forms.Form):
     def __init__(self, *args, account, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lot"].queryset = Lot.objects.filter(account=account, expires_at__gt=timezone.now())
-        self.fields["lot"].label_from_instance = lambda lot: f"{lot.name} #{lot.pk}, expires {lot.expires_at:%d %b %Y}"
+        self.fields["lot"].label_from_instance = lambda lot: (
+            f"{lot.name} #{lot.pk}, expires {date_text(lot.expires_at)}"
+        )
 
     def clean_hours(self):
         minutes = self.cleaned_data["hours"]
         if minutes == 0:
             raise forms.ValidationError("An adjustment must change the hours.")
         return minutes
+
+
+def _lot_label(lot):
+    return f"{lot.name} #{lot.pk}, expires {date_text(lot.expires_at)}"
 
 
 class ReceiptResendForm(forms.Form):

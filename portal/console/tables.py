@@ -4,31 +4,19 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from billing.formatting import (
+    code_text,
+    date_text,
+    datetime_text,
+    days_until,
+    duration_text,
+    hours_text,
+    money_text,
+    signed_hours_text,
+)
 from billing.models import Account, AuditEntry, Dispute, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
-from portal.student.tables import NUMERIC, stable_order
-from portal.templatetags.portal_format import days_left, duration, hours, money, signed_hours
-
-WHEN = "j M Y, H:i"
-BADGES = {
-    "succeeded": "ok",
-    "processed": "ok",
-    "won": "ok",
-    "cleared": "ok",
-    "failed": "danger",
-    "lost": "danger",
-    "orphan": "danger",
-    "confirmed": "danger",
-    "needs_response": "warn",
-    "warning_needs_response": "warn",
-    "requires_action": "warn",
-    "waiting": "warn",
-    "open": "warn",
-    "requested": "warn",
-}
-
-
-def badge(value, label=None):
-    return format_html('<span class="badge badge-{}">{}</span>', BADGES.get(value, "muted"), label or value)
+from portal.console.badges import DANGER, OK, WARN, badge, status_badge
+from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order
 
 
 def student_link(account):
@@ -38,7 +26,7 @@ def student_link(account):
 
 
 class PaymentTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="Date", format=WHEN)
+    created_at = WhenColumn(verbose_name="Date")
     student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
     plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
     amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
@@ -60,16 +48,16 @@ class PaymentTable(tables.Table):
 
     def render_created_at(self, value, record):
         url = reverse("console:payment", args=[record.pk])
-        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, datetime_text(value))
 
     def render_student(self, record):
         return student_link(record.account)
 
     def render_amount_cents(self, value, record):
-        return money(value, record.currency)
+        return money_text(value, record.currency)
 
-    def render_status(self, value, record):
-        return badge(record.status, record.get_status_display())
+    def render_status(self, record):
+        return status_badge(record)
 
     def render_card(self, value):
         return value.label
@@ -79,7 +67,7 @@ class PaymentTable(tables.Table):
 
 
 class RefundTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="Date", format=WHEN)
+    created_at = WhenColumn(verbose_name="Date")
     payment = tables.Column(verbose_name="Payment", orderable=False)
     amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
     minutes_reversed = tables.Column(verbose_name="Hours taken back", attrs=NUMERIC)
@@ -101,22 +89,22 @@ class RefundTable(tables.Table):
         return format_html('<a href="{}" hx-boost="false">Payment {}</a> · {}', url, value.pk, value.account.user.email)
 
     def render_amount_cents(self, value, record):
-        return money(value, record.currency)
+        return money_text(value, record.currency)
 
     def render_minutes_reversed(self, value):
-        return hours(value)
+        return hours_text(value)
 
-    def render_status(self, value):
-        return badge(value)
+    def render_status(self, record):
+        return status_badge(record)
 
 
 class DisputeTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="Opened", format=WHEN)
+    created_at = WhenColumn(verbose_name="Opened")
     payment = tables.Column(verbose_name="Payment", orderable=False)
     amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
     reason = tables.Column(default="—")
     status = tables.Column()
-    evidence_due_by = tables.DateTimeColumn(verbose_name="Evidence due", format=WHEN)
+    evidence_due_by = tables.Column(verbose_name="Evidence due")
 
     class Meta:
         model = Dispute
@@ -131,7 +119,7 @@ class DisputeTable(tables.Table):
 
     def render_created_at(self, value, record):
         url = reverse("console:dispute", args=[record.pk])
-        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value.strftime("%d %b %Y, %H:%M"))
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, datetime_text(value))
 
     def render_payment(self, value):
         return format_html(
@@ -142,23 +130,23 @@ class DisputeTable(tables.Table):
         )
 
     def render_amount_cents(self, value, record):
-        return money(value, record.currency)
+        return money_text(value, record.currency)
 
-    def render_status(self, value):
-        return badge(value, value.replace("_", " "))
+    def render_status(self, record):
+        return status_badge(record)
 
     def render_evidence_due_by(self, value, record):
         if record.closed or record.evidence_submitted_at:
-            return value.strftime("%d %b %Y")
-        days = days_left(value)
+            return date_text(value)
+        days = days_until(value)
         if days < 0:
-            return format_html("{} {}", value.strftime("%d %b %Y"), badge("lost", "past due"))
+            return format_html("{} {}", date_text(value), badge(DANGER, "past due"))
         label = "due today" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
-        return format_html("{} {}", value.strftime("%d %b %Y"), badge("warn" if days > 3 else "failed", label))
+        return format_html("{} {}", date_text(value), badge(WARN if days > 3 else DANGER, label))
 
 
 class FraudFlagTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="Raised", format=WHEN, orderable=False)
+    created_at = WhenColumn(verbose_name="Raised", orderable=False)
     account = tables.Column(verbose_name="Student", orderable=False)
     rule = tables.Column(verbose_name="Rule", orderable=False)
     evidence = tables.Column(verbose_name="Evidence", orderable=False, attrs={"td": {"class": "wide"}})
@@ -177,7 +165,7 @@ class FraudFlagTable(tables.Table):
     caption = "Fraud flags"
 
     def render_account(self, value, record):
-        blocked = format_html(" {}", badge("failed", "blocked")) if value.blocked_at else ""
+        blocked = format_html(" {}", badge(DANGER, "blocked")) if value.blocked_at else ""
         return format_html("{}{}", student_link(value), blocked)
 
     def render_rule(self, value, record):
@@ -197,11 +185,11 @@ class FraudFlagTable(tables.Table):
         return format_html_join(
             "",
             '<div><span class="muted">{}:</span> {}</div>',
-            ((key.replace("_", " "), _evidence_value(item)) for key, item in value.items()),
+            ((code_text(key), _evidence_value(item)) for key, item in value.items()),
         )
 
-    def render_status(self, value, record):
-        return badge(record.status, record.get_status_display())
+    def render_status(self, record):
+        return status_badge(record)
 
 
 def _evidence_value(item):
@@ -209,7 +197,7 @@ def _evidence_value(item):
 
 
 class WebhookEventTable(tables.Table):
-    received_at = tables.DateTimeColumn(verbose_name="Received", format=WHEN)
+    received_at = WhenColumn(verbose_name="Received")
     type = tables.Column()
     status = tables.Column()
     attempts = tables.Column(attrs=NUMERIC)
@@ -235,13 +223,13 @@ class WebhookEventTable(tables.Table):
 
     def render_received_at(self, value, record):
         url = reverse("console:webhook", args=[record.pk])
-        return format_html('<a href="{}" hx-boost="false">{}</a>', url, value.strftime("%d %b %Y, %H:%M:%S"))
+        return format_html('<a href="{}" hx-boost="false">{}</a>', url, datetime_text(value, seconds=True))
 
     def render_type(self, value, record):
         return format_html("<code>{}</code><br><span class='muted small'>{}</span>", value, record.stripe_event_id)
 
-    def render_status(self, value, record):
-        return badge(record.status, record.get_status_display())
+    def render_status(self, record):
+        return status_badge(record)
 
     def render_processing_ms(self, value):
         return f"{value} ms"
@@ -254,7 +242,7 @@ class WebhookEventTable(tables.Table):
 class StudentTable(tables.Table):
     email = tables.Column(accessor="user__email", verbose_name="Student")
     balance_minutes = tables.Column(verbose_name="Balance", attrs=NUMERIC)
-    created_at = tables.DateTimeColumn(verbose_name="Joined", format="j M Y")
+    created_at = DayColumn(verbose_name="Joined")
     blocked_at = tables.Column(verbose_name="Buying", default="")
 
     class Meta:
@@ -272,14 +260,14 @@ class StudentTable(tables.Table):
         return student_link(record)
 
     def render_balance_minutes(self, value):
-        return hours(value)
+        return hours_text(value)
 
     def render_blocked_at(self, value):
-        return badge("failed", "blocked") if value else badge("ok", "allowed")
+        return badge(DANGER, "blocked") if value else badge(OK, "allowed")
 
 
 class LedgerTable(tables.Table):
-    occurred_at = tables.DateTimeColumn(verbose_name="Date", format=WHEN, orderable=False)
+    occurred_at = WhenColumn(verbose_name="Date", orderable=False)
     kind = tables.Column(verbose_name="What", orderable=False)
     lot = tables.Column(verbose_name="Lot", orderable=False)
     detail = tables.Column(empty_values=(), verbose_name="Details", orderable=False)
@@ -299,19 +287,19 @@ class LedgerTable(tables.Table):
 
     def render_detail(self, record):
         if record.usage_id:
-            return f"{record.usage.subject} with {record.usage.tutor}, {duration(record.usage.minutes)}"
+            return f"{record.usage.subject} with {record.usage.tutor}, {duration_text(record.usage.minutes)}"
         by = f" (by {record.actor.email})" if record.actor_id else ""
         return f"{record.reason or '—'}{by}"
 
     def render_minutes(self, value):
-        return signed_hours(value)
+        return signed_hours_text(value)
 
     def render_balance_after(self, value):
-        return hours(value)
+        return hours_text(value)
 
 
 class AuditTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="When", format=WHEN, orderable=False)
+    created_at = WhenColumn(verbose_name="When", orderable=False)
     actor_email = tables.Column(verbose_name="Staff", orderable=False)
     action = tables.Column(orderable=False)
     target_label = tables.Column(verbose_name="Target", orderable=False)

@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import path
 
 from portal.console.views import disputes, fraud, overview, payments, students, webhooks
 
@@ -17,7 +17,9 @@ urlpatterns = [
     path("disputes/<int:dispute_id>/", disputes.dispute_detail, name="dispute"),
     path("disputes/<int:dispute_id>/accept/", disputes.dispute_accept, name="dispute_accept"),
     path("fraud/", fraud.flag_list, name="flags"),
-    re_path(r"^fraud/(?P<flag_id>[0-9]+)/(?P<action>clear|confirm|note)/$", fraud.flag_action, name="flag_action"),
+    path("fraud/<int:flag_id>/clear/", fraud.flag_clear, name="flag_clear"),
+    path("fraud/<int:flag_id>/confirm/", fraud.flag_confirm, name="flag_confirm"),
+    path("fraud/<int:flag_id>/note/", fraud.flag_note, name="flag_note"),
     path("webhooks/", webhooks.webhook_list, name="webhooks"),
     path("webhooks/retry-failed/", webhooks.webhook_retry_failed, name="webhooks_retry_failed"),
     path("webhooks/<int:event_id>/", webhooks.webhook_detail, name="webhook"),

@@ -1,4 +1,5 @@
-"""The student's history tables. Sort and page links work as plain links; HTMX swaps only the table."""
+"""The student's history tables (the sessions table, shared with the console, is in portal.tables).
+Sort and page links work as plain links; HTMX swaps only the table."""
 
 import django_tables2 as tables
 from django.middleware.csrf import get_token
@@ -6,53 +7,17 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from alerts.models import Notification
-from billing.models import LedgerEntry, Lot, Receipt, Usage
-from portal.templatetags.portal_format import duration, hours, money, price_paid
-
-NUMERIC = {"td": {"class": "num"}, "th": {"class": "num"}}
-
-
-def stable_order(field):
-    """An order_FOO method that breaks ties by id, so that paging through equal values (many
-    sessions of 60 minutes) never repeats or skips a row."""
-
-    def order(self, queryset, is_descending):
-        sign = "-" if is_descending else ""
-        return queryset.order_by(f"{sign}{field}", f"{sign}id"), True
-
-    return order
-
-
-class UsageTable(tables.Table):
-    occurred_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y, H:i")
-    subject = tables.Column()
-    tutor = tables.Column()
-    minutes = tables.Column(verbose_name="Duration", attrs=NUMERIC)
-
-    class Meta:
-        model = Usage
-        fields = ["occurred_at", "subject", "tutor", "minutes"]
-        order_by = "-occurred_at"
-        empty_text = "No sessions yet. Your tutoring sessions will be listed here."
-        attrs = {"class": "data-table"}
-
-    caption = "Your tutoring sessions"
-
-    order_occurred_at = stable_order("occurred_at")
-    order_subject = stable_order("subject")
-    order_tutor = stable_order("tutor")
-    order_minutes = stable_order("minutes")
-
-    def render_minutes(self, value):
-        return duration(value)
+from billing.formatting import hours_text, money_text, price_paid_text, signed_hours_text
+from billing.models import LedgerEntry, Lot, Receipt
+from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order
 
 
 class PurchaseTable(tables.Table):
-    purchased_at = tables.DateTimeColumn(verbose_name="Bought", format="j M Y")
+    purchased_at = DayColumn(verbose_name="Bought")
     name = tables.Column(verbose_name="Package")
     minutes_purchased = tables.Column(verbose_name="Hours", attrs=NUMERIC)
     price_cents = tables.Column(verbose_name="Paid", attrs=NUMERIC)
-    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="j M Y")
+    expires_at = DayColumn(verbose_name="Expires")
     receipt = tables.Column(empty_values=(), verbose_name="Receipt", orderable=False)
 
     class Meta:
@@ -65,7 +30,7 @@ class PurchaseTable(tables.Table):
     caption = "Packages you bought"
 
     def render_minutes_purchased(self, value):
-        return hours(value)
+        return hours_text(value)
 
     def render_receipt(self, record):
         receipt = getattr(getattr(record, "payment", None), "receipt", None)
@@ -76,11 +41,11 @@ class PurchaseTable(tables.Table):
         return format_html('<a href="{}" download hx-boost="false">Receipt {}</a>', url, receipt.number)
 
     def render_price_cents(self, record):
-        return price_paid(record)
+        return price_paid_text(record.price_cents, record.currency)
 
 
 class LotHistoryTable(tables.Table):
-    occurred_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y, H:i", orderable=False)
+    occurred_at = WhenColumn(verbose_name="Date", orderable=False)
     kind = tables.Column(verbose_name="What", orderable=False)
     detail = tables.Column(empty_values=(), verbose_name="Details", orderable=False)
     minutes = tables.Column(verbose_name="Change", orderable=False, attrs=NUMERIC)
@@ -96,12 +61,11 @@ class LotHistoryTable(tables.Table):
         return record.reason or "—"
 
     def render_minutes(self, value):
-        sign = "+" if value > 0 else "−"
-        return f"{sign}{hours(abs(value))}"
+        return signed_hours_text(value)
 
 
 class ReceiptTable(tables.Table):
-    issued_at = tables.DateTimeColumn(verbose_name="Date", format="j M Y")
+    issued_at = DayColumn(verbose_name="Date")
     number = tables.Column(verbose_name="Number")
     description = tables.Column(empty_values=(), verbose_name="Description", orderable=False)
     amount = tables.Column(empty_values=(), verbose_name="Amount", orderable=False, attrs=NUMERIC)
@@ -125,7 +89,7 @@ class ReceiptTable(tables.Table):
 
     def render_amount(self, record):
         sign = "−" if record.kind == Receipt.Kind.CREDIT_NOTE else ""
-        return sign + money(record.snapshot["amount_cents"], record.snapshot["currency"])
+        return sign + money_text(record.snapshot["amount_cents"], record.snapshot["currency"])
 
     def render_download(self, record):
         url = reverse("student:receipt_download", args=[record.pk])
@@ -133,7 +97,7 @@ class ReceiptTable(tables.Table):
 
 
 class NotificationTable(tables.Table):
-    created_at = tables.DateTimeColumn(verbose_name="When", format="j M Y, H:i", orderable=False)
+    created_at = WhenColumn(verbose_name="When", orderable=False)
     title = tables.Column(verbose_name="Alert", orderable=False, attrs={"td": {"class": "wide"}})
     state = tables.Column(empty_values=(), verbose_name="", orderable=False)
 

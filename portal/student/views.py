@@ -1,21 +1,16 @@
 """The student's pages: a thin layer over billing's services and selectors."""
 
-from functools import wraps
-
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django.views.decorators.vary import vary_on_headers
-from django_tables2 import RequestConfig
+from django_htmx.http import trigger_client_event
 
 from alerts.models import Notification
 from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
 from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
-from billing import cards, payments, receipts
+from billing import cards, payments
 from billing.errors import AccountBlocked, BillingError, ProviderUnavailable
 from billing.ledger import account_open
 from billing.models import Payment
@@ -31,8 +26,11 @@ from billing.selectors import (
     receipts_of,
     usage_history,
 )
+from portal.downloads import receipt_file
+from portal.student.access import student_view
 from portal.student.forms import CardSaveForm, EmailPreferencesForm, PayForm
-from portal.student.tables import LotHistoryTable, NotificationTable, PurchaseTable, ReceiptTable, UsageTable
+from portal.student.tables import LotHistoryTable, NotificationTable, PurchaseTable, ReceiptTable
+from portal.tables import UsageTable, table_paginate
 
 # How many times the "we are checking your payment" message asks again (every 4 s) before it
 # tells the student they may leave: the reconciliation job settles the payment anyway.
@@ -45,8 +43,7 @@ EXPIRED_LOTS_SHOWN = 6
 
 
 @require_GET
-@login_required
-@vary_on_headers("HX-Request", "HX-Target")
+@student_view
 def dashboard(request):
     if request.user.is_staff:
         return redirect("console:index")
@@ -81,15 +78,11 @@ def dashboard(request):
 
 
 def _paginate(request, table):
-    """Sort from the query string; page with a fixed size (the query string never chooses it), and
-    any page number that is not a page falls back to the first or the last one."""
-    RequestConfig(request, paginate=False).configure(table)
-    table.paginator = Paginator(table.rows, TABLES_PER_PAGE)
-    table.page = table.paginator.get_page(request.GET.get(table.prefixed_page_field))
+    return table_paginate(request, table, per_page=TABLES_PER_PAGE)
 
 
 @require_GET
-@login_required
+@student_view
 def lot_detail(request, lot_id):
     lot = get_object_or_404(lots_of(user=request.user), pk=lot_id)
     history = LotHistoryTable(lot_history(lot=lot))
@@ -97,7 +90,7 @@ def lot_detail(request, lot_id):
 
 
 @require_POST
-@login_required
+@student_view
 def pay(request):
     account = account_open(user=request.user)
     form = PayForm(request.POST)
@@ -113,7 +106,7 @@ def pay(request):
 
 
 @require_POST
-@login_required
+@student_view
 def payment_refresh(request, payment_id):
     payment = get_object_or_404(payments_of(user=request.user), pk=payment_id)
     payment = payments.payment_refresh(payment=payment)
@@ -152,7 +145,7 @@ def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
     if not (payment and payment.status == Payment.Status.PROCESSING):
         # Something changed (or a button was refused): the page's buttons are re-rendered with
         # fresh one-time tokens. A "still checking" poll changes nothing, so refreshes nothing.
-        response["HX-Trigger"] = "balanceChanged"
+        trigger_client_event(response, "balanceChanged")
     return response
 
 
@@ -172,8 +165,7 @@ def _payment_message(request, payment, refusal):
 
 
 @require_GET
-@login_required
-@vary_on_headers("HX-Request", "HX-Target")
+@student_view
 def card_list(request):
     account = account_open(user=request.user)
     context = {"cards": cards_for_account(account=account)}
@@ -183,7 +175,7 @@ def card_list(request):
 
 
 @require_POST
-@login_required
+@student_view
 def card_setup(request):
     """Start adding a card: the SetupIntent that Stripe.js confirms in the browser."""
     try:
@@ -196,7 +188,7 @@ def card_setup(request):
 
 
 @require_POST
-@login_required
+@student_view
 def card_save(request):
     """Save the card whose SetupIntent Stripe.js confirmed."""
     form = CardSaveForm(request.POST)
@@ -214,7 +206,7 @@ def card_save(request):
 
 
 @require_POST
-@login_required
+@student_view
 def card_make_default(request, card_id):
     card = _own_card(request, card_id)
     try:
@@ -225,7 +217,7 @@ def card_make_default(request, card_id):
 
 
 @require_POST
-@login_required
+@student_view
 def card_remove(request, card_id):
     card = _own_card(request, card_id)
     was_default = card.is_default
@@ -256,7 +248,7 @@ def _card_outcome(request, *, notice="", error=""):
 
 
 @require_GET
-@login_required
+@student_view
 def receipt_list(request):
     table = ReceiptTable(receipts_for_account(account=account_open(user=request.user)), prefix="receipts-")
     _paginate(request, table)
@@ -264,35 +256,14 @@ def receipt_list(request):
 
 
 @require_GET
-@login_required
+@student_view
 def receipt_download(request, receipt_id):
     """The stored PDF, to its student; anyone else is told it does not exist."""
     return receipt_file(get_object_or_404(receipts_of(user=request.user), pk=receipt_id))
 
 
-def receipt_file(receipt):
-    """A receipt's PDF as a download (the student's page and the console's)."""
-    response = HttpResponse(receipts.receipt_pdf(receipt=receipt), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{receipt.filename}"'
-    return response
-
-
-def fragment_login_required(view):
-    """login_required for polled fragments: once the session has ended, tell HTMX to go to the
-    sign-in page, instead of swapping that page into a corner of the old one."""
-    protected = login_required(view)
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.htmx and not request.user.is_authenticated:
-            return HttpResponse(status=204, headers={"HX-Redirect": resolve_url(settings.LOGIN_URL)})
-        return protected(request, *args, **kwargs)
-
-    return wrapper
-
-
 @require_GET
-@fragment_login_required
+@student_view
 def alert_bell(request):
     """The header's bell: the unread count, one indexed query, polled by HTMX."""
     context = {"unread": unread_count(user=request.user), "poll_seconds": settings.ALERTS_BELL_POLL_SECONDS}
@@ -300,7 +271,7 @@ def alert_bell(request):
 
 
 @require_GET
-@fragment_login_required
+@student_view
 def alert_banner(request):
     return _alert_banner(request)
 
@@ -316,7 +287,7 @@ def _alert_banner(request):
 
 
 @require_GET
-@login_required
+@student_view
 def alert_inbox(request):
     return render(request, "portal/alerts.html", {"table": _inbox_table(request)})
 
@@ -328,7 +299,7 @@ def _inbox_table(request):
 
 
 @require_POST
-@login_required
+@student_view
 def alert_mark_read(request, notification_id=None):
     changed = notification_mark_read(user=request.user, notification_id=notification_id)
     if notification_id is not None and not changed and not inbox(user=request.user).filter(pk=notification_id).exists():
@@ -337,14 +308,12 @@ def alert_mark_read(request, notification_id=None):
         return redirect("student:alerts")
     if request.htmx.target == "alert-banner":
         response = _alert_banner(request)  # the next most urgent alert takes its place
-        response["HX-Trigger"] = "alertsChanged"
-        return response
-    response = render(request, "portal/alerts.html#inbox", {"table": _inbox_table(request)})
-    response["HX-Trigger"] = "alertsChanged"
-    return response
+    else:
+        response = render(request, "portal/alerts.html#inbox", {"table": _inbox_table(request)})
+    return trigger_client_event(response, "alertsChanged")
 
 
-@login_required
+@student_view
 def alert_preferences(request):
     if request.method == "POST":
         form = EmailPreferencesForm(request.POST)

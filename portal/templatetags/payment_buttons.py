@@ -1,9 +1,9 @@
-"""The one-click pay button: it says exactly what will happen and carries a fresh one-time token.
-For a blocked account it says briefly that buying is paused instead, and issues no token."""
+"""The one-click pay button: it says exactly what will happen. Whether it may be offered, and its
+one-time token, come from billing.payments.payment_button; the tag only lays it out."""
 
 from django import template
 
-from billing.payments import payment_token_issue
+from billing.payments import payment_button
 
 register = template.Library()
 
@@ -12,15 +12,18 @@ VERBS = {"purchase": "Buy", "renewal": "Renew", "top_up": "Top up"}
 
 @register.inclusion_tag("portal/_pay_button.html", takes_context=True)
 def pay_button(context, plan, kind, renewed_lot=None, card=None):
-    account = context["account"]
-    if account.blocked_at is not None:
-        return {"paused": True}  # said in full once, in the balance card; briefly where each button was
-    card = card or context.get("default_card")
-    token = payment_token_issue(account=account, plan=plan, kind=kind, renewed_lot=renewed_lot)
+    button = payment_button(
+        account=context["account"],
+        plan=plan,
+        kind=kind,
+        renewed_lot=renewed_lot,
+        card=card or context.get("default_card"),
+    )
     return {
-        "plan": plan,
-        "card": card,
-        "token": token if card else "",
+        "paused": button.paused,  # said in full once, in the balance card; briefly where each button was
+        "plan": button.plan,
+        "card": button.card,
+        "token": button.token,
         "verb": VERBS[kind],
         "csrf_token": context.get("csrf_token"),
     }

@@ -1,62 +1,101 @@
-"""Template filters for minutes, money and dates (the text itself comes from billing.formatting)."""
+"""Template filters over billing.formatting, the one home of how minutes, money, dates and times
+read. A filter decides nothing of its own: `None` (an empty field) shows as nothing, so a template
+can add `|default:"—"`."""
+
+from functools import wraps
 
 from django import template
 from django.conf import settings
-from django.utils import timezone
 
-from billing.formatting import duration_text, hours_text, money_text
+from billing import formatting
 
 register = template.Library()
 
 
+def _empty_stays_empty(format_function):
+    @wraps(format_function)
+    def format_or_nothing(value, *args):
+        return "" if value is None or value == "" else format_function(value, *args)
+
+    return format_or_nothing
+
+
 @register.filter
+@_empty_stays_empty
 def hours(minutes):
-    return "" if minutes is None else hours_text(minutes)
+    return formatting.hours_text(minutes)
 
 
 @register.filter
+@_empty_stays_empty
+def signed_hours(minutes):
+    return formatting.signed_hours_text(minutes)
+
+
+@register.filter
+@_empty_stays_empty
 def duration(minutes):
-    return "" if minutes is None else duration_text(minutes)
+    return formatting.duration_text(minutes)
 
 
 @register.filter
+@_empty_stays_empty
 def money(cents, currency=None):
-    return "" if cents is None else money_text(cents, currency or settings.PORTAL_CURRENCY)
-
-
-@register.filter
-def until(moment):
-    """ "today", "tomorrow" or "in 5 days": how far off a date is, in the student's calendar."""
-    days = days_left(moment)
-    if days is None:
-        return ""
-    if days <= 0:
-        return "today"
-    return "tomorrow" if days == 1 else f"in {days} days"
-
-
-@register.filter
-def days_left(moment):
-    """Whole calendar days from today (local time) until `moment`; negative once past."""
-    if moment is None:
-        return None
-    today = timezone.localdate()
-    return (timezone.localtime(moment).date() - today).days
+    return formatting.money_text(cents, currency or settings.PORTAL_CURRENCY)
 
 
 @register.filter
 def price_paid(lot):
-    """What a lot cost, or "Included" for hours granted without a payment."""
-    return money(lot.price_cents, lot.currency) if lot.price_cents else "Included"
+    return formatting.price_paid_text(lot.price_cents, lot.currency)
 
 
 @register.filter
-def signed_hours(minutes):
-    """A change of hours: 90 -> "+1.5 h", -50 -> "−0.83 h"."""
-    return f"{'+' if minutes > 0 else '−'}{hours_text(abs(minutes))}"
+@_empty_stays_empty
+def day(moment):
+    """1 Dec 2026."""
+    return formatting.date_text(moment)
 
 
 @register.filter
-def words(value):
-    """Stripe's codes as words: "needs_response" -> "needs response"."""
-    return str(value).replace("_", " ")
+@_empty_stays_empty
+def day_month(moment):
+    """1 Dec."""
+    return formatting.day_month_text(moment)
+
+
+@register.filter
+@_empty_stays_empty
+def when(moment, detail=""):
+    """1 Dec 2026, 19:16; `when:"seconds"` 19:16:05."""
+    return formatting.datetime_text(moment, seconds=detail == "seconds")
+
+
+@register.filter
+@_empty_stays_empty
+def iso_day(moment):
+    """2026-12-01, for links that carry a date filter."""
+    return formatting.iso_date(moment)
+
+
+@register.filter
+@_empty_stays_empty
+def iso_when(moment):
+    """2026-12-01T19:16:05+01:00, for <time datetime>."""
+    return formatting.iso_datetime(moment)
+
+
+@register.filter
+@_empty_stays_empty
+def until(moment):
+    return formatting.until_text(moment)
+
+
+@register.filter
+def days_left(moment):
+    return None if moment is None else formatting.days_until(moment)
+
+
+@register.filter
+@_empty_stays_empty
+def words(code):
+    return formatting.code_text(code)

@@ -7,6 +7,7 @@ in an import inside a function.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,74 @@ def test_a_cycle_hidden_in_a_function_level_import_is_found(tmp_path):
 
 def test_every_background_job_is_run_by_a_task():
     assert all(isinstance(job.task, TaskWrapper) for job in JOBS), [job for job in JOBS if job.task is None]
+
+
+# One home for formatting: billing.formatting converts to local time and owns every format.
+
+
+def product_sources():
+    """(name, path, syntax tree) of every non-test module, formatting itself left out."""
+    for name, path in sorted(project_modules(ROOT, APPS).items()):
+        if not is_test_module(name) and name != "billing.formatting":
+            yield name, path, ast.parse(path.read_text())
+
+
+def date_formatting_in(tree):
+    """Lines that format a date or time by hand: a .strftime() call, or an f-string with a %-format
+    ({moment:%d %b})."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "strftime":
+            yield node.lineno
+        if isinstance(node, ast.FormattedValue) and node.format_spec is not None:
+            spec = "".join(part.value for part in node.format_spec.values if isinstance(part, ast.Constant))
+            if "%" in spec:
+                yield node.lineno
+
+
+def test_no_module_formats_dates_by_hand():
+    offenders = {f"{name}:{line}" for name, _, tree in product_sources() for line in date_formatting_in(tree)}
+    assert offenders == set()
+
+
+def test_no_table_formats_dates_with_its_own_column_format():
+    # django-tables2's DateTimeColumn/DateColumn take their own format string: portal.tables'
+    # DayColumn and WhenColumn format through billing.formatting instead.
+    offenders = {
+        f"{name}:{node.lineno}"
+        for name, _, tree in product_sources()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in {"DateTimeColumn", "DateColumn", "TimeColumn"}
+    }
+    assert offenders == set()
+
+
+def test_no_template_formats_dates_itself():
+    pattern = re.compile(r"\|\s*(date|time)\b|{%\s*now\b")
+    offenders = {
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "templates").rglob("*"))
+        if path.suffix in {".html", ".txt"}
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    }
+    assert offenders == set()
+
+
+def divisions_by_100_in(tree):
+    """Lines that divide by 100: cents / 100 is a float in Python."""
+    for node in ast.walk(tree):
+        divides = isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+        if divides and isinstance(node.right, ast.Constant) and node.right.value == 100:
+            yield node.lineno
+
+
+def test_no_money_passes_through_a_float():
+    # Amounts become text through billing.formatting, in Decimals.
+    offenders = {f"{name}:{line}" for name, _, tree in product_sources() for line in divisions_by_100_in(tree)}
+    assert offenders == set()
+
+
+def test_the_checks_above_see_what_they_look_for():
+    hand_made = ast.parse('label = f"{moment:%d %b}"\nstamp = moment.strftime("%H:%M")\nshown = cents / 100\n')
+    assert sorted(date_formatting_in(hand_made)) == [1, 2]
+    assert list(divisions_by_100_in(hand_made)) == [3]

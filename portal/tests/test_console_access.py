@@ -1,28 +1,141 @@
 """Who may open the console: staff of the Support or Finance group, signed in with a TOTP code.
-Anyone else is sent to sign in (anonymous) or told the page does not exist (404)."""
+Anyone else is sent to sign in (anonymous) or told the page does not exist (404); Support is
+refused (403) whatever only Finance may do. Every console route is checked, read from the URL
+resolver: a route added tomorrow is checked too."""
+
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 
-from billing.tests.builders import make_console_user, make_staff
+from billing import samples
+from billing.disputes.holds import dispute_record
+from billing.fraud.rules import fraud_flag_raise
+from billing.models import Account, AuditEntry, Refund, WebhookEvent
+from billing.tests.builders import make_console_user, make_paid_payment, make_staff, make_student
+from conftest import console_sign_in
+from portal.tests.routes import accepted_method, request, routes
 
 pytestmark = pytest.mark.django_db
 
-READ_PAGES = ["index", "payments", "refunds", "disputes", "flags", "webhooks", "students", "audit"]
+CONSOLE = routes("console")
 URL = reverse("console:index")
 
 
-@pytest.mark.parametrize("name", READ_PAGES)
-def test_anonymous_visitors_are_asked_to_sign_in(client, name):
-    response = client.get(reverse(f"console:{name}"))
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("account_login"))
+@pytest.fixture
+def ids(localstripe):
+    """One real object behind every kind of id a console route takes."""
+    paid = make_paid_payment(localstripe, account=make_student("payer@example.com"))
+    dispute = dispute_record(payment=paid, dispute_object=samples.dispute(paid), event_type="charge.dispute.created")
+    event = WebhookEvent.objects.create(
+        stripe_event_id="evt_access", type="charge.refunded", payload={}, status=WebhookEvent.Status.FAILED
+    )
+    refund = Refund.objects.create(
+        payment=paid, amount_cents=100, currency="EUR", status=Refund.Status.REQUESTED, idempotency_key="refund-access"
+    )
+    return {
+        "payment_id": paid.pk,
+        "refund_id": refund.pk,
+        "receipt_id": paid.receipt.pk,
+        "dispute_id": dispute.pk,
+        "flag_id": fraud_flag_raise(payment=paid, warning_object=samples.early_fraud_warning(paid)).pk,
+        "event_id": event.pk,
+        "account_id": paid.account_id,
+        "lot": paid.lot_id,
+    }
 
 
-@pytest.mark.parametrize("name", READ_PAGES)
-def test_the_console_does_not_exist_for_students(student_client, name):
-    assert student_client.get(reverse(f"console:{name}")).status_code == 404
+# What the Support level may do (portal.console.access): read, retry webhooks, resend receipts,
+# clear and note flags, record sessions.
+SUPPORT_ACTIONS = {
+    "webhook_event.retry",
+    "webhook_event.retry_all",
+    "receipt.resend",
+    "fraud_flag.clear",
+    "fraud_flag.note",
+    "session.record",
+}
+
+
+def every_form_filled_in(ids):
+    """A POST that any console action's form would take as valid, confirmations included: what a
+    guard must stop, not the form."""
+    return {
+        "reason": "Because.",
+        "note": "A note.",
+        "amount": "1.00",
+        "hours": "0.5",
+        "lot": ids["lot"],
+        "block": "on",
+        "refund": "on",
+        "confirm": "1",
+        "key": "access-sweep",
+        "occurred_at": (timezone.localtime() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        "duration": "0.5",
+        "tutor": "Dr. Maria Keller",
+        "subject": "Mathematics",
+        "to": "",
+        "product_description": "Evidence text.",
+        "submit": "1",
+    }
+
+
+def finance_only_methods(route):
+    """The methods of a route that only Finance may use, as its guard declares them."""
+    finance = route.view.console_finance
+    return {"GET", "POST"} if finance is True else set(finance or ())
+
+
+def test_the_walk_finds_the_console_and_its_finance_actions():
+    assert len(CONSOLE) >= 25
+    assert any(finance_only_methods(route) for route in CONSOLE)
+
+
+@pytest.mark.parametrize("route", CONSOLE, ids=lambda route: route.name)
+def test_every_console_route_is_behind_the_console_guard(route):
+    assert hasattr(route.view, "console_finance"), f"{route.name} is not wrapped by console_view"
+    assert route.view.varies_on_htmx
+
+
+def test_anonymous_visitors_are_asked_to_sign_in_everywhere(client, ids):
+    for route in CONSOLE:
+        for method in ("GET", "POST"):
+            response = request(client, route, ids, method)
+            assert response.status_code == 302, f"{method} {route.name}"
+            assert response["Location"].startswith(reverse("account_login")), f"{method} {route.name}"
+
+
+def test_the_console_does_not_exist_for_students(student_client, ids):
+    for route in CONSOLE:
+        for method in ("GET", "POST"):
+            assert request(student_client, route, ids, method).status_code == 404, f"{method} {route.name}"
+
+
+def test_support_is_refused_every_finance_action_and_may_do_the_rest(client, support_user, ids):
+    console_sign_in(client, support_user)
+    for route in CONSOLE:
+        refused = finance_only_methods(route)
+        for method in ("GET", "POST"):
+            response = request(client, route, ids, method, data=every_form_filled_in(ids))
+            if method in refused:
+                assert response.status_code == 403, f"{method} {route.name}"
+            else:
+                assert response.status_code in (200, 302, 405), f"{method} {route.name}"
+    # Whatever the routes' guards say, Support's sweep moved no money, hours or blocks: every
+    # console action is audited, and only Support's own are in the log.
+    assert set(AuditEntry.objects.values_list("action", flat=True)) <= SUPPORT_ACTIONS
+    assert Refund.objects.count() == 1 and not Account.objects.filter(blocked_at__isnull=False).exists()
+
+
+def test_finance_passes_the_guard_of_every_finance_action(client, finance_user, ids):
+    console_sign_in(client, finance_user)
+    for route in CONSOLE:
+        if finance_only_methods(route):
+            method = accepted_method(client, route, ids)
+            if method == "GET":  # a form or a page: nothing changes yet
+                assert request(client, route, ids, "GET").status_code == 200, route.name
 
 
 def test_staff_without_a_console_role_get_404(client):

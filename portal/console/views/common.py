@@ -1,35 +1,18 @@
 """What every console page shares: tables that page and swap, and actions that open in a dialog."""
 
 from django.contrib import messages
-from django.core.paginator import EmptyPage, Paginator
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django_tables2 import RequestConfig
-from django_tables2.paginators import LazyPaginator
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal.tables import table_paginate
 
 PER_PAGE = 25
-# Beyond this a page number is a typo (and an OFFSET the database cannot take).
-MAX_PAGE = 100_000
 
 
 def table_page(request, table, *, lazy=False):
-    """Sort and page `table` from the query string. `lazy` pages without counting every row (for
-    tables that grow to millions of rows): the pager then knows only whether a next page exists."""
-    RequestConfig(request, paginate=False).configure(table)
-    paginator_class = LazyPaginator if lazy else Paginator
-    table.paginator = paginator_class(table.rows, PER_PAGE)
-    try:
-        table.page = table.paginator.get_page(_page_number(request.GET.get(table.prefixed_page_field)))
-    except EmptyPage:  # past the end of a lazily paged table, whose last page is not known: the first
-        table.page = table.paginator.page(1)
-    return table
-
-
-def _page_number(value):
-    try:
-        return min(max(int(value), 1), MAX_PAGE)
-    except (TypeError, ValueError, OverflowError):
-        return 1
+    """Sort and page a console table (see portal.tables.table_paginate; `lazy` for the tables that
+    grow to millions of rows)."""
+    return table_paginate(request, table, per_page=PER_PAGE, lazy=lazy)
 
 
 def list_page(
@@ -56,5 +39,5 @@ def action_done(request, message, *, redirect_to, level=messages.SUCCESS):
     so every figure on it is fresh)."""
     messages.add_message(request, level, message)
     if request.htmx:
-        return HttpResponse(status=204, headers={"HX-Redirect": redirect_to})
+        return HttpResponseClientRedirect(redirect_to)
     return redirect(redirect_to)

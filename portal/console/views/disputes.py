@@ -9,7 +9,7 @@ from billing.disputes import evidence
 from billing.errors import BillingError
 from billing.models import Dispute
 from billing.reports import payment_timeline
-from portal.console.access import client_ip, console_view, forbidden, is_finance
+from portal.console.access import client_ip, console_view, is_finance
 from portal.console.filters import DisputeFilter
 from portal.console.forms import EvidenceForm, ReasonForm
 from portal.console.tables import DisputeTable
@@ -24,7 +24,7 @@ def dispute_list(request):
     return list_page(request, title="Disputes", table=table, filterset=found)
 
 
-@console_view
+@console_view(finance={"POST"})
 @require_http_methods(["GET", "POST"])
 def dispute_detail(request, dispute_id):
     """The dispute, its payment's timeline and the evidence form. Saving a draft and submitting are
@@ -32,21 +32,18 @@ def dispute_detail(request, dispute_id):
     dispute = get_object_or_404(Dispute.objects.select_related("payment__account__user", "payment__lot"), pk=dispute_id)
     editable = is_finance(request.user) and not (dispute.closed or dispute.evidence_submitted_at)
     form = EvidenceForm(request.POST or None, initial=_prefill(dispute))
-    if request.method == "POST":
-        if not is_finance(request.user):
-            return forbidden(request)
-        if form.is_valid():
-            submit = "submit" in request.POST
-            action = evidence.dispute_evidence_submit if submit else evidence.dispute_evidence_save
-            # Only the fields posted: a field the form did not send keeps its saved text.
-            posted = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
-            try:
-                action(dispute=dispute, evidence=posted, actor=request.user, ip_address=client_ip(request))
-            except BillingError as refused:
-                form.add_error(None, str(refused))
-            else:
-                done = "Evidence submitted to Stripe." if submit else "Draft saved."
-                return action_done(request, done, redirect_to=reverse("console:dispute", args=[dispute.pk]))
+    if request.method == "POST" and form.is_valid():
+        submit = "submit" in request.POST
+        action = evidence.dispute_evidence_submit if submit else evidence.dispute_evidence_save
+        # Only the fields posted: a field the form did not send keeps its saved text.
+        posted = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
+        try:
+            action(dispute=dispute, evidence=posted, actor=request.user, ip_address=client_ip(request))
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            done = "Evidence submitted to Stripe." if submit else "Draft saved."
+            return action_done(request, done, redirect_to=reverse("console:dispute", args=[dispute.pk]))
     context = {
         "dispute": dispute,
         "payment": dispute.payment,

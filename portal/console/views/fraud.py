@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import reswap, retarget, trigger_client_event
 
 from billing.errors import BillingError
 from billing.fraud import review
 from billing.models import FraudFlag
-from portal.console.access import client_ip, console_view, forbidden, is_finance
+from portal.console.access import client_ip, console_view
 from portal.console.filters import FraudFlagFilter
 from portal.console.forms import FlagConfirmForm, NoteForm, ReasonForm
 from portal.console.tables import FraudFlagTable
@@ -41,25 +42,37 @@ class FlagAction:
     form: type
     submit: str
     done: str
-    finance_only: bool = False
 
 
 ACTIONS = {
     "clear": FlagAction(ReasonForm, "Clear the flag", "cleared"),
-    "confirm": FlagAction(FlagConfirmForm, "Confirm fraud", "confirmed", finance_only=True),
+    "confirm": FlagAction(FlagConfirmForm, "Confirm fraud", "confirmed"),
     "note": FlagAction(NoteForm, "Add the note", "noted"),
 }
 
 
 @console_view
 @require_http_methods(["GET", "POST"])
-def flag_action(request, flag_id, action):
+def flag_clear(request, flag_id):
+    return _flag_action(request, flag_id, "clear")
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def flag_confirm(request, flag_id):
+    return _flag_action(request, flag_id, "confirm")
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def flag_note(request, flag_id):
+    return _flag_action(request, flag_id, "note")
+
+
+def _flag_action(request, flag_id, action):
     """Open the action's form in the dialog; on success the flag's row is swapped in place."""
     flag = get_object_or_404(_flags(), pk=flag_id)
     chosen = ACTIONS[action]
-    if chosen.finance_only and not is_finance(request.user):
-        return forbidden(request)
-    done = chosen.done
     form = chosen.form(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -67,18 +80,21 @@ def flag_action(request, flag_id, action):
         except BillingError as refused:
             form.add_error(None, str(refused))
         else:
-            if not request.htmx:
-                return action_done(request, f"Flag {done}.", redirect_to=reverse("console:flags"))
-            table = FraudFlagTable([_flags().get(pk=flag.pk)], request=request)
-            # The form sat in the dialog; the answer replaces the flag's row instead, and closes it.
-            headers = {"HX-Retarget": f"#flag-{flag.pk}", "HX-Reswap": "outerHTML", "HX-Trigger": "dialog:close"}
-            response = render(request, "console/_table_row.html", {"table": table, "message": f"Flag {done}."})
-            for name, value in headers.items():
-                response.headers[name] = value
-            return response
+            return _flag_done(request, flag, f"Flag {chosen.done}.")
     return action_form(
         request, {"form": form, "title": f"{action.title()} flag: {flag.get_rule_display()}", "submit": chosen.submit}
     )
+
+
+def _flag_done(request, flag, message):
+    if not request.htmx:
+        return action_done(request, message, redirect_to=reverse("console:flags"))
+    table = FraudFlagTable([_flags().get(pk=flag.pk)], request=request)
+    response = render(request, "console/_table_row.html", {"table": table, "message": message})
+    # The form sat in the dialog; the answer replaces the flag's row instead, and closes the dialog.
+    retarget(response, f"#flag-{flag.pk}")
+    reswap(response, "outerHTML")
+    return trigger_client_event(response, "dialog:close")
 
 
 def _apply(request, flag, action, data):

@@ -12,15 +12,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing import receipts, refunds
 from billing.errors import BillingError, ProviderUnavailable
-from billing.formatting import hours_text, money_text
+from billing.formatting import hours_input, hours_text, iso_date, iso_datetime, money_input, money_text
 from billing.models import Payment, Receipt, Refund
 from billing.reports import payment_timeline
 from portal.console.access import client_ip, console_view
 from portal.console.filters import PaymentFilter
-from portal.console.forms import ReceiptResendForm, RefundForm, hours_input
+from portal.console.forms import ReceiptResendForm, RefundForm
 from portal.console.tables import PaymentTable, RefundTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
-from portal.student.views import receipt_file
+from portal.downloads import receipt_file
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ["id", "created_at", "email", "plan", "amount", "currency", "status", "failure_code", "payment_intent"]
@@ -62,11 +62,10 @@ def payment_export(request):
     def lines():
         yield writer.writerow(CSV_COLUMNS)
         for pk, created_at, email, plan, cents, currency, status, code, intent in rows.iterator(chunk_size=2000):
-            amount = f"{cents // 100}.{cents % 100:02d}"
-            row = [pk, created_at.isoformat(), email, plan, amount, currency, status, code, intent or ""]
+            row = [pk, iso_datetime(created_at), email, plan, money_input(cents), currency, status, code, intent or ""]
             yield writer.writerow([_inert(value) for value in row])
 
-    filename = f"payments-{timezone.localdate():%Y-%m-%d}.csv"
+    filename = f"payments-{iso_date(timezone.now())}.csv"
     return StreamingHttpResponse(
         lines(),
         content_type="text/csv; charset=utf-8",
@@ -120,7 +119,7 @@ def refund_create(request, payment_id):
     Stripe before the confirmation."""
     payment = get_object_or_404(Payment.objects.select_related("account__user", "lot"), pk=payment_id)
     defaults = refunds.refund_defaults(payment=payment)
-    initial = {"amount": f"{defaults.refundable_cents / 100:.2f}", "hours": hours_input(defaults.default_minutes)}
+    initial = {"amount": money_input(defaults.refundable_cents), "hours": hours_input(defaults.default_minutes)}
     form = RefundForm(request.POST or None, initial=initial)
     context = {"form": form}
     if request.method == "POST" and form.is_valid() and _within_limits(form, defaults, payment):

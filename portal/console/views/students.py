@@ -16,7 +16,7 @@ from portal.console.access import client_ip, console_view
 from portal.console.forms import AdjustmentForm, ReasonForm, SessionForm
 from portal.console.tables import AuditTable, LedgerTable, PaymentTable, StudentTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
-from portal.student.tables import UsageTable
+from portal.tables import UsageTable
 
 SECTION_ROWS = 10
 
