@@ -141,21 +141,21 @@ def payment_timeline(*, payment):
             TimelineItem(receipt.issued_at, "receipt", f"{receipt.get_kind_display()} {receipt.number}", obj=receipt)
         )
     for refund in payment.refunds.all():
-        items.append(TimelineItem(refund.created_at, "refund", f"Refund ({refund.status})", refund.reason, obj=refund))
+        title = f"Refund ({refund.get_status_display().lower()})"
+        items.append(TimelineItem(refund.created_at, "refund", title, refund.reason, obj=refund))
     for dispute in payment.disputes.all():
         items.append(
             TimelineItem(
                 dispute.created_at,
                 "dispute",
-                f"Dispute ({dispute.status.replace('_', ' ')})",
+                f"Dispute ({dispute.get_status_display().lower()})",
                 dispute.reason,
                 obj=dispute,
             )
         )
     for flag in payment.fraud_flags.all():
-        items.append(
-            TimelineItem(flag.created_at, "flag", f"Fraud flag: {flag.get_rule_display()}", flag.status, obj=flag)
-        )
+        title = f"Fraud flag: {flag.get_rule_display()}"
+        items.append(TimelineItem(flag.created_at, "flag", title, flag.get_status_display(), obj=flag))
     for entry in AuditEntry.objects.filter(payment=payment):
         items.append(
             TimelineItem(entry.created_at, "audit", f"{entry.actor_email}: {entry.action}", entry.reason, obj=entry)

@@ -4,9 +4,9 @@ import re
 
 from playwright.sync_api import expect
 
+from billing.formatting import hours_text
 from billing.selectors import balance_summary
 from portal.models import User
-from portal.templatetags.portal_format import hours
 
 RICH_STUDENT = "ana.student@example.com"
 
@@ -16,8 +16,8 @@ def test_a_student_signs_in_and_sees_the_seeded_balance(page, demo_data, sign_in
 
     sign_in(page, RICH_STUDENT)
 
-    expect(page.get_by_test_id("balance")).to_have_text(hours(expected.available_minutes))
-    expect(page.get_by_text(f"{hours(expected.next_expiry.minutes)} expire on")).to_be_visible()
+    expect(page.get_by_test_id("balance")).to_have_text(hours_text(expected.available_minutes))
+    expect(page.get_by_text(f"{hours_text(expected.next_expiry.minutes)} expire on")).to_be_visible()
     expect(page.get_by_role("heading", name="Your packages")).to_be_visible()
     expect(page.get_by_text("Expires soon")).to_be_visible()
     screenshot(page, "dashboard-desktop")

@@ -6,7 +6,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
-from billing.models import AuditEntry, Dispute, FraudFlag, Payment, WebhookEvent
+from billing.models import AuditEntry, Dispute, FraudFlag, Payment, Refund, WebhookEvent
 
 DATE = forms.DateInput(attrs={"type": "date"})
 SEARCH = forms.TextInput(attrs={"type": "search"})
@@ -52,16 +52,7 @@ class PaymentFilter(django_filters.FilterSet):
 
 
 class DisputeFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(
-        choices=[
-            ("needs_response", "Needs response"),
-            ("warning_needs_response", "Inquiry: needs response"),
-            ("under_review", "Under review"),
-            ("won", "Won"),
-            ("lost", "Lost"),
-        ],
-        empty_label="Any status",
-    )
+    status = django_filters.ChoiceFilter(choices=Dispute.Status.choices, empty_label="Any status")
     state = django_filters.ChoiceFilter(
         choices=[("open", "Open"), ("closed", "Closed")], method="by_state", empty_label="Open and closed"
     )
@@ -72,6 +63,14 @@ class DisputeFilter(django_filters.FilterSet):
 
     def by_state(self, queryset, name, value):
         return queryset.filter(closed=value == "closed")
+
+
+class RefundFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Refund.Status.choices, empty_label="Any status")
+
+    class Meta:
+        model = Refund
+        fields = []
 
 
 class FraudFlagFilter(django_filters.FilterSet):

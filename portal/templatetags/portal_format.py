@@ -20,47 +20,23 @@ def _empty_stays_empty(format_function):
     return format_or_nothing
 
 
-@register.filter
-@_empty_stays_empty
-def hours(minutes):
-    return formatting.hours_text(minutes)
-
-
-@register.filter
-@_empty_stays_empty
-def signed_hours(minutes):
-    return formatting.signed_hours_text(minutes)
-
-
-@register.filter
-@_empty_stays_empty
-def duration(minutes):
-    return formatting.duration_text(minutes)
+# {{ minutes|hours }}, {{ moment|day }} ...: each one function of billing.formatting.
+for name, format_function in {
+    "hours": formatting.hours_text,  # 3.5 h
+    "signed_hours": formatting.signed_hours_text,  # +1.5 h
+    "day": formatting.date_text,  # 1 Dec 2026
+    "day_month": formatting.day_month_text,  # 1 Dec
+    "iso_day": formatting.iso_date,  # 2026-12-01, for links that carry a date filter
+    "iso_when": formatting.iso_datetime,  # 2026-12-01T19:16:05+01:00, for <time datetime>
+    "until": formatting.until_text,  # today, tomorrow, in 5 days
+}.items():
+    register.filter(name, _empty_stays_empty(format_function))
 
 
 @register.filter
 @_empty_stays_empty
 def money(cents, currency=None):
     return formatting.money_text(cents, currency or settings.PORTAL_CURRENCY)
-
-
-@register.filter
-def price_paid(lot):
-    return formatting.price_paid_text(lot.price_cents, lot.currency)
-
-
-@register.filter
-@_empty_stays_empty
-def day(moment):
-    """1 Dec 2026."""
-    return formatting.date_text(moment)
-
-
-@register.filter
-@_empty_stays_empty
-def day_month(moment):
-    """1 Dec."""
-    return formatting.day_month_text(moment)
 
 
 @register.filter
@@ -71,31 +47,10 @@ def when(moment, detail=""):
 
 
 @register.filter
-@_empty_stays_empty
-def iso_day(moment):
-    """2026-12-01, for links that carry a date filter."""
-    return formatting.iso_date(moment)
-
-
-@register.filter
-@_empty_stays_empty
-def iso_when(moment):
-    """2026-12-01T19:16:05+01:00, for <time datetime>."""
-    return formatting.iso_datetime(moment)
-
-
-@register.filter
-@_empty_stays_empty
-def until(moment):
-    return formatting.until_text(moment)
+def price_paid(lot):
+    return formatting.price_paid_text(lot.price_cents, lot.currency)
 
 
 @register.filter
 def days_left(moment):
     return None if moment is None else formatting.days_until(moment)
-
-
-@register.filter
-@_empty_stays_empty
-def words(code):
-    return formatting.code_text(code)

@@ -10,7 +10,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         payments = Payment.objects.filter(status=Payment.Status.SUCCEEDED, receipt__isnull=True).order_by("settled_at")
-        refunds = Refund.objects.filter(status="succeeded", credit_note__isnull=True).order_by("created_at")
+        refunds = Refund.objects.filter(status=Refund.Status.SUCCEEDED, credit_note__isnull=True).order_by("created_at")
         issued = 0
         for payment in payments.select_related("plan", "payment_method", "lot", "account__user"):
             with transaction.atomic():

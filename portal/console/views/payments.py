@@ -16,7 +16,7 @@ from billing.formatting import hours_input, hours_text, iso_date, iso_datetime, 
 from billing.models import Payment, Receipt, Refund
 from billing.reports import payment_timeline
 from portal.console.access import client_ip, console_view
-from portal.console.filters import PaymentFilter
+from portal.console.filters import PaymentFilter, RefundFilter
 from portal.console.forms import ReceiptResendForm, RefundForm
 from portal.console.tables import PaymentTable, RefundTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
@@ -104,12 +104,9 @@ def payment_detail(request, payment_id):
 @console_view
 @require_GET
 def refund_list(request):
-    refund_rows = Refund.objects.select_related("payment__account__user")
-    status = request.GET.get("status")
-    if status:
-        refund_rows = refund_rows.filter(status=status)
-    table = table_page(request, RefundTable(refund_rows))
-    return list_page(request, title="Refunds", table=table)
+    found = RefundFilter(request.GET, queryset=Refund.objects.select_related("payment__account__user"))
+    table = table_page(request, RefundTable(found.qs))
+    return list_page(request, title="Refunds", table=table, filterset=found)
 
 
 @console_view(finance=True)
