@@ -25,6 +25,7 @@ from billing import ledger
 from billing.audit import audit_record
 from billing.formatting import datetime_text, hours_text, money_text
 from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod
+from billing.stripe_gateway import StripeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +302,9 @@ def _payment_alerts(now, payments=None):
     recent = payments if payments is not None else Payment.objects.filter(updated_at__gte=now - RECENT_PAYMENTS)
     # A payment cancelled because the student started another one is no news to them.
     failed = _not_alerted(
-        recent.filter(status=Payment.Status.FAILED).exclude(failure_code="canceled"), "payment-failed:", _as_text("pk")
+        recent.filter(status=Payment.Status.FAILED).exclude(failure_code=StripeStatus.CANCELED),
+        "payment-failed:",
+        _as_text("pk"),
     )
     waiting = _not_alerted(
         recent.filter(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ACTION_ALERT_AFTER),

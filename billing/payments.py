@@ -199,7 +199,7 @@ def _settle_payments_in_flight(account):
     """Before a new charge: ask Stripe about this account's unfinished payments. One whose answer
     never came may be settled by now; one waiting for 3-D Secure is cancelled, so that the student
     can never complete both it and the new one."""
-    for payment in account.payments.filter(status__in=[Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION]):
+    for payment in account.payments.filter(status__in=Payment.IN_FLIGHT):
         payment_abandon(payment=payment_refresh(payment=payment))
 
 

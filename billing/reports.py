@@ -86,9 +86,7 @@ def console_overview(*, now=None):
         open_flags=FraudFlag.objects.filter(status=FraudFlag.Status.OPEN).count(),
         events_failed=events["failed"],
         events_waiting=events["waiting"],
-        in_flight=Payment.objects.filter(
-            status__in=[Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION]
-        ).count(),
+        in_flight=Payment.objects.filter(status__in=Payment.IN_FLIGHT).count(),
         daily_revenue=_daily_revenue(recent, today),
     )
 

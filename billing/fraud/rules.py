@@ -25,38 +25,25 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from billing.models import FraudFlag, Payment, Plan
+from billing.stripe_gateway import StripeStatus
 
 logger = logging.getLogger(__name__)
 
 Rule = FraudFlag.Rule
 
 ATTEMPTS_WINDOW = timedelta(hours=1)
-
-
 CARDS_WINDOW = timedelta(hours=24)
-
-
 DECLINES_WINDOW = timedelta(hours=24)
-
-
 HISTORY = max(ATTEMPTS_WINDOW, CARDS_WINDOW, DECLINES_WINDOW)
-
-
 # The scan also looks again at payments settled since its last look (a 3-D Secure check finished,
 # a lost answer found) if they started no longer ago than this; older ones are abandoned checks.
 LATE_SETTLEMENT = timedelta(hours=1)
-
-
 # Failures that say nothing about the card holder: we or Stripe could not charge, the card was gone
 # from Stripe, or a 3-D Secure check was cancelled because the student paid another way.
-NOT_DECLINES = frozenset({"not_charged", "provider_unavailable", "refused", "card_not_found", "canceled"})
-
-
+NOT_DECLINES = frozenset({"not_charged", "provider_unavailable", "refused", "card_not_found", StripeStatus.CANCELED})
 # The usual first purchase is the median of real first purchases once there are enough of them;
 # before that (a new portal), the median price of the packages on sale.
 BASELINE_DAYS = 90
-
-
 BASELINE_MIN_SAMPLE = 20
 
 

@@ -182,7 +182,6 @@ class Dispute(models.Model):
     AWAITING_RESPONSE = frozenset({Status.WARNING_NEEDS_RESPONSE, Status.NEEDS_RESPONSE})
     # Stripe is reviewing evidence (submitted here or in its Dashboard).
     IN_REVIEW = frozenset({Status.WARNING_UNDER_REVIEW, Status.UNDER_REVIEW})
-    OPEN = AWAITING_RESPONSE | IN_REVIEW
     CLOSED = frozenset({Status.WON, Status.LOST, Status.WARNING_CLOSED})
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")

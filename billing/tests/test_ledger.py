@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -290,3 +291,13 @@ def test_one_account_that_cannot_expire_does_not_hold_up_the_others():
     for account in healthy:
         assert_balanced(account)
     assert Lot.objects.get(account=broken).expired_at is None  # left for the next run (and ledger_check)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_account_lock_refuses_to_run_outside_a_transaction():
+    # Outside one, SQLite would ignore SELECT ... FOR UPDATE silently and PostgreSQL would refuse it.
+    account = make_student()
+    with pytest.raises(LedgerError, match="only inside a transaction"):
+        ledger.account_lock(account_id=account.pk)
+    with transaction.atomic():
+        assert ledger.account_lock(account_id=account.pk) == account

@@ -109,9 +109,7 @@ class AdjustmentForm(forms.Form):
     def __init__(self, *args, account, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["lot"].queryset = Lot.objects.filter(account=account, expires_at__gt=timezone.now())
-        self.fields["lot"].label_from_instance = lambda lot: (
-            f"{lot.name} #{lot.pk}, expires {date_text(lot.expires_at)}"
-        )
+        self.fields["lot"].label_from_instance = _lot_label
 
     def clean_hours(self):
         minutes = self.cleaned_data["hours"]

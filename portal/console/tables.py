@@ -2,6 +2,7 @@
 
 import django_tables2 as tables
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from billing.formatting import (
@@ -185,15 +186,21 @@ class FraudFlagTable(tables.Table):
         return format_html_join(
             "",
             '<div><span class="muted">{}:</span> {}</div>',
-            ((code_text(key), _evidence_value(item)) for key, item in value.items()),
+            ((code_text(key), _evidence_value(key, item)) for key, item in value.items()),
         )
 
     def render_status(self, record):
         return status_badge(record)
 
 
-def _evidence_value(item):
-    return ", ".join(str(part) for part in item) if isinstance(item, list | tuple) else item
+def _evidence_value(key, item):
+    if isinstance(item, list | tuple):
+        return ", ".join(str(part) for part in item)
+    if key.endswith("_at") and isinstance(item, str):
+        # Moments are kept in the evidence as ISO text (UTC): shown in local time like the rest.
+        moment = parse_datetime(item)
+        return datetime_text(moment, seconds=True) if moment else item
+    return item
 
 
 class WebhookEventTable(tables.Table):

@@ -3,11 +3,12 @@ one-time token, come from billing.payments.payment_button; the tag only lays it 
 
 from django import template
 
+from billing.models import Payment
 from billing.payments import payment_button
 
 register = template.Library()
 
-VERBS = {"purchase": "Buy", "renewal": "Renew", "top_up": "Top up"}
+VERBS = {Payment.Kind.PURCHASE: "Buy", Payment.Kind.RENEWAL: "Renew", Payment.Kind.TOP_UP: "Top up"}
 
 
 @register.inclusion_tag("portal/_pay_button.html", takes_context=True)

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from billing.models import FraudFlag
 from billing.receipts import receipt_pdf
 from billing.tests.builders import make_paid_payment, make_student
 from billing.tests.pdfs import pdf_text
@@ -51,3 +52,14 @@ def test_the_students_page_shows_the_local_time(client, paid):
 def test_the_receipt_shows_the_local_time(paid):
     text = pdf_text(receipt_pdf(receipt=paid.receipt))
     assert LOCAL in text and UTC_TEXT not in text
+
+
+def test_the_fraud_queue_shows_the_moments_in_its_evidence_in_local_time(support_client, paid):
+    FraudFlag.objects.create(
+        account=paid.account,
+        payment=paid,
+        rule=FraudFlag.Rule.ATTEMPTS,
+        evidence={"attempts": 6, "first_at": PAID_AT_UTC.isoformat()},  # kept as UTC text
+    )
+    page = shown(support_client.get(reverse("console:flags")))
+    assert f"{LOCAL}:00" in page and PAID_AT_UTC.isoformat() not in page

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing import receipts, refunds
 from billing.errors import BillingError, ProviderUnavailable
-from billing.formatting import hours_input, hours_text, iso_date, iso_datetime, money_input, money_text
+from billing.formatting import hours_input, hours_text, iso_date, local, money_input, money_text
 from billing.models import Payment, Receipt, Refund
 from billing.reports import payment_timeline
 from portal.console.access import client_ip, console_view
@@ -62,7 +62,17 @@ def payment_export(request):
     def lines():
         yield writer.writerow(CSV_COLUMNS)
         for pk, created_at, email, plan, cents, currency, status, code, intent in rows.iterator(chunk_size=2000):
-            row = [pk, iso_datetime(created_at), email, plan, money_input(cents), currency, status, code, intent or ""]
+            row = [
+                pk,
+                local(created_at).isoformat(),
+                email,
+                plan,
+                money_input(cents),
+                currency,
+                status,
+                code,
+                intent or "",
+            ]
             yield writer.writerow([_inert(value) for value in row])
 
     filename = f"payments-{iso_date(timezone.now())}.csv"
