@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing import stripe_gateway
 from billing.errors import BillingError, CardNotFound
 from billing.ledger import account_lock
-from billing.models import Account, PaymentMethod
+from billing.models import PaymentMethod
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ def card_setup_start(*, account):
 def customer_forget(*, account):
     """Stripe no longer has the account's customer: drop its id and put its cards aside."""
     with transaction.atomic():
-        account_lock(account_id=account.pk)
-        Account.objects.filter(pk=account.pk).update(stripe_customer_id="")
+        locked = account_lock(account_id=account.pk)
+        locked.stripe_customer_id = ""
+        locked.save(update_fields=["stripe_customer_id"])
         account.payment_methods.active().update(removed_at=timezone.now(), is_default=False)
     account.stripe_customer_id = ""
 
