@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from billing.tests.builders import PASSWORD, make_console_user, make_staff, make_student, totp_code
 from billing.tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, LocalStripe
+from portal.content_security import content_security_policy
 
 
 @pytest.fixture
@@ -82,6 +83,7 @@ def localstripe(localstripe_process, settings):
     settings.STRIPE_SECRET_KEY = SECRET_KEY
     settings.STRIPE_PUBLISHABLE_KEY = PUBLISHABLE_KEY
     settings.STRIPE_JS_URL = f"{localstripe_process.url}/js.stripe.com/v3/"
+    settings.CONTENT_SECURITY_POLICY = content_security_policy(stripe_js_url=settings.STRIPE_JS_URL)
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     settings.STRIPE_TIMEOUT_SECONDS = 5
     return localstripe_process

@@ -49,6 +49,7 @@ def bench_environment(*, secret_key, static_root, stripe_api_base, huey_name="be
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DEBUG": "0",
         "SECRET_KEY": secret_key,
+        "MFA_ENCRYPTION_KEYS": "h85QBFM9QQPN-C2BUynCPLZv9Nw3kcIRXPGyLAcpjYk=",
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "SESSION_COOKIE_SECURE": "0",

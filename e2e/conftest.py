@@ -54,6 +54,59 @@ def stripe_stand_in(localstripe):
     """Every page loads Stripe.js from the stand-in."""
 
 
+# Runs before any script of every page, and is itself exempt from the policy (Playwright injects it):
+# each violation the page reports goes straight to the test, so a page that navigates loses none.
+REPORT_CSP_VIOLATIONS = """
+window.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI} on ${event.documentURI}` +
+      ` (${event.sourceFile || "the page"}:${event.lineNumber}) ${event.sample}`
+  );
+});
+"""
+
+
+class CspViolations:
+    """What every browser context of a test reported against the Content Security Policy: the page's
+    own `securitypolicyviolation` events, and Chromium's console messages about the policy (which
+    come even with JavaScript off or from a page that navigated away before its event arrived)."""
+
+    def __init__(self):
+        self.reports = []
+
+    def watch(self, context):
+        context.expose_function("reportCspViolation", self._from_page)
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
+        context.on("console", self._from_console)
+
+    def _from_page(self, report):
+        self.reports.append(report)
+
+    def _from_console(self, message):
+        if "Content Security Policy" in message.text:
+            self.reports.append(f"console: {message.text}")
+
+
+@pytest.fixture(autouse=True)
+def csp_violations():
+    """Every browser test fails if any page it opened broke the Content Security Policy."""
+    violations = CspViolations()
+    yield violations
+    assert violations.reports == [], "pages broke the Content Security Policy"
+
+
+@pytest.fixture
+def new_context(new_context, csp_violations):
+    """pytest-playwright's contexts (also behind `context` and `page`), watched for CSP violations."""
+
+    def new_watched_context(**options):
+        context = new_context(**options)
+        csp_violations.watch(context)
+        return context
+
+    return new_watched_context
+
+
 @pytest.fixture
 def demo_data(transactional_db):
     call_command("seed_demo", "--not-production", stdout=io.StringIO())

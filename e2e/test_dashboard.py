@@ -44,8 +44,8 @@ def test_sorting_the_usage_table_swaps_only_the_table(page, demo_data, sign_in, 
     expect(usage.get_by_role("link", name="Duration")).to_be_focused()  # keyboard users stay in place
 
 
-def test_the_tables_page_without_javascript(browser, demo_data, sign_in, live_server):
-    context = browser.new_context(java_script_enabled=False)
+def test_the_tables_page_without_javascript(new_context, demo_data, sign_in, live_server):
+    context = new_context(java_script_enabled=False)
     page = sign_in(context.new_page(), RICH_STUDENT)
     usage = page.locator("#usage-table")
 
@@ -59,8 +59,8 @@ def test_the_tables_page_without_javascript(browser, demo_data, sign_in, live_se
     context.close()
 
 
-def test_the_dashboard_fits_a_phone(browser, demo_data, sign_in, screenshot):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+def test_the_dashboard_fits_a_phone(new_context, demo_data, sign_in, screenshot):
+    context = new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     page = sign_in(context.new_page(), "ben.student@example.com")
 
     balance = page.get_by_test_id("balance")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -16,3 +17,10 @@ class PortalConfig(AppConfig):
         post_migrate.connect(console_groups_ensure, dispatch_uid="console_groups_ensure")
         user_logged_in.connect(sign_in_record, dispatch_uid="sign_in_record")
         authenticator_added.connect(totp_activation_counts_as_sign_in, dispatch_uid="totp_counts_as_sign_in")
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin, with our site (portal/admin_site.py) as admin.site."""
+
+    default = False  # named in INSTALLED_APPS; PortalConfig stays this module's default
+    default_site = "portal.admin_site.PortalAdminSite"

@@ -67,11 +67,14 @@ STUDENTS = {
     "ben.student@example.com": ("Ben", "Okafor", [LotStory("Starter", -20, -18, -1, 195)]),
     "cleo.student@example.com": ("Cleo", "Nowak", []),
 }
-# Staff: Finance (also a superuser, for the raw-data admin) and Support. Both use TOTP, with this
-# published secret so that `make totp` can print the current code: demo data only.
+# Staff: Finance and Support (console groups), and an operator (a superuser, for the Django admin:
+# no console group gives the admin). All use TOTP, with this published secret so that `make totp`
+# can print the current code: demo data only.
+OPERATOR = "Operator"
 STAFF = {
     "staff@example.com": ("Sam", "Staff", "Finance"),
     "support@example.com": ("Sol", "Support", "Support"),
+    "admin@example.com": ("Ada", "Admin", OPERATOR),
 }
 DEMO_TOTP_SECRET = "KRUXI4TPOJUW4Z2IN52XE4ZAMRSW233P"
 
@@ -97,10 +100,11 @@ def seed_demo():
 
 @transaction.atomic
 def _staff(email, first_name, last_name, role):
-    make = User.objects.create_superuser if role == "Finance" else User.objects.create_user
+    make = User.objects.create_superuser if role == OPERATOR else User.objects.create_user
     user = make(email, DEMO_PASSWORD, first_name=first_name, last_name=last_name, is_staff=True)
     _verify_email(user)
-    user.groups.add(Group.objects.get(name=role))
+    if role != OPERATOR:
+        user.groups.add(Group.objects.get(name=role))
     TOTP.activate(user, DEMO_TOTP_SECRET)
 
 

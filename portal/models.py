@@ -68,7 +68,12 @@ class SignIn(models.Model):
 
 def sign_in_record(sender, request, user, **kwargs):
     """Receiver of Django's user_logged_in: remember who signed in, when, from where."""
+    # Imported here: allauth's adapter needs the app registry, which is still loading this module.
+    from portal.ratelimits import client_ip
+
     meta = request.META if request is not None else {}
     SignIn.objects.create(
-        user=user, ip_address=meta.get("REMOTE_ADDR") or None, user_agent=meta.get("HTTP_USER_AGENT", "")[:300]
+        user=user,
+        ip_address=client_ip(request) if request is not None else None,
+        user_agent=meta.get("HTTP_USER_AGENT", "")[:300],
     )

@@ -10,7 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+
+from portal.content_security import content_security_policy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -46,13 +49,14 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",  # django.contrib.admin behind the staff second factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
+    "csp",
     "django.contrib.staticfiles",
     "allauth",
     "allauth.account",
@@ -69,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -165,9 +170,54 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional" if DEBUG else "mandatory")
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# allauth's own limits (sliding windows in the cache), spelled out so that docs/security.md can quote
+# them: sign-in attempts and failures (a failed TOTP code counts as a failed sign-in of that user),
+# sign-up, password reset, and the reauthentication step that asks staff for a fresh code.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "reauthenticate": "10/m/user",
+}
+# Ours (portal/ratelimits.py, django-ratelimit), per signed-in user and per address, on what calls
+# Stripe: each card setup creates a SetupIntent, each refresh makes two Stripe calls. Failed webhook
+# signatures are counted per address only (Stripe's own deliveries never fail one).
+PORTAL_RATE_LIMITS = {
+    "card_setup": {"user": "10/h", "ip": "30/h"},
+    "card_save": {"user": "20/h", "ip": "60/h"},
+    "card_change": {"user": "30/h", "ip": "100/h"},  # make default, remove: one Stripe call each
+    "pay": {"user": "30/h", "ip": "100/h"},
+    "payment_refresh": {"user": "30/m", "ip": "120/m"},
+    "webhook_bad_signature": {"ip": "60/h"},
+}
+# Behind a load balancer REMOTE_ADDR is the balancer: with TRUSTED_PROXY_COUNT proxies in front, every
+# per-address limit (allauth's and ours) and the audit log read the client's address from the
+# X-Forwarded-For entry the outermost proxy added (portal.ratelimits.client_address).
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+RATELIMIT_IP_META_KEY = "portal.ratelimits.client_address"
 # Two-factor authentication: staff must use TOTP before the console opens (students may too).
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Tutoring Hours")
+# A Finance action (refund, adjustment, block...) needs a TOTP code given within this many minutes.
+CONSOLE_FINANCE_REAUTH_MINUTES = int(os.environ.get("CONSOLE_FINANCE_REAUTH_MINUTES", "15"))
+# TOTP secrets and recovery seeds are sealed at rest (portal/mfa.py) under keys of their own, never
+# SECRET_KEY: comma-separated Fernet keys, the first seals, all open (rotation: docs/security.md).
+MFA_ADAPTER = "portal.mfa.MFAAdapter"
+MFA_ENCRYPTION_KEYS = env_list("MFA_ENCRYPTION_KEYS", [])
+if not MFA_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("MFA_ENCRYPTION_KEYS must be set when DEBUG is off (docs/security.md).")
+    MFA_ENCRYPTION_KEYS = ["ZGV2LW9ubHktaW5zZWN1cmUtbWZhLWtleS0wMDAwMDA="]  # development only
+for _key in MFA_ENCRYPTION_KEYS:
+    try:
+        Fernet(_key)
+    except ValueError:
+        raise ImproperlyConfigured("MFA_ENCRYPTION_KEYS holds a value that is not a Fernet key.") from None
+if SECRET_KEY in MFA_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured("MFA_ENCRYPTION_KEYS must not hold SECRET_KEY: second factors need a key of their own.")
 
 # Email: console in development, SMTP otherwise.
 EMAIL_BACKEND = os.environ.get(
@@ -190,10 +240,15 @@ STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
 STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+# Fixed at start from STRIPE_JS_URL (the tests' localstripe fixture recomputes it with that URL).
+CONTENT_SECURITY_POLICY = content_security_policy(stripe_js_url=STRIPE_JS_URL)
 STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
 # Retries resend the same Idempotency-Key, which real Stripe deduplicates; localstripe does not,
 # so against the stand-in a retried charge could be a second charge: no retries there.
 STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "0" if STRIPE_API_BASE else "2"))
+# Looking for a PaymentIntent whose id never reached us reads at most this many intents (pages of
+# 100): against an API that cannot filter them by customer and date, the whole Stripe account's.
+STRIPE_PAYMENT_SEARCH_LIMIT = int(os.environ.get("STRIPE_PAYMENT_SEARCH_LIMIT", "1000"))
 
 # Where the site lives, for links in emails.
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -264,6 +319,8 @@ FRAUD_MAX_ATTEMPTS_PER_HOUR = int(os.environ.get("FRAUD_MAX_ATTEMPTS_PER_HOUR", 
 FRAUD_MAX_CARDS_PER_DAY = int(os.environ.get("FRAUD_MAX_CARDS_PER_DAY", "3"))
 # has this many card declines in a row (within 24 hours),
 FRAUD_DECLINE_STREAK = int(os.environ.get("FRAUD_DECLINE_STREAK", "3"))
+# starts more than this many card setups (SetupIntents, each a card tried with Stripe) within 24 hours,
+FRAUD_MAX_CARD_SETUPS_PER_DAY = int(os.environ.get("FRAUD_MAX_CARD_SETUPS_PER_DAY", "5"))
 # or makes a first purchase costing more than this many times the usual first purchase.
 FRAUD_FIRST_PURCHASE_FACTOR = Decimal(os.environ.get("FRAUD_FIRST_PURCHASE_FACTOR", "3"))  # compared with cents
 # How far back the periodic scan (every 10 minutes) looks for new payment attempts and outcomes.

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-real-deployment-0123456789")
+os.environ.setdefault("MFA_ENCRYPTION_KEYS", "xJzlHOXzzM8qiCelPzG9EmhgQrDeiKaRwl9hoiU-rvc=")
 os.environ["DEBUG"] = "0"  # whatever the shell says: the suite tests the production configuration
 
 from portal.settings import *  # noqa: E402,F403

@@ -1,6 +1,31 @@
 """Stripe events as they reached us."""
 
+import re
+
 from django.db import models
+
+REDACTED = "[redacted]"
+
+
+# A client secret inside a text, e.g. a 3-D Secure redirect URL's `?payment_intent_client_secret=pi_1_secret_2`
+# or a source's `src_client_secret_3`.
+SECRET_IN_TEXT = re.compile(r"\b(?:[A-Za-z0-9]+_)+secret_[A-Za-z0-9]+")
+
+
+def secrets_redacted(value):
+    """A Stripe object as staff may read it: every value under a key naming a secret (PaymentIntents'
+    and SetupIntents' `client_secret`, ephemeral keys' `secret`, anything Stripe names so tomorrow)
+    replaced, and any client secret inside a text (a URL), at any depth. A client secret lets
+    whoever holds it confirm the intent."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if "secret" in str(key).lower() else secrets_redacted(item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [secrets_redacted(item) for item in value]
+    if isinstance(value, str):
+        return SECRET_IN_TEXT.sub(REDACTED, value)
+    return value
 
 
 class WebhookEvent(models.Model):

@@ -3,19 +3,24 @@
 The console exists only for staff (anyone else gets 404, or the sign-in page when signed out).
 Staff must have signed in with a TOTP code in this session. Two levels, as Django groups:
 Support reads, retries webhooks, resends receipts and clears flags; Finance also moves money and
-hours (refunds, dispute submissions, adjustments, blocks).
+hours (refunds, dispute submissions, adjustments, blocks), each time on a code given in the last
+CONSOLE_FINANCE_REAUTH_MINUTES (allauth's reauthentication step asks for a fresh one).
 """
 
+import time
 from functools import wraps
+from urllib.parse import urlsplit
 
 from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django_htmx.http import HttpResponseClientRedirect
 
 from portal.htmx import varies_on_htmx
 
@@ -45,19 +50,30 @@ def console_view(view=None, *, finance=False):
         def guarded(request, *args, **kwargs):
             if not can_use_console(request.user):
                 raise Http404("No such page.")
-            if not Authenticator.objects.filter(user=request.user, type=Authenticator.Type.TOTP).exists():
-                messages.info(request, "Set up two-factor authentication (TOTP) to open the staff console.")
-                return redirect("mfa_activate_totp")
-            if not _signed_in_with_totp(request):
-                return redirect(f"{reverse('mfa_reauthenticate')}?{urlencode({'next': request.get_full_path()})}")
-            if _finance_only(finance, request.method) and not is_finance(request.user):
-                return forbidden(request)
+            if second_factor_missing := second_factor_redirect(request):
+                return second_factor_missing
+            if _finance_only(finance, request.method):
+                if not is_finance(request.user):
+                    return forbidden(request)
+                if stale := fresh_code_redirect(request):
+                    return stale
             return view(request, *args, **kwargs)
 
         guarded.console_finance = finance
         return varies_on_htmx(guarded)
 
     return decorate(view) if view is not None else decorate
+
+
+def second_factor_redirect(request):
+    """Every staff surface (the console, the Django admin) opens only to a staff member who has TOTP
+    set up and has given a code in this session. None when they have; otherwise where they must go."""
+    if not Authenticator.objects.filter(user=request.user, type=Authenticator.Type.TOTP).exists():
+        messages.info(request, "Set up two-factor authentication (TOTP) to open the staff pages.")
+        return redirect("mfa_activate_totp")
+    if not _signed_in_with_totp(request):
+        return redirect(f"{reverse('mfa_reauthenticate')}?{urlencode({'next': request.get_full_path()})}")
+    return None
 
 
 def _finance_only(finance, method):
@@ -73,9 +89,42 @@ def _signed_in_with_totp(request):
     return any(record.get("method") == "mfa" for record in get_authentication_records(request, request.user))
 
 
-def client_ip(request):
-    """The address an action came from, for the audit log (REMOTE_ADDR: a proxy in front must set it)."""
-    return request.META.get("REMOTE_ADDR") or None
+def _gave_a_code_recently(request):
+    """Money and hours move only on a code given in the last CONSOLE_FINANCE_REAUTH_MINUTES: a
+    session left open on a shared desk for a week does not refund."""
+    since = time.time() - settings.CONSOLE_FINANCE_REAUTH_MINUTES * 60
+    return any(
+        record.get("method") == "mfa" and record.get("at", 0) >= since
+        for record in get_authentication_records(request, request.user)
+    )
+
+
+def fresh_code_redirect(request):
+    """None when the staff member gave a code recently enough to move money (or change the admin);
+    otherwise where they give a fresh one."""
+    return None if _gave_a_code_recently(request) else _ask_for_a_fresh_code(request)
+
+
+def _ask_for_a_fresh_code(request):
+    """allauth's reauthentication step, then back: to this page for a GET; for a POST, which cannot be
+    replayed after a redirect, to the page the form was on, where the action is taken again."""
+    if request.method == "GET":
+        back = request.get_full_path()
+    else:
+        back = _same_site_referer(request) or reverse("console:index")
+        messages.info(request, "Nothing was changed yet: confirm with a fresh code, then repeat the action.")
+    url = f"{reverse('mfa_reauthenticate')}?{urlencode({'next': back})}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _same_site_referer(request):
+    referer = request.META.get("HTTP_REFERER", "")
+    if not url_has_allowed_host_and_scheme(referer, {request.get_host()}, require_https=request.is_secure()):
+        return None
+    parts = urlsplit(referer)
+    if not parts.path.startswith("/") or parts.path.startswith(("//", "/\\")):
+        return None  # "https://host//evil.example" would make a path that reads as another host
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def console_groups_ensure(sender, **kwargs):

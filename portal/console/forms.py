@@ -123,7 +123,33 @@ def _lot_label(lot):
 
 
 class ReceiptResendForm(forms.Form):
+    """Support resends to the student's own (verified) addresses; only Finance sends a receipt
+    anywhere else (a receipt names the student and what they paid), on a fresh code like any
+    Finance action."""
+
     to = forms.EmailField(required=False, label="Send to", help_text="Empty: the student's own address.")
+
+    def __init__(self, *args, student, may_send_elsewhere, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.own_addresses = {student.email.lower()} | {
+            address.lower()
+            for address in student.emailaddress_set.filter(verified=True).values_list("email", flat=True)
+        }
+        self.may_send_elsewhere = may_send_elsewhere
+        if not may_send_elsewhere:
+            self.fields["to"].help_text = "Empty: the student's own address. Only Finance sends to another address."
+
+    def clean_to(self):
+        to = self.cleaned_data["to"]
+        if self._elsewhere(to) and not self.may_send_elsewhere:
+            raise forms.ValidationError("Only Finance may send a receipt to an address that is not the student's.")
+        return to
+
+    def sends_elsewhere(self):
+        return self._elsewhere(self.cleaned_data["to"])
+
+    def _elsewhere(self, to):
+        return bool(to) and to.lower() not in self.own_addresses
 
 
 class EvidenceForm(forms.Form):

@@ -6,6 +6,7 @@ resolver: a route added tomorrow is checked too."""
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
@@ -185,3 +186,23 @@ def test_the_admin_signs_in_through_allauth(client):
 def test_the_admin_is_closed_to_students(student_client):
     assert student_client.get(reverse("admin:index")).status_code in (302, 403)
     assert student_client.get(reverse("admin:login")).status_code == 403
+
+
+def test_every_finance_action_needs_a_code_given_in_the_last_15_minutes(client, finance_user, ids):
+    console_sign_in(client, finance_user)
+    refunds_before = Refund.objects.count()
+    checked = 0
+    with time_machine.travel(timedelta(minutes=16)):
+        for route in CONSOLE:
+            for method in sorted(finance_only_methods(route)):
+                response = request(client, route, ids, method, data=every_form_filled_in(ids))
+                if response.status_code == 405:
+                    continue
+                assert response.status_code == 302, f"{method} {route.name}"
+                assert response["Location"].startswith(reverse("mfa_reauthenticate")), f"{method} {route.name}"
+                checked += 1
+    assert checked >= 10
+    # The stale session moved nothing: no audited action, no refund, no block.
+    assert not AuditEntry.objects.exists()
+    assert Refund.objects.count() == refunds_before
+    assert not Account.objects.filter(blocked_at__isnull=False).exists()

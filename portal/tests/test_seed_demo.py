@@ -72,3 +72,11 @@ def test_the_console_has_history_and_both_staff_levels_sign_in_with_totp():
         assert Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
     # The seeded payments' cards never reached Stripe: they are history, never offered for a charge.
     assert not PaymentMethod.objects.active().exists()
+
+
+def test_no_console_member_is_a_superuser_and_the_admin_operator_has_totp():
+    call_command("seed_demo", "--not-production")
+    assert not User.objects.filter(groups__name__in=["Finance", "Support"], is_superuser=True).exists()
+    operator = User.objects.get(email="admin@example.com")
+    assert operator.is_superuser and not operator.groups.exists()
+    assert Authenticator.objects.filter(user=operator, type=Authenticator.Type.TOTP).exists()

@@ -9,11 +9,12 @@ from billing.disputes import evidence
 from billing.errors import BillingError
 from billing.models import Dispute
 from billing.reports import payment_timeline
-from portal.console.access import client_ip, console_view, is_finance
+from portal.console.access import console_view, is_finance
 from portal.console.filters import DisputeFilter
 from portal.console.forms import EvidenceForm, ReasonForm
 from portal.console.tables import DisputeTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.ratelimits import client_ip
 
 
 @console_view

@@ -10,11 +10,12 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 from billing.errors import BillingError
 from billing.fraud import review
 from billing.models import FraudFlag
-from portal.console.access import client_ip, console_view
+from portal.console.access import console_view
 from portal.console.filters import FraudFlagFilter
 from portal.console.forms import FlagConfirmForm, NoteForm, ReasonForm
 from portal.console.tables import FraudFlagTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.ratelimits import client_ip
 
 
 def _flags():

@@ -1,6 +1,5 @@
 """Students: search, a student's whole record, and the hours staff may change by hand."""
 
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -12,10 +11,12 @@ from billing.errors import BillingError
 from billing.fraud import blocks
 from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment
 from billing.selectors import balance_summary, cards_for_account
-from portal.console.access import client_ip, console_view
+from portal.console.access import console_view
+from portal.console.filters import StudentFilter
 from portal.console.forms import AdjustmentForm, ReasonForm, SessionForm
 from portal.console.tables import AuditTable, LedgerTable, PaymentTable, StudentTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.ratelimits import client_ip
 from portal.tables import UsageTable
 
 SECTION_ROWS = 10
@@ -24,12 +25,9 @@ SECTION_ROWS = 10
 @console_view
 @require_GET
 def student_list(request):
-    accounts = Account.objects.select_related("user")
-    query = request.GET.get("q", "").strip()
-    if query:
-        accounts = accounts.filter(Q(user__email__icontains=query) | Q(stripe_customer_id=query))
-    table = table_page(request, StudentTable(accounts))
-    return list_page(request, title="Students", table=table, template="console/students.html", query=query)
+    found = StudentFilter(request.GET, queryset=Account.objects.select_related("user"))
+    table = table_page(request, StudentTable(found.qs))
+    return list_page(request, title="Students", table=table, filterset=found, template="console/students.html")
 
 
 @console_view

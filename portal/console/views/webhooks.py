@@ -8,10 +8,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from billing.events import events_retry_by_staff
 from billing.models import WebhookEvent
-from portal.console.access import client_ip, console_view
+from billing.models.webhooks import secrets_redacted
+from portal.console.access import console_view
 from portal.console.filters import WebhookEventFilter
 from portal.console.tables import WebhookEventTable
 from portal.console.views.common import action_done, list_page, table_page
+from portal.ratelimits import client_ip
 
 
 @console_view
@@ -27,7 +29,8 @@ def webhook_list(request):
 @require_GET
 def webhook_detail(request, event_id):
     event = get_object_or_404(WebhookEvent, pk=event_id)
-    context = {"event": event, "payload": json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False)}
+    payload = secrets_redacted(event.payload)
+    context = {"event": event, "payload": json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)}
     return render(request, "console/webhook_detail.html", context)
 
 
