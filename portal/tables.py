@@ -3,6 +3,8 @@ billing.formatting (so a table shows local time like every page), tie-broken sor
 from the query string, and the sessions table both sides show."""
 
 import django_tables2 as tables
+from django import forms
+from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
@@ -13,6 +15,7 @@ from billing.models import Usage
 NUMERIC = {"td": {"class": "num"}, "th": {"class": "num"}}
 # Beyond this a page number is a typo (and an OFFSET the database cannot take).
 MAX_PAGE = 100_000
+PAGE_NUMBER = forms.IntegerField(min_value=1)
 
 
 class DayColumn(tables.Column):
@@ -60,8 +63,8 @@ def table_paginate(request, table, *, per_page, lazy=False):
 
 def _page_number(value):
     try:
-        return min(max(int(value), 1), MAX_PAGE)
-    except (TypeError, ValueError, OverflowError):
+        return min(PAGE_NUMBER.clean(value), MAX_PAGE)
+    except ValidationError:
         return 1
 
 

@@ -6,10 +6,13 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
-from billing.models import AuditEntry, Dispute, FraudFlag, Payment, Refund, WebhookEvent
+from billing.models import Account, AuditEntry, Dispute, FraudFlag, Payment, Refund, WebhookEvent
 
 DATE = forms.DateInput(attrs={"type": "date"})
 SEARCH = forms.TextInput(attrs={"type": "search"})
+# The longest text a filter takes: an email address's limit. It also bounds the digits a search
+# turns into an id (int() refuses strings past 4,300 digits).
+TEXT_MAX_CHARS = 254
 
 
 def cents(value):
@@ -18,13 +21,17 @@ def cents(value):
 
 class PaymentFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
-        method="search", label="Search", help_text="Email, payment number or pi_… id", widget=SEARCH
+        method="search",
+        label="Search",
+        help_text="Email, payment number or pi_… id",
+        widget=SEARCH,
+        max_length=TEXT_MAX_CHARS,
     )
     # distinct=False: a status is a column of the row itself; DISTINCT would only cost a sort.
     status = django_filters.MultipleChoiceFilter(
         choices=Payment.Status.choices, widget=forms.CheckboxSelectMultiple, distinct=False
     )
-    failure_code = django_filters.CharFilter(label="Decline code")
+    failure_code = django_filters.CharFilter(label="Decline code", max_length=TEXT_MAX_CHARS)
     created_from = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
     )
@@ -49,6 +56,20 @@ class PaymentFilter(django_filters.FilterSet):
 
     def amount_at_most(self, queryset, name, value):
         return queryset.filter(amount_cents__lte=cents(value))
+
+
+class StudentFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search", label="Email or Stripe customer id", widget=SEARCH, max_length=TEXT_MAX_CHARS
+    )
+
+    class Meta:
+        model = Account
+        fields = []
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        return queryset.filter(Q(user__email__icontains=value) | Q(stripe_customer_id=value))
 
 
 class DisputeFilter(django_filters.FilterSet):
@@ -83,7 +104,9 @@ class FraudFlagFilter(django_filters.FilterSet):
 
 
 class WebhookEventFilter(django_filters.FilterSet):
-    type = django_filters.CharFilter(lookup_expr="startswith", label="Type", help_text="e.g. charge.dispute")
+    type = django_filters.CharFilter(
+        lookup_expr="startswith", label="Type", help_text="e.g. charge.dispute", max_length=TEXT_MAX_CHARS
+    )
     status = django_filters.MultipleChoiceFilter(
         distinct=False, choices=WebhookEvent.Status.choices, widget=forms.CheckboxSelectMultiple
     )
@@ -98,9 +121,15 @@ class WebhookEventFilter(django_filters.FilterSet):
 
 
 class AuditFilter(django_filters.FilterSet):
-    actor = django_filters.CharFilter(field_name="actor_email", lookup_expr="icontains", label="Staff email")
-    action = django_filters.CharFilter(lookup_expr="startswith", label="Action", help_text="e.g. refund")
-    target = django_filters.CharFilter(method="target_search", label="Target", help_text="e.g. payment 42")
+    actor = django_filters.CharFilter(
+        field_name="actor_email", lookup_expr="icontains", label="Staff email", max_length=TEXT_MAX_CHARS
+    )
+    action = django_filters.CharFilter(
+        lookup_expr="startswith", label="Action", help_text="e.g. refund", max_length=TEXT_MAX_CHARS
+    )
+    target = django_filters.CharFilter(
+        method="target_search", label="Target", help_text="e.g. payment 42", max_length=TEXT_MAX_CHARS
+    )
     created_from = django_filters.DateFilter(
         field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
     )

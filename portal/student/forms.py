@@ -2,10 +2,26 @@ from django import forms
 
 from alerts.models import Notification
 
+# Our rows' ids are BigAutoFields (settings.DEFAULT_AUTO_FIELD): a larger number names no row.
+MAX_ID = 2**63 - 1
+
 
 class PayForm(forms.Form):
     token = forms.CharField(max_length=1000)
-    payment_method = forms.IntegerField(required=False, min_value=1)
+    payment_method = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class DashboardQuery(forms.Form):
+    """The dashboard's query string: the payment whose 3-D Secure check a "confirm your payment"
+    alert reopens."""
+
+    resume = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class PaymentCheckQuery(forms.Form):
+    """How many times the page has asked about a payment still being checked."""
+
+    attempt = forms.IntegerField(required=False, min_value=0, max_value=MAX_ID)
 
 
 class CardSaveForm(forms.Form):

@@ -114,6 +114,13 @@ class TestPayments:
         assert [row[2] for row in rows[1:]] == ["payer@example.com"]
         assert rows[1][4:7] == ["150.00", "EUR", "succeeded"]
 
+    def test_an_export_with_a_filter_that_is_not_valid_exports_nothing_and_says_why(self, support_client, paid):
+        response = page(support_client, "payments_export", q="payer@", amount_min="lots")
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("console:payments") + "?")
+        page_text = text(support_client.get(response["Location"]))
+        assert "Nothing was exported: correct the filters below" in page_text
+
     def test_the_detail_tells_the_payments_whole_story(
         self, support_client, client, paid, django_capture_on_commit_callbacks
     ):
