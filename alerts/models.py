@@ -9,6 +9,7 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         PAYMENT_NEEDS_ACTION = "payment_needs_action", "Payment needs your confirmation"
+        PAYMENT_UNDER_REVIEW = "payment_under_review", "Payment under review"
         BALANCE_DEPLETED = "balance_depleted", "No hours left"
         LOT_EXPIRING_1D = "lot_expiring_1d", "Hours expiring tomorrow"
         LOW_BALANCE = "low_balance", "Low balance"

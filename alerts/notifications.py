@@ -25,7 +25,7 @@ from billing import ledger
 from billing.audit import audit_record
 from billing.formatting import datetime_text, hours_text, money_text
 from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod
-from billing.stripe_gateway import StripeStatus
+from billing.payments import PAYMENT_UNDER_REVIEW
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by
 
 
 def payment_notify(*, payment):
-    """The payment rules for one payment that just settled (failed or succeeded), at once."""
-    if payment.status not in (Payment.Status.FAILED, Payment.Status.SUCCEEDED):
+    """The payment rules for one payment that just settled (failed, succeeded or left for staff), at once."""
+    if payment.status not in (Payment.Status.FAILED, Payment.Status.SUCCEEDED, Payment.Status.NEEDS_REVIEW):
         return 0
     return _quietly(_create, _payment_alerts(timezone.now(), payments=Payment.objects.filter(pk=payment.pk))) or 0
 
@@ -169,8 +169,10 @@ def _resolve_finished(now):
     unresolved.filter(kind__in=[Kind.LOT_EXPIRING_7D, Kind.LOT_EXPIRING_1D]).exclude(subject_id__in=open_lots).update(
         resolved_at=now
     )
-    waiting = Payment.objects.filter(status=Payment.Status.REQUIRES_ACTION).values("pk")
+    waiting = _completable(Payment.objects.all()).values("pk")
     unresolved.filter(kind=Kind.PAYMENT_NEEDS_ACTION).exclude(subject_id__in=waiting).update(resolved_at=now)
+    in_review = Payment.objects.filter(status=Payment.Status.NEEDS_REVIEW).values("pk")
+    unresolved.filter(kind=Kind.PAYMENT_UNDER_REVIEW).exclude(subject_id__in=in_review).update(resolved_at=now)
     # A failed payment is over once the student has paid since.
     later_success = Payment.objects.filter(
         account__user=OuterRef("recipient"), status=Payment.Status.SUCCEEDED, settled_at__gt=OuterRef("created_at")
@@ -302,16 +304,17 @@ def _payment_alerts(now, payments=None):
     recent = payments if payments is not None else Payment.objects.filter(updated_at__gte=now - RECENT_PAYMENTS)
     # A payment cancelled because the student started another one is no news to them.
     failed = _not_alerted(
-        recent.filter(status=Payment.Status.FAILED).exclude(failure_code=StripeStatus.CANCELED),
+        recent.filter(status=Payment.Status.FAILED).exclude(failure_code=Payment.Failure.CANCELED),
         "payment-failed:",
         _as_text("pk"),
     )
     waiting = _not_alerted(
-        recent.filter(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ACTION_ALERT_AFTER),
+        _completable(recent).filter(updated_at__lte=now - ACTION_ALERT_AFTER),
         "payment-action:",
         _as_text("pk"),
     )
     succeeded = _not_alerted(recent.filter(status=Payment.Status.SUCCEEDED), "payment-ok:", _as_text("pk"))
+    in_review = _not_alerted(recent.filter(status=Payment.Status.NEEDS_REVIEW), "payment-review:", _as_text("pk"))
     for payment in failed.select_related("account", "plan"):
         yield Notification(
             recipient_id=payment.account.user_id,
@@ -333,6 +336,18 @@ def _payment_alerts(now, payments=None):
             "Open the link to finish it.",
             link=reverse("student:dashboard") + f"?resume={payment.pk}",
         )
+    for payment in in_review.select_related("account", "plan"):
+        # Found by a pay click, a refresh or a webhook: the student may have left the page. In our
+        # words only (our price, never Stripe's amount or ids): staff explain the rest.
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.PAYMENT_UNDER_REVIEW,
+            subject_id=payment.pk,
+            dedupe_key=f"payment-review:{payment.pk}",
+            title="A payment is under review",
+            body=f"Your payment for {_what(payment)} is under review. {PAYMENT_UNDER_REVIEW}",
+            link=reverse("student:dashboard"),
+        )
     for payment in succeeded.select_related("account", "plan", "receipt"):
         receipt = getattr(payment, "receipt", None)
         yield Notification(
@@ -344,6 +359,12 @@ def _payment_alerts(now, payments=None):
             body=f"Your payment for {_what(payment)} went through and {hours_text(payment.minutes)} were added.",
             link=reverse("student:receipt_download", args=[receipt.pk]) if receipt else reverse("student:receipts"),
         )
+
+
+def _completable(payments):
+    """The payments waiting for 3-D Secure that the student may still complete: a blocked account is
+    refused the check (and its payments are being cancelled), so an alert would lead nowhere."""
+    return payments.filter(status=Payment.Status.REQUIRES_ACTION, account__blocked_at__isnull=True)
 
 
 def _what(payment):

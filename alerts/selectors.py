@@ -34,6 +34,7 @@ PAYMENT_KINDS = [
     Notification.Kind.PAYMENT_SUCCEEDED,
     Notification.Kind.PAYMENT_NEEDS_ACTION,
     Notification.Kind.PAYMENT_FAILED,
+    Notification.Kind.PAYMENT_UNDER_REVIEW,
 ]
 LOT_KINDS = [Notification.Kind.LOT_EXPIRING_7D, Notification.Kind.LOT_EXPIRING_1D, Notification.Kind.LOT_EXPIRED]
 

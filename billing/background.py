@@ -36,5 +36,6 @@ class Job:
 process_event = Job("process a stored Stripe event")
 deliver_receipt = Job("render a new receipt's PDF and email it")
 resend_receipt = Job("email a receipt again")
+cancel_blocked_payments = Job("cancel a blocked account's payments waiting for 3-D Secure")
 
-JOBS = (process_event, deliver_receipt, resend_receipt)
+JOBS = (process_event, deliver_receipt, resend_receipt, cancel_blocked_payments)

@@ -13,10 +13,14 @@ from django.utils import timezone
 
 from billing import stripe_gateway
 from billing.errors import BillingError, CardNotFound
+from billing.fraud.rules import fraud_card_setups_check
 from billing.ledger import account_lock
-from billing.models import PaymentMethod
+from billing.models import Account, CardSetup, PaymentMethod
 
 logger = logging.getLogger(__name__)
+
+
+CARDS_PAUSED = "Adding cards is paused on your account, like purchases. Please contact your tutoring coordinator."
 
 
 class CardSetupFailed(BillingError):
@@ -42,13 +46,30 @@ def card_setup_start(*, account):
     """A SetupIntent for the browser to confirm with the card the student types into Stripe.js.
 
     A customer Stripe no longer knows is replaced by a new one, and the cards saved under it are
-    put aside, since they went with it.
+    put aside, since they went with it. Every setup is recorded for the fraud rules. A blocked
+    account gets none (CardSetupFailed): its secret would let the browser try a card with Stripe.
     """
+    if Account.objects.filter(pk=account.pk, blocked_at__isnull=False).exists():  # as staff left it, now
+        raise CardSetupFailed(CARDS_PAUSED)
     if account.stripe_customer_id and not stripe_gateway.customer_exists(account.stripe_customer_id):
         customer_forget(account=account)
-    return stripe_gateway.setup_intent_create(
+    setup_intent = stripe_gateway.setup_intent_create(
         customer_id=customer_ensure(account=account), idempotency_key=f"setup-{account.pk}-{secrets.token_hex(8)}"
     )
+    _card_setup_record(account, setup_intent)
+    return setup_intent
+
+
+def _card_setup_record(account, setup_intent):
+    """Each setup lets a card be tried with Stripe: the fraud rules count them, saved or not. They
+    only raise flags for staff, so whatever goes wrong here is logged and never keeps the card form
+    from the student (the periodic scan looks again)."""
+    try:
+        with transaction.atomic():
+            CardSetup.objects.create(account=account, stripe_setup_intent_id=setup_intent.id)
+            fraud_card_setups_check(account=account)
+    except Exception:
+        logger.exception("Card setup %s of account %s was not checked by the fraud rules.", setup_intent.id, account.pk)
 
 
 def customer_forget(*, account):

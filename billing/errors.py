@@ -61,6 +61,14 @@ class ProviderRequestInvalid(BillingError):
     """Stripe refused a request as invalid: a bug or a configuration problem on our side."""
 
 
+class ProviderSearchIncomplete(BillingError):
+    """A search at Stripe stopped at its limit without finding what it looked for: it may be further on."""
+
+
+class ProviderAnswerUnreadable(BillingError):
+    """Stripe answered in a shape we cannot read (a field missing): we know no more than without an answer."""
+
+
 class ProviderUnavailable(BillingError):
     """Stripe could not be reached, timed out or failed. `maybe_charged` tells whether a charge may
     have happened anyway (a request that was sent but not answered)."""

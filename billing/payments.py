@@ -28,11 +28,14 @@ from billing.errors import (
     PaymentDeclined,
     PaymentInProgress,
     PaymentRefused,
+    ProviderAnswerUnreadable,
     ProviderRequestInvalid,
+    ProviderSearchIncomplete,
     ProviderUnavailable,
 )
+from billing.formatting import money_text
 from billing.fraud.rules import fraud_rules_check
-from billing.models import Lot, Payment, PaymentMethod, Plan
+from billing.models import Account, Lot, Payment, PaymentMethod, Plan
 from billing.receipts import receipt_issue
 from billing.stripe_gateway import StripeStatus
 
@@ -45,10 +48,21 @@ TOKEN_MAX_AGE = timedelta(hours=12)
 ORPHAN_AFTER = timedelta(minutes=2)
 # A payment still processing this long after it started has lost its answer somewhere.
 STUCK_AFTER = timedelta(minutes=3)
-# 3-D Secure left unfinished this long is settled from what Stripe says (usually: not paid).
+# 3-D Secure left unfinished this long is settled from what Stripe says (usually: not paid); a
+# payment whose PaymentIntent the bounded search has not found this long is left for staff.
 ABANDONED_AFTER = timedelta(hours=24)
+# A blocked account's 3-D Secure payment that Stripe has not let us cancel this long after the
+# block is left for staff, instead of being retried (and logged) every five minutes for ever.
+CANCEL_GIVEN_UP_AFTER = timedelta(hours=24)
+Failure = Payment.Failure
 NOT_CHARGED = "We could not reach the payment provider. You were not charged; please try again."
 REFUSED = "The payment provider refused this payment. You were not charged; please try another card."
+CANCELLED = "This payment was cancelled before your bank confirmed it. You were not charged."
+# What the student reads about a payment left for staff: never Stripe's ids or amounts.
+PAYMENT_UNDER_REVIEW = (
+    "We could not confirm this payment automatically, so no hours were added yet. Our staff will check it and "
+    "contact you; please do not pay again for it."
+)
 
 
 class UnknownPaymentIntent(BillingError):
@@ -137,11 +151,14 @@ def payment_start(*, account, token, payment_method_id=None):
     """Charge the saved card for what the token offers. Returns the Payment in whatever state Stripe
     left it: succeeded (hours credited), requires_action (3-D Secure), failed, or processing.
 
-    A repeated token returns the Payment it already made, with `replayed` set to True.
+    A repeated token returns the Payment it already made, with `replayed` set to True. While another
+    payment of the account still waits for 3-D Secure (its cancel failed, or a click raced this one),
+    that payment is returned instead of a new one, with `handed_back` set to True: it may be for
+    another plan than the button's, so the page must name it.
 
     Raises PaymentRefused (nothing charged) for a blocked account, a stale or foreign button, a plan
-    no longer on sale or changed since the button was shown, a missing card or another payment in
-    flight. After each new attempt the fraud rules look at the account (see billing.fraud).
+    no longer on sale or changed since the button was shown, a missing card or another payment still
+    processing. After each new attempt the fraud rules look at the account (see billing.fraud).
     """
     if account.blocked_at is not None:
         raise AccountBlocked()
@@ -159,7 +176,14 @@ def payment_start(*, account, token, payment_method_id=None):
         existing = _payment_for_token(account, offer)
         if existing:
             return existing
-        if account.payments.filter(status=Payment.Status.PROCESSING).exists():
+        # Still unfinished after _settle_payments_in_flight: a click racing this one, or a cancel Stripe
+        # did not answer. One waiting for 3-D Secure is handed back, so the student completes that one
+        # rather than a second one they could complete too.
+        in_flight = account.payments.filter(status__in=Payment.IN_FLIGHT).order_by("-created_at", "-pk").first()
+        if in_flight is not None and in_flight.status == Payment.Status.REQUIRES_ACTION:
+            in_flight.handed_back = True
+            return in_flight
+        if in_flight is not None:
             raise PaymentInProgress()
         payment = Payment.objects.create(
             account=account,
@@ -200,7 +224,17 @@ def _settle_payments_in_flight(account):
     never came may be settled by now; one waiting for 3-D Secure is cancelled, so that the student
     can never complete both it and the new one."""
     for payment in account.payments.filter(status__in=Payment.IN_FLIGHT):
-        payment_abandon(payment=payment_refresh(payment=payment))
+        _payment_reconcile(payment)
+
+
+def payments_abandon_for_blocked(*, account_id):
+    """After a block: cancel the account's payments still waiting for 3-D Secure, so that none can be
+    completed from a page or an alert link. A cancel Stripe does not answer is left to
+    `payments_reconcile`, which cancels those of blocked accounts at its next run."""
+    account = Account.objects.get(pk=account_id)
+    if account.blocked_at is None:
+        return []  # unblocked again before this ran
+    return [_payment_reconcile(payment) for payment in account.payments.filter(status=Payment.Status.REQUIRES_ACTION)]
 
 
 def payment_abandon(*, payment):
@@ -216,18 +250,54 @@ def payment_abandon(*, payment):
 
 def payments_reconcile():
     """Settle payments whose answer never came (processing); cancel those whose 3-D Secure was left
-    unfinished for a day. Returns the payments as they stand afterwards."""
+    unfinished for a day, or whose account has been blocked since. Returns the payments as they
+    stand afterwards."""
     now = timezone.now()
     stuck = Q(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
     abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
-    due = Payment.objects.filter(stuck | abandoned).select_related("account").order_by("pk")
-    return [payment_abandon(payment=payment_refresh(payment=payment)) for payment in due]
+    blocked = Q(status=Payment.Status.REQUIRES_ACTION, account__blocked_at__isnull=False)
+    due = Payment.objects.filter(stuck | abandoned | blocked).select_related("account").order_by("pk")
+    return [_cancel_give_up_when_overdue(_payment_reconcile(payment), now=now) for payment in due]
+
+
+def _cancel_give_up_when_overdue(payment, *, now):
+    """A blocked account's payment still waiting for 3-D Secure a day after the block: Stripe keeps
+    refusing the cancel. It goes to staff (who cancel it in the Dashboard) rather than to the log
+    every five minutes; the student cannot complete it meanwhile (no client secret is handed out)."""
+    blocked_at = Account.objects.filter(pk=payment.account_id).values_list("blocked_at", flat=True).first()
+    if (
+        payment.status != Payment.Status.REQUIRES_ACTION
+        or blocked_at is None
+        or now - blocked_at < CANCEL_GIVEN_UP_AFTER
+    ):
+        return payment
+    message = (
+        f"Stripe did not cancel PaymentIntent {payment.stripe_payment_intent_id} (waiting for 3-D Secure) in the day "
+        "since the account was blocked. Cancel it in Stripe's Dashboard. No hours were added."
+    )
+    return _review(
+        payment, code=Failure.CANCEL_REFUSED, message=message, unless_moved_from=Payment.Status.REQUIRES_ACTION
+    )
+
+
+def _payment_reconcile(payment):
+    """Settle one unfinished payment from Stripe's answer, cancelling it if it still waits for 3-D
+    Secure. Whatever goes wrong is logged and leaves the payment as it was: one payment nobody can
+    settle must not stop the others, nor turn the student's next click into an error page."""
+    try:
+        return payment_abandon(payment=payment_refresh(payment=payment))
+    except Exception:
+        logger.exception(
+            "Could not reconcile payment %s; it stays as it is for the next run and for staff.", payment.pk
+        )
+        return payment
 
 
 def payment_refresh(*, payment):
     """Ask Stripe how a payment stands and settle it: after 3-D Secure, while polling an unknown
-    outcome, and from the reconciliation job."""
-    if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
+    outcome, and from the reconciliation job. Stripe unreachable leaves it as it is; an answer that
+    cannot be read raises ProviderAnswerUnreadable."""
+    if payment.status in Payment.FINAL or payment.status == Payment.Status.FAILED:
         return payment
     try:
         if payment.stripe_payment_intent_id:
@@ -236,13 +306,27 @@ def payment_refresh(*, payment):
             intent = stripe_gateway.payment_intent_find(
                 customer_id=payment.account.stripe_customer_id, payment_id=payment.pk, created_at=payment.created_at
             )
+    except ProviderSearchIncomplete as incomplete:
+        if timezone.now() - payment.created_at <= ABANDONED_AFTER:
+            logger.warning(
+                "Payment %s not found at Stripe yet: %s It is looked for again later.", payment.pk, incomplete
+            )
+            return payment
+        # Still not found a day on: searching every five minutes would only read the same intents
+        # again, and the student could never buy while it is processing.
+        message = f"{incomplete} Look for metadata payment_id {payment.pk} in Stripe's Dashboard. No hours were added."
+        return _review(
+            payment, code=Failure.INTENT_NOT_FOUND, message=message, unless_moved_from=Payment.Status.PROCESSING
+        )
+    except ProviderAnswerUnreadable:
+        raise  # not an outage that passes: the caller leaves the payment as it is, and logs it for staff
     except BillingError:
         logger.warning("Could not ask Stripe about payment %s; it is checked again later.", payment.pk, exc_info=True)
         return payment
     if intent is not None:
         return payment_intent_settle(intent=intent)
     if timezone.now() - payment.created_at > _orphan_after():
-        return _fail(payment, code="not_charged", message=NOT_CHARGED)
+        return _fail(payment, code=Failure.NOT_CHARGED, message=NOT_CHARGED)
     return payment
 
 
@@ -263,25 +347,71 @@ def payment_intent_settle(*, intent):
         # Account first, then payment: the same lock order as every other writer of this account.
         ledger.account_lock(account_id=found.account_id)
         payment = Payment.objects.select_for_update().get(pk=found.pk)
-        if payment.status == Payment.Status.SUCCEEDED:
+        if payment.status in Payment.FINAL:
             return payment
         payment.stripe_payment_intent_id = intent.id
-        credited = intent.status == StripeStatus.SUCCEEDED
+        charged = intent.status == StripeStatus.SUCCEEDED
+        credited = charged and (intent.amount_cents, intent.currency) == (payment.amount_cents, payment.currency)
         if credited:
-            if (intent.amount_cents, intent.currency) != (payment.amount_cents, payment.currency):
-                raise BillingError(f"PaymentIntent {intent.id} charged {intent.amount_cents} {intent.currency}.")
             _credit(payment)
+        elif charged:
+            _leave_for_review(payment, intent)
         elif intent.status == StripeStatus.REQUIRES_ACTION:
             payment.status = Payment.Status.REQUIRES_ACTION
-        elif intent.status in (StripeStatus.REQUIRES_PAYMENT_METHOD, StripeStatus.CANCELED):
-            payment.status = Payment.Status.FAILED
-            payment.failure_code = intent.failure_code or intent.status
-            payment.failure_message = intent.failure_message or stripe_gateway.decline_message("")
-            payment.settled_at = timezone.now()
+        elif intent.status == StripeStatus.CANCELED:
+            # Real Stripe keeps the off-session attempt's last_payment_error (authentication_required)
+            # on a cancelled intent: it is still a cancellation, not a decline, and no alert.
+            _settle_failed(payment, code=Failure.CANCELED, message=CANCELLED)
+        elif intent.status == StripeStatus.REQUIRES_PAYMENT_METHOD:
+            code = intent.failure_code or intent.status
+            _settle_failed(payment, code=code, message=intent.failure_message or stripe_gateway.decline_message(""))
         payment.save()
         if credited:
             receipt_issue(payment=payment)  # its number is allocated in this same transaction
     return payment
+
+
+def _settle_failed(payment, *, code, message):
+    payment.status = Payment.Status.FAILED
+    payment.failure_code = code
+    payment.failure_message = message
+    payment.settled_at = timezone.now()
+
+
+def _leave_for_review(payment, intent):
+    """Stripe charged another amount than we asked: no hours, and the payment waits for staff (in the
+    console's "needs review"), who can see the intent and refund or correct it."""
+    logger.error(
+        "PaymentIntent %s of payment %s charged %s %s.", intent.id, payment.pk, intent.amount_cents, intent.currency
+    )
+    charged = money_text(intent.amount_cents, intent.currency)
+    expected = money_text(payment.amount_cents, payment.currency)
+    payment.stripe_amount_cents, payment.stripe_currency = intent.amount_cents, intent.currency
+    _mark_for_review(
+        payment,
+        code=Failure.AMOUNT_MISMATCH,
+        message=f"Stripe charged {charged} instead of {expected}. No hours were added.",
+    )
+
+
+def _review(payment, *, code, message, unless_moved_from):
+    """Leave `payment` for staff with a reason they can act on, unless it has left the status
+    `unless_moved_from` meanwhile (a webhook settled it)."""
+    with transaction.atomic():
+        ledger.account_lock(account_id=payment.account_id)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status == unless_moved_from:
+            logger.error("Payment %s is left for staff review: %s", payment.pk, message)
+            _mark_for_review(payment, code=code, message=message)
+            payment.save()
+    return payment
+
+
+def _mark_for_review(payment, *, code, message):
+    payment.status = Payment.Status.NEEDS_REVIEW
+    payment.failure_code = code
+    payment.failure_message = message
+    payment.settled_at = timezone.now()
 
 
 def _payment_for_intent(intent):
@@ -330,14 +460,14 @@ def _charge(payment):
         return _fail(payment, code=declined.code, message=str(declined), intent_id=declined.payment_intent_id)
     except CardNotFound as gone:
         card_forget(card=payment.payment_method)
-        return _fail(payment, code="card_not_found", message=str(gone))
+        return _fail(payment, code=Failure.CARD_NOT_FOUND, message=str(gone))
     except ProviderRequestInvalid:
         logger.exception("Stripe refused the charge for payment %s", payment.pk)
-        return _fail(payment, code="refused", message=REFUSED)
+        return _fail(payment, code=Failure.REFUSED, message=REFUSED)
     except ProviderUnavailable as unavailable:
         if unavailable.maybe_charged:
             return payment  # outcome unknown: stays processing until a refresh or the webhook settles it
-        return _fail(payment, code="provider_unavailable", message=NOT_CHARGED)
+        return _fail(payment, code=Failure.PROVIDER_UNAVAILABLE, message=NOT_CHARGED)
     except Exception:
         # Whatever went wrong, Stripe may have charged: keep the payment for the refresh to settle.
         logger.exception("Unexpected error while charging payment %s", payment.pk)
@@ -349,13 +479,10 @@ def _fail(payment, *, code, message, intent_id=None):
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status == Payment.Status.SUCCEEDED:
+        if payment.status in Payment.FINAL:
             return payment
-        payment.status = Payment.Status.FAILED
-        payment.failure_code = code
-        payment.failure_message = message
+        _settle_failed(payment, code=code, message=message)
         payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id
-        payment.settled_at = timezone.now()
         payment.save()
     return payment
 
@@ -390,5 +517,8 @@ def _card_to_charge(account, payment_method_id):
 
 
 def payment_client_secret(*, payment):
-    """The secret Stripe.js needs to run 3-D Secure for this payment in the student's browser."""
+    """The secret Stripe.js needs to run 3-D Secure for this payment in the student's browser. Raises
+    AccountBlocked for a blocked account, even while the cancel of its payments is on its way."""
+    if Account.objects.filter(pk=payment.account_id, blocked_at__isnull=False).exists():
+        raise AccountBlocked()
     return stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id).client_secret

@@ -1,5 +1,7 @@
-"""Receipts and credit notes: a gapless number per series and calendar year, an immutable snapshot of
-what the document states, a PDF rendered once with WeasyPrint and stored, and the email carrying it.
+"""Receipts, credit notes and their cancellations: a gapless number per series and calendar year, an
+immutable snapshot of what the document states, a PDF rendered once with WeasyPrint and stored, and
+the email carrying it. An issued document never changes: a refund that fails after its credit note
+is answered by a cancellation of that credit note, not by an edit.
 
 Numbers are allocated inside the transaction that settles the payment (or records the refund), on
 a locked counter row: concurrent settlements wait for each other, and a rolled-back settlement
@@ -27,12 +29,20 @@ logger = logging.getLogger(__name__)
 # A new receipt's delivery task has long finished by then: still undelivered means it failed.
 STALE_RECEIPT = timedelta(minutes=30)
 UNDELIVERED_GIVE_UP = timedelta(days=2)
+# The series each kind is numbered in. A cancellation takes the next credit-note number: it is the
+# credit side's own correction (as a cancelling invoice takes the next invoice number), so the
+# credit-note register stays one gapless sequence whose signed total is the money really refunded.
+SERIES = {
+    Receipt.Kind.RECEIPT: Receipt.Kind.RECEIPT,
+    Receipt.Kind.CREDIT_NOTE: Receipt.Kind.CREDIT_NOTE,
+    Receipt.Kind.CANCELLATION: Receipt.Kind.CREDIT_NOTE,
+}
 NUMBER_FORMATS = {Receipt.Kind.RECEIPT: "{year}-{sequence:06d}", Receipt.Kind.CREDIT_NOTE: "CN-{year}-{sequence:06d}"}
 
 
 def receipt_number_allocate(*, kind, year):
-    """The next number of a series. Call inside the transaction that issues the document."""
-    counter, _ = ReceiptCounter.objects.get_or_create(series=kind, year=year)
+    """The next number of a kind's series. Call inside the transaction that issues the document."""
+    counter, _ = ReceiptCounter.objects.get_or_create(series=SERIES[kind], year=year)
     counter = ReceiptCounter.objects.select_for_update().get(pk=counter.pk)
     counter.last_number += 1
     counter.save(update_fields=["last_number"])
@@ -82,12 +92,41 @@ def credit_note_issue(*, refund):
         "amount": money_text(refund.amount_cents, refund.currency, symbol=True),
         "hours_reversed": hours_text(refund.minutes_reversed),
         "hours_not_reversed": hours_text(refund.minutes_short) if refund.minutes_short else "",
+        # A payment left for review credited no hours: the note must not read as if some were used.
+        "no_hours_added": payment.lot_id is None,
         "refund": refund.stripe_refund_id,
         "payment_intent": payment.stripe_payment_intent_id or "",
     }
     return _issue(
         kind=Receipt.Kind.CREDIT_NOTE, account=payment.account, snapshot=snapshot, refund=refund, corrects=original
     )
+
+
+def credit_note_cancel(*, refund, minutes_given_back):
+    """Cancel the credit note of a refund that failed after it was issued, in full, once. Returns
+    the cancellation, or None when the refund never had a credit note (nothing to cancel)."""
+    credit_note = Receipt.objects.filter(refund=refund).first()
+    if credit_note is None:
+        return None
+    existing = Receipt.objects.filter(cancels=credit_note).first()
+    if existing:
+        return existing
+    cancelled = credit_note.snapshot
+    snapshot = _parties(credit_note.account) | {
+        "description": f"Cancels credit note {credit_note.number}: the refund failed",
+        "cancels": credit_note.number,
+        "cancels_issued_at": cancelled["issued_at"],
+        "corrects": cancelled["corrects"],
+        "amount_cents": cancelled["amount_cents"],
+        "currency": cancelled["currency"],
+        "amount": cancelled["amount"],
+        "minutes_given_back": minutes_given_back,
+        "hours_given_back": hours_text(minutes_given_back),
+        "refund": refund.stripe_refund_id,
+        "refund_status": refund.get_status_display().lower(),
+        "payment_intent": cancelled["payment_intent"],
+    }
+    return _issue(kind=Receipt.Kind.CANCELLATION, account=credit_note.account, snapshot=snapshot, cancels=credit_note)
 
 
 def receipt_pdf(*, receipt):
@@ -198,7 +237,7 @@ def _issue(*, kind, account, snapshot, **links):
         sequence = receipt_number_allocate(kind=kind, year=year)
         receipt = Receipt.objects.create(
             kind=kind,
-            number=NUMBER_FORMATS[kind].format(year=year, sequence=sequence),
+            number=NUMBER_FORMATS[SERIES[kind]].format(year=year, sequence=sequence),
             year=year,
             sequence=sequence,
             account=account,

@@ -32,6 +32,7 @@ class Overview:
     events_failed: int
     events_waiting: int
     in_flight: int
+    needs_review: int
     daily_revenue: list = field(default_factory=list)
 
     @property
@@ -87,6 +88,7 @@ def console_overview(*, now=None):
         events_failed=events["failed"],
         events_waiting=events["waiting"],
         in_flight=Payment.objects.filter(status__in=Payment.IN_FLIGHT).count(),
+        needs_review=Payment.objects.filter(status=Payment.Status.NEEDS_REVIEW).count(),
         daily_revenue=_daily_revenue(recent, today),
     )
 
@@ -119,9 +121,10 @@ def payment_timeline(*, payment):
     items = [TimelineItem(payment.created_at, "attempt", f"{payment.get_kind_display()} attempt started")]
     if payment.status == Payment.Status.SUCCEEDED:
         items.append(TimelineItem(payment.settled_at or payment.updated_at, "succeeded", "Payment succeeded"))
-    elif payment.status == Payment.Status.FAILED:
+    elif payment.status in (Payment.Status.FAILED, Payment.Status.NEEDS_REVIEW, Payment.Status.RESOLVED):
         detail = " ".join(part for part in (payment.failure_code, payment.failure_message) if part)
-        items.append(TimelineItem(payment.settled_at or payment.updated_at, "failed", "Payment failed", detail))
+        title = "Payment failed" if payment.status == Payment.Status.FAILED else "Payment left for staff review"
+        items.append(TimelineItem(payment.settled_at or payment.updated_at, "failed", title, detail))
     if payment.stripe_payment_intent_id:
         for event in WebhookEvent.objects.filter(payment_intent_id=payment.stripe_payment_intent_id):
             items.append(
@@ -162,5 +165,6 @@ def payment_timeline(*, payment):
 
 
 def payment_documents(payment):
-    """The payment's receipt and the credit notes of its refunds."""
-    return Receipt.objects.filter(Q(payment=payment) | Q(refund__payment=payment)).order_by("issued_at", "id")
+    """The payment's receipt, the credit notes of its refunds and their cancellations."""
+    of_payment = Q(payment=payment) | Q(refund__payment=payment) | Q(cancels__refund__payment=payment)
+    return Receipt.objects.filter(of_payment).order_by("issued_at", "id")

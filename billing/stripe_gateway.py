@@ -20,7 +20,9 @@ from billing.errors import (
     CardNotFound,
     CustomerNotFound,
     PaymentDeclined,
+    ProviderAnswerUnreadable,
     ProviderRequestInvalid,
+    ProviderSearchIncomplete,
     ProviderUnavailable,
     WebhookInvalid,
 )
@@ -28,6 +30,8 @@ from billing.errors import (
 logger = logging.getLogger(__name__)
 
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
+# Far more refunds than one payment ever has; it only keeps a listing from paging on without end.
+REFUND_LISTING_LIMIT = 1000
 
 # Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
 # plain decline: the card holder learns the details from their bank, not from us.
@@ -197,20 +201,31 @@ def payment_intent_cancel(payment_intent_id):
 
 def payment_intent_find(*, customer_id, payment_id, created_at):
     """The PaymentIntent we created for our payment `payment_id` (made at `created_at`), when its id
-    never reached us. Only intents created since then are listed, so this stays a page or two."""
+    never reached us, or None when Stripe has none. Only the customer's intents created since then
+    are listed, so this stays a page or two. At most STRIPE_PAYMENT_SEARCH_LIMIT intents are read:
+    when that many did not hold it, ProviderSearchIncomplete (not finding it proves nothing)."""
+    limit = settings.STRIPE_PAYMENT_SEARCH_LIMIT
 
     def first_match(params):
-        intents = _call(lambda client: client.v1.payment_intents.list(params=params))
         wanted = str(payment_id)
-        return next(
-            (intent for intent in intents.auto_paging_iter() if _metadata(intent).get("payment_id") == wanted), None
-        )
+        page = _call(lambda client: client.v1.payment_intents.list(params=params | {"limit": min(limit, 100)}))
+        read = 0
+        while True:
+            found = next((intent for intent in page.data if _metadata(intent).get("payment_id") == wanted), None)
+            read += len(page.data)
+            if found is not None or not page.has_more:
+                return found
+            if read >= limit:
+                raise ProviderSearchIncomplete(f"No PaymentIntent for payment {payment_id} among the {read} read.")
+            page = _call(lambda client, page=page: page.next_page())
 
     since = int(created_at.timestamp()) - 60  # a minute of clock skew between us and Stripe
     try:
-        intent = first_match({"customer": customer_id, "created": {"gte": since}, "limit": 100})
+        intent = first_match({"customer": customer_id, "created": {"gte": since}})
     except ProviderRequestInvalid:
-        intent = first_match({"limit": 100})  # localstripe cannot filter by customer
+        # localstripe filters neither by customer nor by date: this lists every intent of the
+        # Stripe account, which the limit keeps from paging through all of them.
+        intent = first_match({})
     return _payment_intent(intent) if intent is not None else None
 
 
@@ -290,6 +305,14 @@ def _metadata(stripe_object):
 
 
 def _payment_intent(intent):
+    try:
+        return _payment_intent_read(intent)
+    except (AttributeError, KeyError, TypeError, ValueError) as unreadable:
+        logger.error("Stripe sent a PaymentIntent we cannot read: %r", unreadable)
+        raise ProviderAnswerUnreadable("The payment provider's answer could not be read.") from unreadable
+
+
+def _payment_intent_read(intent):
     error = getattr(intent, "last_payment_error", None)
     code = (getattr(error, "decline_code", None) or getattr(error, "code", None) or "") if error else ""
     return PaymentIntent(
@@ -314,6 +337,9 @@ def webhook_payload_verify(*, payload, signature_header, secret, tolerance=300):
     the event as plain data. Raises WebhookInvalid for a bad or stale signature or a malformed body."""
     if not secret:
         raise WebhookInvalid("No webhook secret is configured.")
+    if not (signature_header or "").isascii():
+        # stripe compares signatures with hmac.compare_digest, which raises TypeError on non-ASCII text.
+        raise WebhookInvalid("The Stripe-Signature header is not ASCII.")
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature_header or "", secret, tolerance)
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as error:
@@ -345,10 +371,18 @@ def events_since(*, created_after, limit=100):
     return [event.to_dict() for event in events.auto_paging_iter()]
 
 
-def refunds_for(payment_intent_id):
-    """The refunds of a PaymentIntent, as plain dicts."""
-    refunds = _call(lambda client: client.v1.refunds.list(params={"payment_intent": payment_intent_id, "limit": 100}))
-    return [refund.to_dict() for refund in refunds.data]
+def refunds_for(payment_intent_id, *, limit=REFUND_LISTING_LIMIT):
+    """Every refund of a PaymentIntent, as plain dicts, newest first, paged through up to `limit` of
+    them: a PaymentIntent with more raises ProviderSearchIncomplete (the ones read are not all)."""
+    params = {"payment_intent": payment_intent_id, "limit": min(limit, 100)}
+    page = _call(lambda client: client.v1.refunds.list(params=params))
+    refunds = [refund.to_dict() for refund in page.data]
+    while page.has_more:
+        if len(refunds) >= limit:
+            raise ProviderSearchIncomplete(f"PaymentIntent {payment_intent_id} has more than {limit} refunds.")
+        page = _call(lambda client, page=page: page.next_page())
+        refunds += [refund.to_dict() for refund in page.data]
+    return refunds
 
 
 def refund_create(*, payment_intent_id, amount_cents, metadata, idempotency_key):

@@ -8,7 +8,7 @@ each job to its task (BillingConfig.ready imports this module in every process).
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
-from billing import background, events, payments, receipts
+from billing import background, events, payments, receipts, refunds
 from billing.errors import ProviderUnavailable
 from billing.fraud.rules import fraud_scan
 from billing.ledger import lots_expire_due
@@ -31,6 +31,12 @@ def deliver_receipt(receipt_id):
 def resend_receipt(receipt_id, to=None):
     """Staff's "resend": to the student's current address, or to another one."""
     receipts.receipt_email(receipt=Receipt.objects.select_related("account__user").get(pk=receipt_id), to=to)
+
+
+@db_task()
+def cancel_blocked_payments(account_id):
+    # A cancel Stripe does not answer is retried by reconcile_payments (every 5 minutes).
+    payments.payments_abandon_for_blocked(account_id=account_id)
 
 
 @db_periodic_task(crontab(minute="*/15"))
@@ -62,6 +68,13 @@ def reconcile_payments():
 
 
 @db_periodic_task(crontab(minute="*/5"))
+@lock_task("billing-reconcile-refunds")
+def reconcile_refunds():
+    """Console refunds left "requested" because their request to Stripe was lost."""
+    return len(refunds.refunds_reconcile())
+
+
+@db_periodic_task(crontab(minute="*/5"))
 @lock_task("billing-expire-lots")
 def expire_due_lots():
     return len(lots_expire_due())
@@ -78,3 +91,4 @@ def scan_for_fraud():
 background.process_event.connect(process_webhook_event)
 background.deliver_receipt.connect(deliver_receipt)
 background.resend_receipt.connect(resend_receipt)
+background.cancel_blocked_payments.connect(cancel_blocked_payments)

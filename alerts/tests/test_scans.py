@@ -1,5 +1,6 @@
 """The alert rules over time: each alert once per subject and period, whatever runs how often."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,13 @@ from django.utils import timezone
 from alerts.models import Notification
 from alerts.notifications import alerts_scan, balance_check, payment_notify
 from alerts.selectors import unread_count
-from billing import ledger
+from billing import ledger, stripe_gateway
+from billing.fraud.blocks import account_block
 from billing.models import Payment, PaymentMethod
-from billing.tests.builders import credit, make_paid_payment, make_student, use
+from billing.payments import PAYMENT_UNDER_REVIEW, payment_intent_settle, payment_start, payment_token_issue
+from billing.tests.builders import add_card, credit, make_paid_payment, make_plan, make_student, use
 from billing.tests.concurrency import run_at_once
+from billing.tests.network import charge_answers_lost
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +144,28 @@ class TestPaymentAlerts:
         alert = Notification.objects.get()
         assert alert.kind == "payment_needs_action" and alert.link == f"/?resume={payment.pk}"
 
+    def test_a_blocked_account_is_not_asked_to_confirm_a_payment_it_can_no_longer_complete(
+        self, localstripe, staff_user
+    ):
+        payment = make_paid_payment(localstripe, number="4000002760003184")
+        account_block(account=payment.account, actor=staff_user, reason="Confirmed card testing")  # cancel queued
+
+        with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+            alerts_scan()
+
+        assert not Notification.objects.exists()
+
+    def test_a_confirm_alert_raised_before_a_block_leaves_the_bell(self, localstripe, staff_user):
+        payment = make_paid_payment(localstripe, number="4000002760003184")
+        with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+            alerts_scan()
+        account_block(account=payment.account, actor=staff_user, reason="Confirmed card testing")
+
+        alerts_scan()
+
+        assert Notification.objects.get(kind="payment_needs_action").resolved_at is not None
+        assert unread_count(user=payment.account.user) == 0
+
     def test_alerts_that_stopped_being_true_leave_the_bell(self, localstripe):
         payment = make_paid_payment(localstripe, number="4000002760003184")
         with time_machine.travel(timezone.now() + timedelta(minutes=16)):
@@ -151,6 +177,40 @@ class TestPaymentAlerts:
         alert = Notification.objects.get()
         assert alert.resolved_at is not None
         assert unread_count(user=payment.account.user) == 0
+
+    def test_a_payment_found_later_to_be_charged_another_amount_tells_the_student_it_is_under_review(
+        self, localstripe, settings
+    ):
+        account = make_student()
+        add_card(account, localstripe)
+        plan = make_plan()
+        with charge_answers_lost(localstripe, settings):
+            payment = payment_start(
+                account=account, token=payment_token_issue(account=account, plan=plan, kind="purchase")
+            )
+        [charged] = localstripe.payment_intents()
+        intent = stripe_gateway.payment_intent_retrieve(charged["id"])
+        payment_intent_settle(intent=dataclasses.replace(intent, amount_cents=1500))  # what the webhook says
+
+        alerts_scan()
+        alerts_scan()
+
+        alert = Notification.objects.get()
+        assert (alert.kind, alert.subject_id) == ("payment_under_review", payment.pk)
+        assert alert.title == "A payment is under review"
+        assert alert.body == f"Your payment for Standard (EUR 150.00) is under review. {PAYMENT_UNDER_REVIEW}"
+        assert "pi_" not in alert.body and "15.00" not in alert.body
+
+    def test_the_pay_click_that_left_a_payment_for_review_tells_the_student_at_once(self, localstripe):
+        payment = make_paid_payment(localstripe)
+        Payment.objects.filter(pk=payment.pk).update(
+            status="needs_review", failure_code="amount_mismatch", lot=None
+        )  # as Stripe charging another amount leaves it
+        payment.refresh_from_db()
+
+        payment_notify(payment=payment)
+
+        assert kinds(payment.account) == ["payment_under_review"]
 
     def test_a_succeeded_payment_links_its_receipt(self, localstripe):
         payment = make_paid_payment(localstripe)

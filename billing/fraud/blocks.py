@@ -4,7 +4,7 @@ does, and what Finance may also do, or undo, from a student's page. Each change 
 from django.db import transaction
 from django.utils import timezone
 
-from billing import ledger
+from billing import background, ledger
 from billing.audit import audit_reason, audit_record
 from billing.models import Account
 
@@ -39,6 +39,11 @@ def _block_set(account, *, blocked, actor, reason, ip_address):
             after=_block_state(account),
             ip_address=ip_address,
         )
+        if blocked:
+            # A payment waiting for 3-D Secure could still be completed: cancelled at Stripe once the
+            # block is committed (never a Stripe call inside this transaction). A queue that is down
+            # is logged; reconcile_payments cancels what a blocked account still has waiting.
+            background.cancel_blocked_payments.on_commit(account.pk, robust=True)
     return account
 
 

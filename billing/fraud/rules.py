@@ -8,9 +8,12 @@ The rules, each with its threshold in settings:
   that say nothing about the card, such as Stripe being unreachable, neither count nor end it);
 - first_purchase: an attempt made before the account's first successful payment that costs more
   than FRAUD_FIRST_PURCHASE_FACTOR times the usual first purchase (see `usual_first_purchase`).
+- card_setups: more than FRAUD_MAX_CARD_SETUPS_PER_DAY card setups (SetupIntents: each lets a card
+  be tried with Stripe without any payment) by one account within 24 hours.
 
-Every window ends at a payment attempt (its "anchor"), so the check after each attempt and the
-periodic scan, which looks at every recent attempt, find the same things. A flag's dedupe key names
+Every window of the payment rules ends at a payment attempt (its "anchor"), so the check after each
+attempt and the periodic scan, which looks at every recent attempt, find the same things; the
+card_setups window ends at the check (after each setup, and at each scan). A flag's dedupe key names
 its rule, account and period (the anchor's UTC hour for attempts, its UTC day for cards and
 declines, the account's one first purchase), so a rule that keeps matching raises one flag.
 """
@@ -21,11 +24,10 @@ from datetime import UTC, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from billing.models import FraudFlag, Payment, Plan
-from billing.stripe_gateway import StripeStatus
+from billing.models import Account, CardSetup, FraudFlag, Payment, Plan
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,17 @@ Rule = FraudFlag.Rule
 ATTEMPTS_WINDOW = timedelta(hours=1)
 CARDS_WINDOW = timedelta(hours=24)
 DECLINES_WINDOW = timedelta(hours=24)
+CARD_SETUPS_WINDOW = timedelta(hours=24)
 HISTORY = max(ATTEMPTS_WINDOW, CARDS_WINDOW, DECLINES_WINDOW)
 # The scan also looks again at payments settled since its last look (a 3-D Secure check finished,
 # a lost answer found) if they started no longer ago than this; older ones are abandoned checks.
 LATE_SETTLEMENT = timedelta(hours=1)
 # Failures that say nothing about the card holder: we or Stripe could not charge, the card was gone
 # from Stripe, or a 3-D Secure check was cancelled because the student paid another way.
-NOT_DECLINES = frozenset({"not_charged", "provider_unavailable", "refused", "card_not_found", StripeStatus.CANCELED})
+Failure = Payment.Failure
+NOT_DECLINES = frozenset(
+    {Failure.NOT_CHARGED, Failure.PROVIDER_UNAVAILABLE, Failure.REFUSED, Failure.CARD_NOT_FOUND, Failure.CANCELED}
+)
 # The usual first purchase is the median of real first purchases once there are enough of them;
 # before that (a new portal), the median price of the packages on sale.
 BASELINE_DAYS = 90
@@ -90,10 +96,35 @@ def fraud_rules_check(*, account, payment=None):
     return _flags_raise(found)
 
 
+def fraud_card_setups_check(*, account, now=None):
+    """The card_setups rule at `now` for one account: checked after each card setup it starts, and
+    by the scan. Returns the flag raised, if any (one per account and UTC day)."""
+    now = now or timezone.now()
+    setups = list(
+        CardSetup.objects.filter(account_id=account.pk, created_at__gt=now - CARD_SETUPS_WINDOW, created_at__lte=now)
+        .order_by("created_at", "pk")
+        .values_list("stripe_setup_intent_id", flat=True)
+    )
+    if len(setups) <= settings.FRAUD_MAX_CARD_SETUPS_PER_DAY:
+        return None
+    at = now.astimezone(UTC)
+    flag = FraudFlag(
+        account_id=account.pk,
+        rule=Rule.CARD_SETUPS,
+        dedupe_key=f"{Rule.CARD_SETUPS.value}:{account.pk}:{at.year:04d}{at.month:02d}{at.day:02d}",
+        evidence={"card_setups": len(setups), "limit": settings.FRAUD_MAX_CARD_SETUPS_PER_DAY, "setup_intents": setups},
+        fraud_type="",
+        actionable=True,
+    )
+    raised = _flags_raise([flag])
+    return raised[0] if raised else None
+
+
 def fraud_scan(now=None):
     """Run the rules at every payment attempt started (or settled) in the last
     FRAUD_SCAN_LOOKBACK_MINUTES: what a missed or failed check left out. A fixed number of queries
-    whatever the number of accounts. Returns the flags raised."""
+    whatever the number of accounts (plus one per account over the card-setups limit). Returns the
+    flags raised."""
     now = now or timezone.now()
     since = now - timedelta(minutes=settings.FRAUD_SCAN_LOOKBACK_MINUTES)
     recent = Q(created_at__gte=since) | Q(settled_at__gte=since, created_at__gte=since - LATE_SETTLEMENT)
@@ -118,7 +149,22 @@ def fraud_scan(now=None):
         found += _history_findings(attempts, [attempt for attempt in attempts if _is_recent(attempt, since)])
     first_attempts = anchors.exclude(Exists(_earlier_success())).order_by("created_at", "pk")
     found += _first_purchase_findings(list(first_attempts), now=now)
-    return _flags_raise(found)
+    return _flags_raise(found) + _card_setups_scan(since=since, now=now)
+
+
+def _card_setups_scan(*, since, now):
+    """The card_setups rule for every account over it now that started a setup since `since`: one
+    query, then one check per account over the limit (a handful, if any)."""
+    crowded = (
+        CardSetup.objects.filter(created_at__gt=now - CARD_SETUPS_WINDOW, created_at__lte=now)
+        .filter(account_id__in=CardSetup.objects.filter(created_at__gte=since).values("account_id"))
+        .values("account_id")
+        .annotate(setups=Count("id"))
+        .filter(setups__gt=settings.FRAUD_MAX_CARD_SETUPS_PER_DAY)
+        .values_list("account_id", flat=True)
+    )
+    raised = (fraud_card_setups_check(account=Account(pk=account_id), now=now) for account_id in crowded)
+    return [flag for flag in raised if flag]
 
 
 def _is_recent(attempt, since):

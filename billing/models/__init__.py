@@ -12,13 +12,14 @@ from billing.models.hours import (
     price_per_hour_cents,
     share_of_minutes,
 )
-from billing.models.payments import Dispute, FraudFlag, Payment, PaymentMethod, Refund
+from billing.models.payments import CardSetup, Dispute, FraudFlag, Payment, PaymentMethod, Refund
 from billing.models.receipts import Receipt, ReceiptCounter
 from billing.models.webhooks import WebhookEvent
 
 __all__ = [
     "Account",
     "AuditEntry",
+    "CardSetup",
     "Dispute",
     "FraudFlag",
     "LedgerEntry",

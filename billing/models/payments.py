@@ -1,5 +1,7 @@
 """Money: saved cards, payments, and what can follow a payment (refunds, disputes, fraud flags)."""
 
+from enum import StrEnum
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -64,6 +66,27 @@ class PaymentStatus(models.TextChoices):
     REQUIRES_ACTION = "requires_action", "Needs authentication"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    # Stripe's answer contradicts ours (another amount charged), or no answer can be had: no hours,
+    # nothing settles it any more but staff, who find it in the console.
+    NEEDS_REVIEW = "needs_review", "Needs staff review"
+    # Staff looked into it and recorded what they did (a refund, hours added by hand...) and why.
+    RESOLVED = "resolved", "Resolved by staff"
+
+
+class PaymentFailure(StrEnum):
+    """Our own codes in `Payment.failure_code`; Stripe's decline codes are stored as Stripe sends them."""
+
+    NOT_CHARGED = "not_charged"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    REFUSED = "refused"
+    CARD_NOT_FOUND = "card_not_found"
+    # Cancelled before the student's bank confirmed it (a new click, a block, an abandoned check):
+    # not a decline, and no news to the student.
+    CANCELED = "canceled"
+    # Left for staff (needs review):
+    AMOUNT_MISMATCH = "amount_mismatch"
+    INTENT_NOT_FOUND = "intent_not_found"
+    CANCEL_REFUSED = "cancel_refused"
 
 
 class Payment(models.Model):
@@ -76,8 +99,12 @@ class Payment(models.Model):
         TOP_UP = "top_up", "Top-up"
 
     Status = PaymentStatus
+    Failure = PaymentFailure
     # Started and not yet settled either way: the answer (or the 3-D Secure check) is awaited.
     IN_FLIGHT = frozenset({Status.PROCESSING, Status.REQUIRES_ACTION})
+    # No answer, refresh or webhook from Stripe moves these any more (a failed payment still moves:
+    # a late success credits it); only staff do.
+    FINAL = frozenset({Status.SUCCEEDED, Status.NEEDS_REVIEW, Status.RESOLVED})
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="payments")
@@ -93,12 +120,18 @@ class Payment(models.Model):
     stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     failure_code = models.CharField(max_length=100, blank=True)
     failure_message = models.CharField(max_length=300, blank=True)
+    # What Stripe charged when it was not what we asked (amount_mismatch): what a refund gives back.
+    stripe_amount_cents = models.PositiveIntegerField(null=True, blank=True)
+    stripe_currency = models.CharField(max_length=3, blank=True)
     lot = models.OneToOneField(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="payment")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     settled_at = models.DateTimeField(null=True, blank=True)
     # Not stored: payment_start sets it when a repeated click found the payment it had made.
     replayed = False
+    # Not stored: payment_start sets it when it hands back another payment waiting for 3-D Secure
+    # instead of the one clicked.
+    handed_back = False
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -119,6 +152,19 @@ class Payment(models.Model):
     def __str__(self):
         return f"Payment {self.pk} ({self.get_status_display()})"
 
+    @property
+    def charged(self):
+        """Whether Stripe took money for it: a success, or another amount than ours (left to staff)."""
+        return self.status == PaymentStatus.SUCCEEDED or self.stripe_amount_cents is not None
+
+    @property
+    def charged_cents(self):
+        return self.amount_cents if self.stripe_amount_cents is None else self.stripe_amount_cents
+
+    @property
+    def charged_currency(self):
+        return self.stripe_currency or self.currency
+
 
 class Refund(models.Model):
     """Money given back on a payment, and the hours taken back for it (at most once per refund)."""
@@ -134,6 +180,24 @@ class Refund(models.Model):
         FAILED = "failed", "Failed"
         CANCELED = "canceled", "Canceled"
 
+        def may_become(self, new):
+            """Whether a refund in this status takes `new`, which Stripe reports (its answer, a
+            webhook, a listing) in any order and more than once. A refund only moves forward, as
+            STATUS_ORDER ranks them; a status ranked no higher is a late or repeated snapshot and
+            is ignored. Succeeded -> failed is a real move (the card's bank sent the money back);
+            failed and canceled are final (save a failure of our own, see refunds.refund_record)."""
+            return Refund.STATUS_ORDER[new] > Refund.STATUS_ORDER[self]
+
+    # A refund's life: ours (requested) until Stripe has it; requires_action (the customer must act)
+    # before pending; succeeded, which can still fail; failed or canceled, which end it.
+    STATUS_ORDER = {
+        Status.REQUESTED: 0,
+        Status.REQUIRES_ACTION: 1,
+        Status.PENDING: 2,
+        Status.SUCCEEDED: 3,
+        Status.FAILED: 4,
+        Status.CANCELED: 4,
+    }
     # The money is (or is on its way) back: the refund's hours are taken.
     APPLIED = frozenset({Status.SUCCEEDED, Status.PENDING})
     # Final, and no money went back: hours taken for it are given back.
@@ -154,6 +218,13 @@ class Refund(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Set while one of our requests for this refund is on its way to Stripe: whoever sends it (the
+    # console, staff's "send again", the reconciliation job) claims it first, so two never both
+    # ask. Stripe's idempotency key would catch a second request, but localstripe ignores keys.
+    sending_since = models.DateTimeField(null=True, blank=True)
+    # Why we failed a refund ourselves (Stripe refused our request, or it was left for staff unsent):
+    # not Stripe's word, so Stripe's own status for it still overrides that failure.
+    failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -212,6 +283,21 @@ class Dispute(models.Model):
         return f"Dispute {self.stripe_dispute_id} ({self.status})"
 
 
+class CardSetup(models.Model):
+    """A SetupIntent we created for an account's card form: each lets the browser try a card with
+    Stripe, so their number per day is a fraud signal (billing.fraud.rules) even when no card is saved."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="card_setups")
+    stripe_setup_intent_id = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "created_at"])]
+
+    def __str__(self):
+        return self.stripe_setup_intent_id
+
+
 class FraudFlag(models.Model):
     """A warning that a payment may be fraudulent (Stripe's early fraud warnings, our own rules)."""
 
@@ -226,6 +312,7 @@ class FraudFlag(models.Model):
         CARDS = "cards", "Many different cards in 24 hours"
         DECLINES = "declines", "A streak of declines"
         FIRST_PURCHASE = "first_purchase", "First purchase far above the usual"
+        CARD_SETUPS = "card_setups", "Many card setups in 24 hours"
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fraud_flags")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")

@@ -22,7 +22,8 @@ class ReceiptCounter(models.Model):
 
 
 class Receipt(models.Model):
-    """An immutable document for a payment (a receipt) or a refund (a credit note).
+    """An immutable document for a payment (a receipt), a refund (a credit note), or a refund that
+    failed after its credit note was issued (a cancellation of that credit note).
 
     `snapshot` holds everything the document states, frozen when it was issued; the PDF is rendered
     from it once and stored. The number never changes, whatever happens to the PDF.
@@ -31,6 +32,8 @@ class Receipt(models.Model):
     class Kind(models.TextChoices):
         RECEIPT = "receipt", "Receipt"
         CREDIT_NOTE = "credit_note", "Credit note"
+        # Numbered in the credit notes' series (see billing.receipts.SERIES).
+        CANCELLATION = "cancellation", "Credit note cancellation"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     number = models.CharField(max_length=30, unique=True)
@@ -40,6 +43,8 @@ class Receipt(models.Model):
     payment = models.OneToOneField(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="receipt")
     refund = models.OneToOneField(Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_note")
     corrects = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes")
+    # One-to-one: a credit note is cancelled at most once, whatever Stripe repeats.
+    cancels = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="cancellation")
     issued_at = models.DateTimeField()
     snapshot = models.JSONField()
     pdf = models.FileField(upload_to="receipts/", blank=True)
@@ -50,11 +55,14 @@ class Receipt(models.Model):
         ordering = ["-issued_at", "-id"]
         indexes = [models.Index(fields=["account", "-issued_at"])]
         constraints = [
+            # Cancellations share the credit notes' series: `number` (unique) keeps each number of
+            # that series once across both kinds.
             models.UniqueConstraint(fields=["kind", "year", "sequence"], name="receipt_number_once_per_series"),
             models.CheckConstraint(
-                condition=Q(kind="receipt", payment__isnull=False, refund__isnull=True)
-                | Q(kind="credit_note", refund__isnull=False, payment__isnull=True),
-                name="receipt_belongs_to_a_payment_or_a_refund",
+                condition=Q(kind="receipt", payment__isnull=False, refund__isnull=True, cancels__isnull=True)
+                | Q(kind="credit_note", refund__isnull=False, payment__isnull=True, cancels__isnull=True)
+                | Q(kind="cancellation", cancels__isnull=False, payment__isnull=True, refund__isnull=True),
+                name="receipt_belongs_to_a_payment_a_refund_or_a_credit_note",
             ),
         ]
 
@@ -63,5 +71,5 @@ class Receipt(models.Model):
 
     @property
     def filename(self):
-        prefix = "credit-note" if self.kind == self.Kind.CREDIT_NOTE else "receipt"
-        return f"{prefix}-{self.number}.pdf"
+        prefix = {self.Kind.CREDIT_NOTE: "credit-note", self.Kind.CANCELLATION: "credit-note-cancellation"}
+        return f"{prefix.get(self.kind, 'receipt')}-{self.number}.pdf"

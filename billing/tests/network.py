@@ -22,6 +22,7 @@ class LossyProxy:
         self.drop_response = re.compile(drop_response)
         self.canned = {re.compile(pattern): answer for pattern, answer in (canned or {}).items()}
         self.dropped = 0
+        self.seen = []  # every request line ("GET /v1/...?query"), in the order they came
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,6 +35,7 @@ class LossyProxy:
             def forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 request_line = f"{self.command} {self.path}"
+                proxy.seen.append(request_line)
                 for pattern, canned in proxy.canned.items():
                     if pattern.search(request_line):
                         status, canned_body = canned(body) if callable(canned) else canned

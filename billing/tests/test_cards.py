@@ -4,6 +4,7 @@ import pytest
 
 from billing import cards
 from billing.cards import CardSetupFailed
+from billing.fraud.blocks import account_block
 from billing.models import PaymentMethod
 from billing.tests.builders import add_card, make_student
 
@@ -113,3 +114,13 @@ def test_a_customer_stripe_forgot_is_replaced_and_its_cards_put_aside(localstrip
     assert old_card.removed_at is not None
     assert list(account.payment_methods.active()) == [new_card]
     assert new_card.is_default
+
+
+def test_a_blocked_account_gets_no_card_setup_to_confirm(localstripe, staff_user):
+    account = make_student()
+    account_block(account=account, actor=staff_user, reason="Confirmed card testing")
+
+    with pytest.raises(CardSetupFailed, match="Adding cards is paused on your account"):
+        cards.card_setup_start(account=account)
+
+    assert localstripe.get("/v1/setup_intents")["data"] == []

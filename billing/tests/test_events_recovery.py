@@ -128,6 +128,31 @@ def test_the_reconciliation_job_settles_a_payment_whose_webhook_never_came(local
     assert LedgerEntry.objects.filter(kind="credit").count() == 1
 
 
+def test_a_payment_the_reconciliation_cannot_settle_is_logged_and_the_others_still_settled(
+    localstripe, settings, caplog
+):
+    unreadable = make_paid_payment(localstripe, number="4000002760003184")  # left waiting for 3-D Secure
+    answered_late = lost_answer_payment(localstripe, settings)
+    # Stripe answers about the first in a shape we cannot read (here: the intent without its amount).
+    intent = localstripe.get(f"/v1/payment_intents/{unreadable.stripe_payment_intent_id}")
+    del intent["amount"]
+    proxy = LossyProxy(
+        localstripe.url, canned={rf"^GET /v1/payment_intents/{unreadable.stripe_payment_intent_id}$": (200, intent)}
+    )
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        with time_machine.travel(timezone.now() + timedelta(hours=25)):
+            payments_reconcile()
+    finally:
+        proxy.close()
+
+    unreadable.refresh_from_db()
+    answered_late.refresh_from_db()
+    assert unreadable.status == "requires_action"  # as it was: left for the next run and for staff
+    assert answered_late.status == "succeeded"
+    assert f"Could not reconcile payment {unreadable.pk}" in caplog.text
+
+
 def test_missed_events_are_fetched_from_stripe_and_applied(localstripe, settings, django_capture_on_commit_callbacks):
     payment = lost_answer_payment(localstripe, settings)
 

@@ -2,18 +2,21 @@
 
 import dataclasses
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import time_machine
 from django.utils import timezone
 
 from billing import payments
-from billing.errors import PaymentInProgress, PaymentRefused
+from billing.errors import AccountBlocked, PaymentInProgress, PaymentRefused
+from billing.fraud.blocks import account_block
 from billing.models import LedgerEntry, Lot, Payment, PaymentMethod, Plan
+from billing.payments import payments_reconcile
 from billing.stripe_gateway import PaymentIntent
 from billing.tests.builders import add_card, credit, make_plan, make_student
 from billing.tests.localstripe import free_port
-from billing.tests.network import charge_answers_lost
+from billing.tests.network import LossyProxy, charge_answers_lost
 
 pytestmark = pytest.mark.django_db
 
@@ -283,3 +286,184 @@ class TestRefusals:
         foreign_lot = credit(make_student(), 600)
         token = payments.payment_token_issue(account=account, plan=plan, kind="renewal", renewed_lot=foreign_lot)
         self.assert_refused(localstripe, account, "not valid", token=token)
+
+
+def unreachable_stripe(settings):
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+
+def test_a_click_while_a_payment_awaits_3d_secure_that_cannot_be_cancelled_leads_back_to_it(
+    localstripe, settings, account, plan
+):
+    add_card(account, localstripe, "4000002760003184")
+    waiting = buy(account, plan)
+    unreachable_stripe(settings)  # so the new click cannot cancel the waiting one
+
+    again = buy(account, plan)
+
+    assert (again.pk, again.status) == (waiting.pk, Payment.Status.REQUIRES_ACTION)
+    assert Payment.objects.count() == 1
+    assert len(localstripe.payment_intents()) == 1
+
+
+def test_stripe_charging_another_amount_leaves_the_payment_for_staff_without_hours(
+    localstripe, settings, account, plan
+):
+    add_card(account, localstripe)
+
+    def charged_less(request_body):
+        charged = localstripe.post("/v1/payment_intents", **{**parse_qs_last(request_body), "amount": "1500"})
+        return 200, charged
+
+    proxy = LossyProxy(localstripe.url, canned={r"^POST /v1/payment_intents$": charged_less})
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        payment = buy(account, plan)
+    finally:
+        proxy.close()
+        settings.STRIPE_API_BASE = localstripe.url
+
+    assert payment.status == Payment.Status.NEEDS_REVIEW
+    assert payment.failure_code == "amount_mismatch"
+    assert (payment.charged_cents, payment.charged_currency) == (1500, "EUR")  # what a refund gives back
+    assert payment.failure_message == "Stripe charged EUR 15.00 instead of EUR 150.00. No hours were added."
+    assert payment.stripe_payment_intent_id  # staff find it at Stripe
+    assert not Lot.objects.exists()
+    assert payments.payment_refresh(payment=payment).status == Payment.Status.NEEDS_REVIEW  # left to staff
+
+
+def parse_qs_last(request_body):
+    """A form-encoded Stripe request as {key: last value}, to send on to the stand-in."""
+    return {key: values[-1] for key, values in parse_qs(request_body.decode()).items()}
+
+
+class TestSearchingForAnIntentWhoseIdNeverReachedUs:
+    def test_it_reads_no_more_intents_than_the_setting_allows(self, localstripe, settings, account, plan):
+        settings.STRIPE_PAYMENT_SEARCH_LIMIT = 3
+        for _ in range(4):  # other charges on the same Stripe account
+            localstripe.post("/v1/payment_intents", amount="1000", currency="eur")
+        add_card(account, localstripe)
+        with charge_answers_lost(localstripe, settings):
+            payment = buy(account, plan)
+        proxy = LossyProxy(localstripe.url)
+        settings.STRIPE_API_BASE = proxy.url
+        try:
+            with time_machine.travel(timezone.now() + timedelta(minutes=3)):
+                payment = payments.payment_refresh(payment=payment)
+        finally:
+            proxy.close()
+            settings.STRIPE_API_BASE = localstripe.url
+
+        listings = [line for line in proxy.seen if line.startswith("GET /v1/payment_intents?")]
+        assert listings and all(int(parse_qs(urlsplit(line.split()[1]).query)["limit"][0]) <= 3 for line in listings)
+        assert len(listings) <= 2  # the customer's intents (refused by the stand-in), then the account's
+        # Not found among those read proves nothing: it stays to be checked, never "not charged".
+        assert payment.status == Payment.Status.PROCESSING
+
+    def test_one_still_not_found_a_day_later_is_left_for_staff_and_the_student_may_buy_again(
+        self, localstripe, settings, account, plan
+    ):
+        settings.STRIPE_PAYMENT_SEARCH_LIMIT = 3
+        for _ in range(4):  # other charges on the same Stripe account
+            localstripe.post("/v1/payment_intents", amount="1000", currency="eur")
+        add_card(account, localstripe)
+        with charge_answers_lost(localstripe, settings):
+            payment = buy(account, plan)
+
+        with time_machine.travel(timezone.now() + timedelta(hours=23)):
+            assert payments_reconcile()[0].status == Payment.Status.PROCESSING
+        with time_machine.travel(timezone.now() + timedelta(hours=25)):
+            [left] = payments_reconcile()
+            assert payments_reconcile() == []  # no more searching at Stripe every five minutes
+            again = buy(account, plan)
+
+        assert (left.pk, left.status, left.failure_code) == (
+            payment.pk,
+            Payment.Status.NEEDS_REVIEW,
+            "intent_not_found",
+        )
+        assert left.failure_message == (
+            f"No PaymentIntent for payment {payment.pk} among the 3 read. Look for metadata payment_id "
+            f"{payment.pk} in Stripe's Dashboard. No hours were added."
+        )
+        assert again.status == Payment.Status.SUCCEEDED
+        assert Lot.objects.get().payment == again
+
+    def test_it_reads_page_after_page_up_to_the_limit(self, localstripe, settings, account, plan):
+        settings.STRIPE_PAYMENT_SEARCH_LIMIT = 150
+        for _ in range(100):  # a whole page of other charges before ours
+            localstripe.post("/v1/payment_intents", amount="1000", currency="eur")
+        add_card(account, localstripe)
+        with charge_answers_lost(localstripe, settings):
+            payment = buy(account, plan)
+
+        assert payments.payment_refresh(payment=payment).status == Payment.Status.SUCCEEDED
+
+    def test_it_finds_one_within_the_limit(self, localstripe, settings, account, plan):
+        settings.STRIPE_PAYMENT_SEARCH_LIMIT = 3
+        add_card(account, localstripe)
+        with charge_answers_lost(localstripe, settings):
+            payment = buy(account, plan)
+
+        assert payments.payment_refresh(payment=payment).status == Payment.Status.SUCCEEDED
+
+
+class TestBlockedAccount:
+    """Blocking stops a payment already waiting for 3-D Secure, and hands out no more secrets."""
+
+    @pytest.fixture
+    def waiting(self, localstripe, account, plan):
+        add_card(account, localstripe, "4000002760003184")
+        payment = buy(account, plan)
+        assert payment.status == Payment.Status.REQUIRES_ACTION
+        return payment
+
+    def test_blocking_cancels_the_payment_waiting_for_3d_secure(
+        self, localstripe, account, waiting, staff_user, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            account_block(account=account, actor=staff_user, reason="Confirmed card testing")
+
+        waiting.refresh_from_db()
+        assert (waiting.status, waiting.failure_code) == (Payment.Status.FAILED, "canceled")
+        assert localstripe.get(f"/v1/payment_intents/{waiting.stripe_payment_intent_id}")["status"] == "canceled"
+
+    def test_a_cancel_that_fails_is_retried_by_the_reconciliation(
+        self, localstripe, settings, account, waiting, staff_user, django_capture_on_commit_callbacks
+    ):
+        unreachable_stripe(settings)
+        with django_capture_on_commit_callbacks(execute=True):
+            account_block(account=account, actor=staff_user, reason="Confirmed card testing")
+        waiting.refresh_from_db()
+        assert waiting.status == Payment.Status.REQUIRES_ACTION
+
+        settings.STRIPE_API_BASE = localstripe.url
+        payments_reconcile()  # its next run, minutes later: not the 24 hours of an abandoned check
+
+        waiting.refresh_from_db()
+        assert (waiting.status, waiting.failure_code) == (Payment.Status.FAILED, "canceled")
+        assert localstripe.get(f"/v1/payment_intents/{waiting.stripe_payment_intent_id}")["status"] == "canceled"
+
+    def test_a_cancel_stripe_keeps_refusing_for_a_day_is_left_for_staff(
+        self, localstripe, settings, account, waiting, staff_user
+    ):
+        account_block(account=account, actor=staff_user, reason="Confirmed card testing")
+        unreachable_stripe(settings)
+        with time_machine.travel(timezone.now() + timedelta(hours=23)):
+            assert payments_reconcile()[0].status == Payment.Status.REQUIRES_ACTION  # still trying
+
+        with time_machine.travel(timezone.now() + timedelta(hours=25)):
+            [left] = payments_reconcile()
+            assert payments_reconcile() == []  # given up: no more attempts, no more log lines
+
+        assert (left.status, left.failure_code) == (Payment.Status.NEEDS_REVIEW, "cancel_refused")
+        assert left.failure_message == (
+            f"Stripe did not cancel PaymentIntent {waiting.stripe_payment_intent_id} (waiting for 3-D Secure) "
+            "in the day since the account was blocked. Cancel it in Stripe's Dashboard. No hours were added."
+        )
+
+    def test_no_client_secret_is_handed_out_for_a_blocked_account(self, localstripe, account, waiting, staff_user):
+        account_block(account=account, actor=staff_user, reason="Confirmed card testing")  # its cancel still queued
+
+        with pytest.raises(AccountBlocked):
+            payments.payment_client_secret(payment=waiting)

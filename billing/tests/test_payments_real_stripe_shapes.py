@@ -5,7 +5,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from billing import payments
+from alerts.models import Notification
+from alerts.notifications import alerts_scan
+from billing import payments, samples
+from billing.fraud.rules import fraud_rules_check
 from billing.models import Payment
 from billing.tests.builders import add_card, make_plan, make_student
 from billing.tests.network import LossyProxy
@@ -27,32 +30,41 @@ def charge_through(localstripe, settings, canned):
         settings.STRIPE_API_BASE = localstripe.url
 
 
-def test_a_402_authentication_required_hands_over_to_3d_secure(localstripe, settings):
-    def authentication_required(request_body):
-        sent = parse_qs(request_body.decode())  # Stripe echoes back the metadata we sent
-        return 402, {
-            "error": {
-                "code": "authentication_required",
-                "decline_code": "authentication_required",
-                "message": "Your card was declined. This transaction requires authentication.",
-                "type": "card_error",
-                "payment_intent": {
-                    "id": "pi_real_shape",
-                    "object": "payment_intent",
-                    "amount": 15000,
-                    "currency": "eur",
-                    "status": "requires_payment_method",
-                    "client_secret": "pi_real_shape_secret_abc",
-                    "payment_method": None,
-                    "metadata": {
-                        "payment_id": sent["metadata[payment_id]"][0],
-                        "account_id": sent["metadata[account_id]"][0],
-                    },
-                    "last_payment_error": {"code": "authentication_required", "type": "card_error"},
-                },
-            }
-        }
+def intent_shape(*, payment_id, account_id):
+    """The PaymentIntent Stripe made for our payment when its off-session charge needed 3-D Secure."""
+    return {
+        "id": "pi_real_shape",
+        "object": "payment_intent",
+        "amount": 15000,
+        "currency": "eur",
+        "status": "requires_payment_method",
+        "client_secret": "pi_real_shape_secret_abc",
+        "payment_method": None,
+        "metadata": {"payment_id": str(payment_id), "account_id": str(account_id)},
+        "last_payment_error": {
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "message": "Your card was declined. This transaction requires authentication.",
+            "type": "card_error",
+        },
+    }
 
+
+def authentication_required(request_body):
+    sent = parse_qs(request_body.decode())  # Stripe echoes back the metadata we sent
+    intent = intent_shape(payment_id=sent["metadata[payment_id]"][0], account_id=sent["metadata[account_id]"][0])
+    return 402, {
+        "error": {
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "message": "Your card was declined. This transaction requires authentication.",
+            "type": "card_error",
+            "payment_intent": intent,
+        }
+    }
+
+
+def test_a_402_authentication_required_hands_over_to_3d_secure(localstripe, settings):
     payment, _ = charge_through(localstripe, settings, authentication_required)
 
     assert payment.status == Payment.Status.REQUIRES_ACTION
@@ -94,3 +106,29 @@ def test_any_other_refusal_fails_the_payment_with_a_plain_message(localstripe, s
     assert payment.status == Payment.Status.FAILED
     assert payment.failure_message == payments.REFUSED
     assert "€0.50" not in payment.failure_message  # Stripe's own words stay in our logs
+
+
+def test_a_3d_secure_payment_cancelled_at_stripe_is_stored_as_cancelled_not_as_a_decline(localstripe, settings, send):
+    payment, _ = charge_through(localstripe, settings, authentication_required)
+    # The student never completed the check and the intent was cancelled: Stripe still carries the
+    # off-session attempt's last_payment_error on it.
+    cancelled = intent_shape(payment_id=payment.pk, account_id=payment.account_id) | {
+        "status": "canceled",
+        "canceled_at": 1767225600,
+        "cancellation_reason": "abandoned",
+    }
+    proxy = LossyProxy(localstripe.url, canned={r"^GET /v1/payment_intents/pi_real_shape$": (200, cancelled)})
+    settings.STRIPE_API_BASE = proxy.url
+    settings.FRAUD_DECLINE_STREAK = 1
+    try:
+        send(samples.event("payment_intent.canceled", cancelled))
+    finally:
+        proxy.close()
+        settings.STRIPE_API_BASE = localstripe.url
+
+    payment.refresh_from_db()
+    assert (payment.status, payment.failure_code) == (Payment.Status.FAILED, "canceled")
+    assert payment.failure_message == payments.CANCELLED
+    alerts_scan()
+    assert not Notification.objects.filter(kind=Notification.Kind.PAYMENT_FAILED).exists()
+    assert fraud_rules_check(account=payment.account, payment=payment) == []  # not a decline

@@ -179,7 +179,7 @@ class TestRefusals:
         declined = make_paid_payment(localstripe, number="4000000000000341")
         assert declined.status == "failed"
 
-        with pytest.raises(RefundRefused, match="^Only a succeeded payment can be refunded; this one is Failed."):
+        with pytest.raises(RefundRefused, match="^Only a payment Stripe charged can be refunded; this one is Failed."):
             refund_issue(payment=declined, amount_cents=100, minutes=0, reason=REASON, actor=staff)
 
         assert not Refund.objects.exists()

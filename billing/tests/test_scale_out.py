@@ -31,7 +31,7 @@ from billing import samples
 from billing.models import Dispute, FraudFlag, LedgerEntry, Lot, Payment, Receipt, Refund, WebhookEvent
 from billing.payments import payment_token_issue
 from billing.selectors import accounts_out_of_balance
-from billing.tests.builders import make_paid_payment, make_plan
+from billing.tests.builders import make_paid_payment, make_plan, make_student
 from billing.tests.localstripe import SECRET_KEY as STRIPE_SECRET_KEY
 from billing.tests.localstripe import free_port
 from portal.tests.test_pay_concurrency import browser_session
@@ -60,6 +60,7 @@ def service_env(localstripe, static_root, media_root):
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "DEBUG": "0",
             "SECRET_KEY": settings.SECRET_KEY,  # the pay buttons' tokens are signed in this process
+            "MFA_ENCRYPTION_KEYS": ",".join(settings.MFA_ENCRYPTION_KEYS),
             "ALLOWED_HOSTS": "127.0.0.1",
             "SECURE_SSL_REDIRECT": "0",
             "SESSION_COOKIE_SECURE": "0",
@@ -210,3 +211,30 @@ def test_two_web_processes_and_two_workers_apply_every_effect_exactly_once(local
         assert numbers == list(range(1, len(numbers) + 1)), kind
     # The ledger still adds up for every account.
     assert not accounts_out_of_balance().exists()
+
+
+def test_rate_limits_are_one_count_across_both_web_processes(localstripe, cluster):
+    """The limits live in Redis: a student alternating between the two processes gets the limit
+    once (not once per process), and so does an address sending badly signed webhooks."""
+    student = make_student()
+    session = browser_session(SimpleNamespace(url=cluster[0]), student.user)
+    headers = {"X-CSRFToken": session.cookies["csrftoken"], "Referer": cluster[0]}
+    user_limit = int(settings.PORTAL_RATE_LIMITS["card_setup"]["user"].split("/")[0])
+    setups = [
+        session.post(f"{cluster[n % 2]}/cards/setup/", headers=headers, timeout=30).status_code
+        for n in range(user_limit + 2)
+    ]
+    assert setups == [200] * user_limit + [429, 429]
+    assert len(localstripe.get("/v1/setup_intents", limit=100)["data"]) == user_limit
+
+    failures_allowed = int(settings.PORTAL_RATE_LIMITS["webhook_bad_signature"]["ip"].split("/")[0])
+    forged = [
+        requests.post(
+            f"{cluster[n % 2]}/billing/webhooks/stripe/",
+            data=b"{}",
+            headers={"Stripe-Signature": "t=1,v1=00", "Content-Type": "application/json"},
+            timeout=30,
+        ).status_code
+        for n in range(failures_allowed + 2)
+    ]
+    assert forged == [400] * failures_allowed + [429, 429]

@@ -12,6 +12,8 @@ TONES = {
         Payment.Status.FAILED: DANGER,
         Payment.Status.PROCESSING: WARN,
         Payment.Status.REQUIRES_ACTION: WARN,
+        Payment.Status.NEEDS_REVIEW: DANGER,
+        Payment.Status.RESOLVED: MUTED,
     },
     Refund: {
         Refund.Status.SUCCEEDED: OK,

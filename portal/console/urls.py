@@ -9,6 +9,7 @@ urlpatterns = [
     path("payments/export.csv", payments.payment_export, name="payments_export"),
     path("payments/<int:payment_id>/", payments.payment_detail, name="payment"),
     path("payments/<int:payment_id>/refund/", payments.refund_create, name="refund_create"),
+    path("payments/<int:payment_id>/resolve/", payments.payment_resolve, name="payment_resolve"),
     path("refunds/", payments.refund_list, name="refunds"),
     path("refunds/<int:refund_id>/send/", payments.refund_send, name="refund_send"),
     path("receipts/<int:receipt_id>/pdf/", payments.receipt_download, name="receipt_download"),

@@ -1,5 +1,7 @@
 """The student's pages: a thin layer over billing's services and selectors."""
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
@@ -11,7 +13,8 @@ from alerts.models import Notification
 from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
 from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
 from billing import cards, payments
-from billing.errors import AccountBlocked, BillingError, ProviderUnavailable
+from billing.errors import AccountBlocked, BillingError, ProviderAnswerUnreadable, ProviderUnavailable
+from billing.formatting import money_text
 from billing.ledger import account_open
 from billing.models import Payment
 from billing.selectors import (
@@ -27,8 +30,9 @@ from billing.selectors import (
     usage_history,
 )
 from portal.downloads import receipt_file
+from portal.ratelimits import rate_limited
 from portal.student.access import student_view
-from portal.student.forms import CardSaveForm, EmailPreferencesForm, PayForm
+from portal.student.forms import CardSaveForm, DashboardQuery, EmailPreferencesForm, PayForm, PaymentCheckQuery
 from portal.student.tables import LotHistoryTable, NotificationTable, PurchaseTable, ReceiptTable
 from portal.tables import UsageTable, table_paginate
 
@@ -40,6 +44,8 @@ BUTTON_FRAGMENTS = {"balance", "lots", "plans"}
 TABLES_PER_PAGE = 10
 # The most recent expired packages shown as cards; a long history's older ones are in Purchases.
 EXPIRED_LOTS_SHOWN = 6
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
@@ -62,7 +68,7 @@ def dashboard(request):
         "plans": plans,
         "top_up_plan": next((plan for plan in plans if plan.is_featured), plans[0] if plans else None),
         # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
-        "resume_payment_id": _int(request.GET.get("resume")) or None,
+        "resume_payment_id": _query(DashboardQuery, request).get("resume"),
     }
     if target in BUTTON_FRAGMENTS:
         # Refreshed after a payment or a new card: no history tables to count and page.
@@ -91,6 +97,7 @@ def lot_detail(request, lot_id):
 
 @require_POST
 @student_view
+@rate_limited("pay")
 def pay(request):
     account = account_open(user=request.user)
     form = PayForm(request.POST)
@@ -107,18 +114,22 @@ def pay(request):
 
 @require_POST
 @student_view
+@rate_limited("payment_refresh")
 def payment_refresh(request, payment_id):
     payment = get_object_or_404(payments_of(user=request.user), pk=payment_id)
-    payment = payments.payment_refresh(payment=payment)
-    attempt = min(_int(request.GET.get("attempt")) + 1, POLL_ATTEMPTS)
+    try:
+        payment = payments.payment_refresh(payment=payment)
+    except ProviderAnswerUnreadable:
+        logger.exception("Could not read Stripe's answer about payment %s; the page keeps checking.", payment.pk)
+    attempt = min((_query(PaymentCheckQuery, request).get("attempt") or 0) + 1, POLL_ATTEMPTS)
     return _payment_outcome(request, payment.account, payment=payment, attempt=attempt)
 
 
-def _int(value):
-    try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
-        return 0
+def _query(form_class, request):
+    """The valid parameters of the query string; one that is not valid is left out, as if not sent."""
+    form = form_class(request.GET)
+    form.is_valid()
+    return form.cleaned_data
 
 
 def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
@@ -127,10 +138,13 @@ def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
         _payment_message(request, payment, refusal)
         return redirect("student:dashboard")
     context = {"account": account, "payment": payment, "refusal": refusal, "attempt": attempt}
+    context["under_review"] = payments.PAYMENT_UNDER_REVIEW
     context["keep_polling"] = attempt < POLL_ATTEMPTS
     if payment and payment.status == Payment.Status.REQUIRES_ACTION:
         try:
             context["client_secret"] = payments.payment_client_secret(payment=payment)
+        except AccountBlocked as blocked:
+            context["refusal"] = str(blocked)
         except BillingError:
             context["client_secret"] = ""  # the fragment offers to try the check again
     if payment and payment.status == Payment.Status.FAILED:
@@ -158,8 +172,16 @@ def _payment_message(request, payment, refusal):
         messages.success(request, f"{payment.plan.name} added to your hours.")
     elif payment.status == Payment.Status.FAILED:
         messages.error(request, payment.failure_message)
+    elif payment.handed_back:
+        messages.warning(
+            request,
+            f"You have a payment of {money_text(payment.amount_cents, payment.currency)} for {payment.plan.name} "
+            "waiting for your bank's check, which needs JavaScript. Nothing new was charged.",
+        )
     elif payment.status == Payment.Status.REQUIRES_ACTION:
         messages.warning(request, "Your bank asks you to confirm this payment, which needs JavaScript.")
+    elif payment.status == Payment.Status.NEEDS_REVIEW:
+        messages.warning(request, payments.PAYMENT_UNDER_REVIEW)
     else:
         messages.info(request, "We are checking your payment with the payment provider.")
 
@@ -176,6 +198,7 @@ def card_list(request):
 
 @require_POST
 @student_view
+@rate_limited("card_setup", answer="json")
 def card_setup(request):
     """Start adding a card: the SetupIntent that Stripe.js confirms in the browser."""
     try:
@@ -189,6 +212,7 @@ def card_setup(request):
 
 @require_POST
 @student_view
+@rate_limited("card_save", answer="json")
 def card_save(request):
     """Save the card whose SetupIntent Stripe.js confirmed."""
     form = CardSaveForm(request.POST)
@@ -207,6 +231,7 @@ def card_save(request):
 
 @require_POST
 @student_view
+@rate_limited("card_change")
 def card_make_default(request, card_id):
     card = _own_card(request, card_id)
     try:
@@ -218,6 +243,7 @@ def card_make_default(request, card_id):
 
 @require_POST
 @student_view
+@rate_limited("card_change")
 def card_remove(request, card_id):
     card = _own_card(request, card_id)
     was_default = card.is_default

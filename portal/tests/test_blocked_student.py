@@ -4,6 +4,7 @@ endpoint refuses without a word to Stripe."""
 import pytest
 from django.urls import reverse
 
+from billing.cards import CARDS_PAUSED
 from billing.fraud.blocks import account_block, account_unblock
 from billing.models import Payment
 from billing.payments import payment_token_issue
@@ -131,3 +132,31 @@ def test_an_unblocked_student_sees_the_buttons_and_can_buy_again(
     assert "Buy 10 h for EUR 150.00 with Visa 4242" in text
     assert "Payment received." in response.content.decode()
     assert Payment.objects.get().status == "succeeded"
+
+
+def test_the_3d_secure_check_of_a_payment_started_before_the_block_is_not_handed_out(
+    localstripe, student_client, student, plan, staff_user
+):
+    card = add_card(student, localstripe, "4000002760003184")
+    student_client.post(PAY, {"token": payment_token_issue(account=student, plan=plan, kind="purchase")}, headers=HTMX)
+    waiting = Payment.objects.get(status="requires_action")
+    account_block(account=student, actor=staff_user, reason="Confirmed fraud")  # its cancel still queued
+
+    # What the "confirm your payment" alert's link (/?resume=<payment>) asks for on the dashboard.
+    response = student_client.post(reverse("student:payment_refresh", args=[waiting.pk]), headers=HTMX)
+
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert PAUSED in text
+    assert "data-client-secret" not in text and "_secret_" not in text
+    assert card.stripe_payment_method_id not in text
+
+
+def test_a_blocked_student_cannot_start_adding_a_card(localstripe, student_client, student, staff_user):
+    account_block(account=student, actor=staff_user, reason="Confirmed fraud")
+
+    response = student_client.post(reverse("student:card_setup"))
+
+    assert response.status_code == 400
+    assert response.json() == {"error": CARDS_PAUSED}
+    assert "client_secret" not in response.json()

@@ -1,13 +1,17 @@
 """The pay button's endpoint: one POST, an HTMX fragment in place, never a 500, never a double charge."""
 
 import re
+from urllib.parse import parse_qs
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from billing.models import Lot, Payment
-from billing.payments import payment_start, payment_token_issue
+from billing.payments import PAYMENT_UNDER_REVIEW, payment_start, payment_token_issue
 from billing.tests.builders import add_card, credit, make_plan, make_student
+from billing.tests.network import LossyProxy, charge_answers_lost
+from conftest import console_sign_in
 from portal.tests.htmx import client_events
 
 PAY = reverse("student:pay")
@@ -209,3 +213,98 @@ def test_another_payment_in_flight_is_a_clear_message(localstripe, settings, stu
 
     assert "Another payment for your account is being processed. Please wait a moment." in text
     assert Payment.objects.count() == 1
+
+
+def test_a_payment_in_flight_that_cannot_be_settled_is_a_clear_message_not_an_error(
+    localstripe, settings, student_client, student, plan
+):
+    card = add_card(student, localstripe)
+    with charge_answers_lost(localstripe, settings):
+        stuck = payment_start(account=student, token=payment_token_issue(account=student, plan=plan, kind="purchase"))
+    # Stripe lists its intent in a shape we cannot read (here: without its amount).
+    unreadable = {"id": "pi_unreadable", "object": "payment_intent", "metadata": {"payment_id": str(stuck.pk)}}
+    listing = {"object": "list", "url": "/v1/payment_intents", "has_more": False, "data": [unreadable]}
+    proxy = LossyProxy(localstripe.url, canned={r"^GET /v1/payment_intents\?": (200, listing)})
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        response = pay(student_client, payment_token_issue(account=student, plan=plan, kind="top_up"), card)
+    finally:
+        proxy.close()
+
+    assert response.status_code == 200
+    assert "Another payment for your account is being processed. Please wait a moment." in response.content.decode()
+    assert Payment.objects.count() == 1
+
+
+def test_refreshing_a_payment_whose_answer_cannot_be_read_is_a_checking_message_not_an_error(
+    localstripe, settings, student_client, student, plan
+):
+    add_card(student, localstripe)
+    with charge_answers_lost(localstripe, settings):
+        stuck = payment_start(account=student, token=payment_token_issue(account=student, plan=plan, kind="purchase"))
+    unreadable = {"id": "pi_unreadable", "object": "payment_intent", "metadata": {"payment_id": str(stuck.pk)}}
+    listing = {"object": "list", "url": "/v1/payment_intents", "has_more": False, "data": [unreadable]}
+    proxy = LossyProxy(localstripe.url, canned={r"^GET /v1/payment_intents\?": (200, listing)})
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        response = student_client.post(reverse("student:payment_refresh", args=[stuck.pk]), headers=HTMX)
+    finally:
+        proxy.close()
+
+    assert response.status_code == 200
+    assert "We are checking your payment." in response.content.decode()
+    assert Payment.objects.get().status == Payment.Status.PROCESSING
+
+
+def test_a_click_handed_another_payment_waiting_for_3d_secure_names_that_payment(
+    localstripe, settings, student_client, student, plan
+):
+    card = add_card(student, localstripe, "4000002760003184")
+    pay(student_client, payment_token_issue(account=student, plan=plan, kind="purchase"), card)
+    small = make_plan("Small", minutes=120, price_cents=3500)
+    # Stripe does not answer the cancel of the waiting payment, so the click cannot replace it.
+    proxy = LossyProxy(localstripe.url, canned={r"^POST /v1/payment_intents/\w+/cancel$": (500, {})})
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        response = pay(student_client, payment_token_issue(account=student, plan=small, kind="top_up"), card)
+    finally:
+        proxy.close()
+
+    text = response.content.decode()
+    assert "You have a payment of EUR 150.00 for Standard waiting for your bank's check" in text
+    assert "Your bank asks you to confirm this payment." not in text
+    assert "data-client-secret" in text  # the student may complete that one
+    assert Payment.objects.count() == 1
+
+
+def test_stripe_charging_another_amount_is_a_plain_message_and_a_payment_for_staff(
+    localstripe, settings, student_client, student, plan, support_user
+):
+    card = add_card(student, localstripe)
+
+    def charged_less(request_body):
+        sent = {key: values[-1] for key, values in parse_qs(request_body.decode()).items()}
+        return 200, localstripe.post("/v1/payment_intents", **(sent | {"amount": "1500"}))
+
+    proxy = LossyProxy(localstripe.url, canned={r"^POST /v1/payment_intents$": charged_less})
+    settings.STRIPE_API_BASE = proxy.url
+    try:
+        response = pay(student_client, payment_token_issue(account=student, plan=plan, kind="purchase"), card)
+    finally:
+        proxy.close()
+        settings.STRIPE_API_BASE = localstripe.url
+
+    text = response.content.decode()
+    payment = Payment.objects.get()
+    assert response.status_code == 200
+    assert PAYMENT_UNDER_REVIEW in text
+    assert "pi_" not in text and payment.stripe_payment_intent_id not in text
+    assert not Lot.objects.exists()
+    support_client = console_sign_in(Client(), support_user)
+    listed = support_client.get(reverse("console:payments"), {"status": "needs_review"}).content.decode()
+    assert reverse("console:payment", args=[payment.pk]) in listed
+    page = support_client.get(reverse("console:payment", args=[payment.pk])).content.decode()
+    assert "Needs staff review" in page
+    assert "Stripe charged EUR 15.00 instead of EUR 150.00." in page
+    overview = support_client.get(reverse("console:index")).content.decode()
+    assert f"{reverse('console:payments')}?status=needs_review" in overview

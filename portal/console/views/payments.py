@@ -14,13 +14,15 @@ from billing import receipts, refunds
 from billing.errors import BillingError, ProviderUnavailable
 from billing.formatting import hours_input, hours_text, iso_date, local, money_input, money_text
 from billing.models import Payment, Receipt, Refund
+from billing.payment_reviews import payment_review_resolve
 from billing.reports import payment_timeline
-from portal.console.access import client_ip, console_view
+from portal.console.access import console_view, fresh_code_redirect, is_finance
 from portal.console.filters import PaymentFilter, RefundFilter
-from portal.console.forms import ReceiptResendForm, RefundForm
+from portal.console.forms import ReasonForm, ReceiptResendForm, RefundForm
 from portal.console.tables import PaymentTable, RefundTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
 from portal.downloads import receipt_file
+from portal.ratelimits import client_ip
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ["id", "created_at", "email", "plan", "amount", "currency", "status", "failure_code", "payment_intent"]
@@ -44,8 +46,12 @@ def payment_list(request):
 @console_view
 @require_GET
 def payment_export(request):
-    """The filtered payments as CSV, streamed row by row so a million rows never sit in memory."""
+    """The filtered payments as CSV, streamed row by row so a million rows never sit in memory. A
+    filter that is not valid exports nothing (never every row, as if unfiltered): the list says why."""
     found = payments_filtered(request)
+    if not found.is_valid():
+        messages.error(request, "Nothing was exported: correct the filters below, then export again.")
+        return redirect(f"{reverse('console:payments')}?{request.GET.urlencode()}")
     rows = found.qs.order_by("-created_at", "-id").values_list(
         "id",
         "created_at",
@@ -168,11 +174,35 @@ def refund_create(request, payment_id):
     return action_form(request, context | _refund_texts(payment))
 
 
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def payment_resolve(request, payment_id):
+    """Finance closes a payment left for review, saying what was done (refund, hours added, ...)."""
+    payment = get_object_or_404(Payment.objects.select_related("account__user"), pk=payment_id)
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment_review_resolve(
+                payment=payment, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            return action_done(request, "Payment marked as resolved.", redirect_to=_payment_url(payment))
+    intro = (
+        f"{payment.failure_message} Say what was done about it (a refund, hours added by hand, nothing needed) "
+        "and why: it is kept in the audit log."
+    )
+    return action_form(
+        request, {"form": form, "title": f"Resolve payment {payment.pk}", "intro": intro, "submit": "Mark as resolved"}
+    )
+
+
 def _refund_texts(payment):
     return {
         "title": f"Refund payment {payment.pk}",
-        "intro": f"{payment.account.user.email} paid {money_text(payment.amount_cents, payment.currency)} for "
-        f"{payment.plan.name}.",
+        "intro": f"{payment.account.user.email} was charged "
+        f"{money_text(payment.charged_cents, payment.charged_currency)} for {payment.plan.name}.",
         "submit": "Review the refund",
     }
 
@@ -180,8 +210,8 @@ def _refund_texts(payment):
 def _confirmation(amount, minutes, payment):
     return {
         "confirming": True,
-        "intro": f"Refund {money_text(amount, payment.currency)} to {payment.account.user.email}'s card and take back "
-        f"{hours_text(minutes)} from their package. Stripe sends the money at once; this cannot be undone.",
+        "intro": f"Refund {money_text(amount, payment.charged_currency)} to {payment.account.user.email}'s card and "
+        f"take back {hours_text(minutes)} from their package. Stripe sends the money at once; this cannot be undone.",
         "submit": "Confirm the refund",
         "danger": True,
     }
@@ -190,7 +220,8 @@ def _confirmation(amount, minutes, payment):
 def _within_limits(form, defaults, payment):
     if form.cleaned_data["amount"] > defaults.refundable_cents:
         form.add_error(
-            "amount", f"At most {money_text(defaults.refundable_cents, payment.currency)} can still be refunded."
+            "amount",
+            f"At most {money_text(defaults.refundable_cents, payment.charged_currency)} can still be refunded.",
         )
     if form.cleaned_data["hours"] > defaults.unused_minutes:
         form.add_error("hours", f"Only {hours_text(defaults.unused_minutes)} of this package are left to take back.")
@@ -222,8 +253,12 @@ def receipt_download(request, receipt_id):
 @require_http_methods(["GET", "POST"])
 def receipt_resend(request, receipt_id):
     receipt = get_object_or_404(Receipt.objects.select_related("account__user"), pk=receipt_id)
-    form = ReceiptResendForm(request.POST or None)
+    form = ReceiptResendForm(
+        request.POST or None, student=receipt.account.user, may_send_elsewhere=is_finance(request.user)
+    )
     if request.method == "POST" and form.is_valid():
+        if form.sends_elsewhere() and (stale := fresh_code_redirect(request)):
+            return stale
         receipts.receipt_resend(
             receipt=receipt, to=form.cleaned_data["to"] or None, actor=request.user, ip_address=client_ip(request)
         )
