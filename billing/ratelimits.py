@@ -9,6 +9,7 @@ until Redis is back (and is logged)."""
 import logging
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django_ratelimit.core import get_usage
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ def seconds_over_limit(request, group, *, increment=True):
     for key, rate in settings.PORTAL_RATE_LIMITS[group].items():
         try:
             usage = get_usage(request, group=group, key=key, rate=rate, increment=increment)
+        except PermissionDenied:
+            logger.warning("Rate limit %s (%s) not counted: the request has no client address.", group, key)
+            continue
         except Exception:
             logger.exception("Rate limit %s (%s) could not be counted: the cache did not answer.", group, key)
             continue

@@ -123,7 +123,6 @@ def credit_note_cancel(*, refund, minutes_given_back):
         "minutes_given_back": minutes_given_back,
         "hours_given_back": hours_text(minutes_given_back),
         "refund": refund.stripe_refund_id,
-        "refund_status": refund.get_status_display().lower(),
         "payment_intent": cancelled["payment_intent"],
     }
     return _issue(kind=Receipt.Kind.CANCELLATION, account=credit_note.account, snapshot=snapshot, cancels=credit_note)

@@ -67,6 +67,10 @@ def _reject(request, reason, status=400):
     except Exception:  # the cache is down: the refusal stands, uncounted
         rejected = "uncounted"
     logger.warning(
-        "Rejected a Stripe webhook from %s: %s (%s so far)", request.META.get("REMOTE_ADDR"), reason, rejected
+        "Rejected a Stripe webhook from %s (forwarded for %s): %s (%s so far)",
+        request.META.get("REMOTE_ADDR"),
+        request.headers.get("X-Forwarded-For", "-"),
+        reason,
+        rejected,
     )
     return HttpResponseBadRequest("Invalid webhook.") if status == 400 else HttpResponse(status=status)

@@ -18,7 +18,9 @@ from django.shortcuts import render
 
 from billing.ratelimits import seconds_over_limit
 
-MESSAGE = "Too many attempts in a short time. Please wait a few minutes, then try again."
+MESSAGE = (
+    "Too many attempts in a short time, so nothing was charged or changed. Please wait a few minutes, then try again."
+)
 
 
 def rate_limited(group, *, answer="page"):

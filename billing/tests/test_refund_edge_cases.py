@@ -207,8 +207,9 @@ class TestFailureAfterTheCreditNote:
             f"Receipt {paid.receipt.number}",
             f"Cancels credit note {cn(1)} in full 9 h +€150.00",
             "Total no longer refunded (EUR) €150.00",
-            f"Refund re_fails_later failed: the money did not reach your card, so credit note {cn(1)} is "
-            "cancelled in full",
+            f"The refund of €150.00 did not go through: the money did not reach your card, so credit note {cn(1)} is "
+            "cancelled in full.",
+            "Refund reference re_fails_later.",
             "The hours taken back for it (9 h) are back on your balance.",
             paid.stripe_payment_intent_id,
         ):

@@ -352,6 +352,11 @@ class TestWhatTheSweepFound:
             ("admin:billing_lot_changelist", "account__id__in", "1" * 30),
             ("admin:billing_lot_changelist", "account__user__id__range", f"1,{'1' * 30}"),
             ("admin:billing_ledgerentry_changelist", "lot__id__in", "9" * 5000),
+            ("admin:portal_user_changelist", "pk__in", f"1,{'1' * 30}"),
+            ("admin:portal_user_changelist", "groups__pk__in", "1" * 30),
+            ("admin:portal_user_changelist", "date_joined__year", "1" * 30),
+            ("admin:portal_user_changelist", "last_login__year__in", f"2026,{'1' * 30}"),
+            ("admin:portal_user_changelist", "o", "1" * 30),
         ],
     )
     def test_an_admin_list_lookup_past_the_integer_range_goes_back_to_the_list(
