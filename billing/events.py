@@ -207,14 +207,16 @@ def _finish(event, started, *, status, error):
 
 
 def _payment_for_intent(payment_intent_id):
-    """Our settled payment for a PaymentIntent. Money events (refunds, disputes) about a payment we
-    have not seen succeed yet wait for it, so its hours exist before anything is taken back."""
+    """Our payment for a PaymentIntent, once we know Stripe charged it: a success, or one left for
+    review (or resolved) with what Stripe charged, whose refunds and disputes are money too. Money
+    events (refunds, disputes) about a payment we have not seen charged yet wait for it, so its hours
+    exist before anything is taken back."""
     payment = Payment.objects.filter(stripe_payment_intent_id=payment_intent_id).first() if payment_intent_id else None
     if payment is None:
         raise ObjectNotYetKnown(f"No payment for PaymentIntent {payment_intent_id}.")
-    if payment.status != Payment.Status.SUCCEEDED:
+    if not payment.charged:
         payment = payments.payment_refresh(payment=payment)
-    if payment.status != Payment.Status.SUCCEEDED:
+    if not payment.charged:
         raise ObjectNotYetKnown(f"Payment {payment.pk} for {payment_intent_id} is not settled yet.")
     return payment
 

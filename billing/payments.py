@@ -51,17 +51,27 @@ STUCK_AFTER = timedelta(minutes=3)
 # 3-D Secure left unfinished this long is settled from what Stripe says (usually: not paid); a
 # payment whose PaymentIntent the bounded search has not found this long is left for staff.
 ABANDONED_AFTER = timedelta(hours=24)
-# A blocked account's 3-D Secure payment that Stripe has not let us cancel this long after the
-# block is left for staff, instead of being retried (and logged) every five minutes for ever.
+# A 3-D Secure payment that Stripe has not let us cancel this long after its cancel became due (the
+# account's block, or the check abandoned) is left for staff, instead of being retried (and logged)
+# every five minutes for ever.
 CANCEL_GIVEN_UP_AFTER = timedelta(hours=24)
 Failure = Payment.Failure
 NOT_CHARGED = "We could not reach the payment provider. You were not charged; please try again."
 REFUSED = "The payment provider refused this payment. You were not charged; please try another card."
 CANCELLED = "This payment was cancelled before your bank confirmed it. You were not charged."
-# What the student reads about a payment left for staff: never Stripe's ids or amounts.
+# What the student reads about a payment left for staff: never Stripe's ids or amounts. It gets its
+# hours once Stripe confirms the charge, or its money back from staff; nothing holds the next
+# purchase back meanwhile.
 PAYMENT_UNDER_REVIEW = (
-    "We could not confirm this payment automatically, so no hours were added yet. Our staff will check it and "
-    "contact you; please do not pay again for it."
+    "We could not confirm this payment automatically, so no hours were added for it yet. Our staff will check it: "
+    "if you were charged, you get its hours or your money back. You may buy again meanwhile if you need hours now."
+)
+
+# What the student reads about a payment staff resolved (refunded, corrected by hand...): what was
+# done is between staff and the student, so no amounts or ids here either.
+PAYMENT_RESOLVED = (
+    "Our staff have checked this payment and settled it; nothing more happens to it here. If you have a question "
+    "about it, write to your tutoring coordinator."
 )
 
 
@@ -261,19 +271,24 @@ def payments_reconcile():
 
 
 def _cancel_give_up_when_overdue(payment, *, now):
-    """A blocked account's payment still waiting for 3-D Secure a day after the block: Stripe keeps
-    refusing the cancel. It goes to staff (who cancel it in the Dashboard) rather than to the log
-    every five minutes; the student cannot complete it meanwhile (no client secret is handed out)."""
+    """A payment still waiting for 3-D Secure a day after its cancel became due (the account's block,
+    or the check abandoned for ABANDONED_AFTER): Stripe keeps refusing the cancel. It goes to staff
+    (who cancel it in the Dashboard) rather than to the log every five minutes; the student cannot
+    complete it from our pages meanwhile (only a payment waiting for 3-D Secure gets a client secret)."""
+    if payment.status != Payment.Status.REQUIRES_ACTION:
+        return payment
     blocked_at = Account.objects.filter(pk=payment.account_id).values_list("blocked_at", flat=True).first()
-    if (
-        payment.status != Payment.Status.REQUIRES_ACTION
-        or blocked_at is None
-        or now - blocked_at < CANCEL_GIVEN_UP_AFTER
-    ):
+    # Abandoned counts from its start: a refresh that reaches Stripe touches updated_at every time.
+    abandoned_at = payment.created_at + ABANDONED_AFTER
+    if blocked_at is not None and blocked_at < abandoned_at:
+        due_since, why = blocked_at, "since the account was blocked"
+    else:
+        due_since, why = abandoned_at, "since it was abandoned"
+    if now - due_since < CANCEL_GIVEN_UP_AFTER:
         return payment
     message = (
         f"Stripe did not cancel PaymentIntent {payment.stripe_payment_intent_id} (waiting for 3-D Secure) in the day "
-        "since the account was blocked. Cancel it in Stripe's Dashboard. No hours were added."
+        f"{why}. Cancel it in Stripe's Dashboard. No hours were added."
     )
     return _review(
         payment, code=Failure.CANCEL_REFUSED, message=message, unless_moved_from=Payment.Status.REQUIRES_ACTION
@@ -297,8 +312,10 @@ def payment_refresh(*, payment):
     """Ask Stripe how a payment stands and settle it: after 3-D Secure, while polling an unknown
     outcome, and from the reconciliation job. Stripe unreachable leaves it as it is; an answer that
     cannot be read raises ProviderAnswerUnreadable."""
-    if payment.status in Payment.FINAL or payment.status == Payment.Status.FAILED:
+    if payment.final or payment.status == Payment.Status.FAILED:
         return payment
+    if payment.status == Payment.Status.NEEDS_REVIEW and not payment.stripe_payment_intent_id:
+        return payment  # its search was given up: only Stripe's own event can still name its intent
     try:
         if payment.stripe_payment_intent_id:
             intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
@@ -347,7 +364,7 @@ def payment_intent_settle(*, intent):
         # Account first, then payment: the same lock order as every other writer of this account.
         ledger.account_lock(account_id=found.account_id)
         payment = Payment.objects.select_for_update().get(pk=found.pk)
-        if payment.status in Payment.FINAL:
+        if payment.final:
             return payment
         payment.stripe_payment_intent_id = intent.id
         charged = intent.status == StripeStatus.SUCCEEDED
@@ -356,6 +373,8 @@ def payment_intent_settle(*, intent):
             _credit(payment)
         elif charged:
             _leave_for_review(payment, intent)
+        elif payment.status == Payment.Status.NEEDS_REVIEW:
+            pass  # still not charged: it stays with staff, who now see its intent
         elif intent.status == StripeStatus.REQUIRES_ACTION:
             payment.status = Payment.Status.REQUIRES_ACTION
         elif intent.status == StripeStatus.CANCELED:
@@ -479,7 +498,7 @@ def _fail(payment, *, code, message, intent_id=None):
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status in Payment.FINAL:
+        if payment.final or payment.status == Payment.Status.NEEDS_REVIEW:
             return payment
         _settle_failed(payment, code=code, message=message)
         payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id

@@ -14,6 +14,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import transaction
@@ -52,6 +53,14 @@ NOT_SENT_TOO_OLD = (
     "Not sent again automatically: Stripe had no answer for it within 24 hours. Nothing was refunded; "
     "refund again if money is still owed."
 )
+
+
+class SendOutcome(StrEnum):
+    """What sending a "requested" refund again did (`Refund.send_outcome`)."""
+
+    SENT = "sent"  # Stripe did not have it: asked for now, and answered
+    FOUND = "found"  # Stripe had made it, its answer lost: recorded, nothing asked again
+    ALREADY_ANSWERED = "already_answered"  # Stripe's answer (or event) had come meanwhile: nothing done
 
 
 class RefundRefused(BillingError):
@@ -143,7 +152,8 @@ def refund_issue(*, payment, amount_cents, minutes, reason, actor, ip_address=No
 
 def refund_send(*, refund, actor=None, ip_address=None):
     """Send a refund still "requested" (its answer was lost) to Stripe again, and record the answer.
-    A refund already answered is returned as it is. Raises as `refund_issue` does, and
+    A refund already answered is returned as it is. The refund's `send_outcome` says which of these
+    happened (sent, found at Stripe, already answered). Raises as `refund_issue` does, and
     RefundBeingSent while another request for it is on its way. One that Stripe does not have and
     that would, with the payment's other refunds, give back more than was paid is failed instead
     (RefundRefused). Staff's "send again" (`actor`) is audited."""
@@ -301,7 +311,7 @@ def _send_release(refund, claim):
 def _resend(refund, *, unattended, actor=None, ip_address=None):
     refund = Refund.objects.select_related("payment").get(pk=refund.pk)
     if refund.status != Status.REQUESTED:
-        return refund
+        return _with_outcome(refund, SendOutcome.ALREADY_ANSWERED)
     claim = _send_claim(refund)
     if claim is None:
         raise RefundBeingSent()
@@ -323,9 +333,16 @@ def _send_again(refund, *, unattended):
         raise
     made = _made_at_stripe(refund, at_stripe)
     if made is not None:
-        return _record_answer(refund, made)
+        return _with_outcome(_record_answer(refund, made), SendOutcome.FOUND)
     refund = _resend_vet(refund, at_stripe=at_stripe, unattended=unattended)
-    return _send(refund) if refund.status == Status.REQUESTED else refund
+    if refund.status != Status.REQUESTED:
+        return _with_outcome(refund, SendOutcome.ALREADY_ANSWERED)
+    return _with_outcome(_send(refund), SendOutcome.SENT)
+
+
+def _with_outcome(refund, outcome):
+    refund.send_outcome = outcome
+    return refund
 
 
 def _resend_vet(refund, *, at_stripe, unattended):
@@ -351,7 +368,7 @@ def _resend_refusal(refund, at_stripe, *, unattended):
     others = payment.refunds.exclude(pk=refund.pk)
     recorded_cents = sum(others.exclude(status__in=Refund.UNDONE).values_list("amount_cents", flat=True))
     stripe_cents = sum(listed["amount"] for listed in at_stripe if listed.get("status") not in Refund.UNDONE)
-    if max(recorded_cents, stripe_cents) + refund.amount_cents > payment.amount_cents:
+    if max(recorded_cents, stripe_cents) + refund.amount_cents > payment.charged_cents:
         return NOT_SENT_OVER_PAID
     if not unattended:
         return ""  # staff see the payment's refunds and decide

@@ -88,7 +88,9 @@ def _integer_lookup_out_of_range(model, name, values):
     low, high = connections[model.objects.db].ops.integer_field_range("BigIntegerField")
     for value in values:
         for part in value.split(","):
-            part = part.strip().lstrip("+-")
-            if part.isascii() and part.isdigit() and (len(part) > WIDEST_INTEGER_DIGITS or not low <= int(part) <= high):
+            digits = part.strip().lstrip("+-")
+            if not (digits.isascii() and digits.isdigit()):
+                continue
+            if len(digits) > WIDEST_INTEGER_DIGITS or not low <= int(digits) <= high:
                 return True
     return False

@@ -67,7 +67,8 @@ class PaymentStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     # Stripe's answer contradicts ours (another amount charged), or no answer can be had: no hours,
-    # nothing settles it any more but staff, who find it in the console.
+    # and staff find it in the console. Only Stripe's late word that it charged still moves it (see
+    # Payment.final).
     NEEDS_REVIEW = "needs_review", "Needs staff review"
     # Staff looked into it and recorded what they did (a refund, hours added by hand...) and why.
     RESOLVED = "resolved", "Resolved by staff"
@@ -103,8 +104,8 @@ class Payment(models.Model):
     # Started and not yet settled either way: the answer (or the 3-D Secure check) is awaited.
     IN_FLIGHT = frozenset({Status.PROCESSING, Status.REQUIRES_ACTION})
     # No answer, refresh or webhook from Stripe moves these any more (a failed payment still moves:
-    # a late success credits it); only staff do.
-    FINAL = frozenset({Status.SUCCEEDED, Status.NEEDS_REVIEW, Status.RESOLVED})
+    # a late success credits it); only staff do. See `final` for a payment left for review.
+    FINAL = frozenset({Status.SUCCEEDED, Status.RESOLVED})
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="payments")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="payments")
@@ -151,6 +152,15 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"Payment {self.pk} ({self.get_status_display()})"
+
+    @property
+    def final(self):
+        """Whether Stripe's word no longer moves it. A payment left for review because Stripe charged
+        another amount is final; one left because no answer could be had (intent_not_found,
+        cancel_refused) is not: Stripe may yet say it charged it, and that money must be recorded."""
+        if self.status == PaymentStatus.NEEDS_REVIEW:
+            return self.failure_code == PaymentFailure.AMOUNT_MISMATCH
+        return self.status in self.FINAL
 
     @property
     def charged(self):
@@ -227,6 +237,8 @@ class Refund(models.Model):
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Not stored: what refunds.refund_send did with it (a refunds.SendOutcome), for staff to read.
+    send_outcome = None
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from billing import payments
+from billing import payments, refunds, samples
 from billing.errors import AccountBlocked, PaymentInProgress, PaymentRefused
 from billing.fraud.blocks import account_block
 from billing.models import LedgerEntry, Lot, Payment, PaymentMethod, Plan
@@ -389,6 +389,68 @@ class TestSearchingForAnIntentWhoseIdNeverReachedUs:
         assert again.status == Payment.Status.SUCCEEDED
         assert Lot.objects.get().payment == again
 
+    def test_its_late_success_is_credited_so_that_a_second_purchase_can_be_refunded(
+        self, localstripe, settings, account, plan, send, staff_user
+    ):
+        settings.STRIPE_PAYMENT_SEARCH_LIMIT = 3
+        for _ in range(4):  # other charges on the same Stripe account
+            localstripe.post("/v1/payment_intents", amount="1000", currency="eur")
+        add_card(account, localstripe)
+        with charge_answers_lost(localstripe, settings):
+            payment = buy(account, plan)
+        [intent] = [found for found in localstripe.payment_intents() if found["metadata"].get("payment_id")]
+
+        with time_machine.travel(timezone.now() + timedelta(hours=25)):
+            [left] = payments_reconcile()
+            buy(account, plan)  # as the student is told they may
+            send(samples.event("payment_intent.succeeded", intent))  # a late webhook, or fetch_missed_events
+
+        assert left.failure_code == "intent_not_found"
+        payment.refresh_from_db()
+        assert (payment.status, payment.stripe_payment_intent_id) == (Payment.Status.SUCCEEDED, intent["id"])
+        assert (payment.lot.minutes_purchased, payment.failure_code) == (600, "")
+        account.refresh_from_db()
+        assert account.balance_minutes == 1200  # both charges bought their hours
+        refund = refunds.refund_issue(
+            payment=payment, amount_cents=15000, minutes=600, reason="Bought twice", actor=staff_user
+        )
+        assert refund.status == "succeeded"
+
+    def test_a_late_success_for_another_amount_records_what_stripe_charged_for_a_refund(
+        self, localstripe, settings, account, plan, send, staff_user
+    ):
+        settings.STRIPE_PAYMENT_SEARCH_LIMIT = 3
+        for _ in range(4):
+            localstripe.post("/v1/payment_intents", amount="1000", currency="eur")
+        add_card(account, localstripe)
+        with charge_answers_lost(localstripe, settings):
+            payment = buy(account, plan)
+        [intent] = [found for found in localstripe.payment_intents() if found["metadata"].get("payment_id")]
+        with time_machine.travel(timezone.now() + timedelta(hours=25)):
+            payments_reconcile()
+
+        proxy = LossyProxy(
+            localstripe.url,
+            canned={rf"^GET /v1/payment_intents/{intent['id']}": lambda body: (200, {**intent, "amount": 1500})},
+        )
+        settings.STRIPE_API_BASE = proxy.url
+        try:
+            send(samples.event("payment_intent.succeeded", intent))
+        finally:
+            proxy.close()
+            settings.STRIPE_API_BASE = localstripe.url
+
+        payment.refresh_from_db()
+        assert (payment.status, payment.failure_code) == (Payment.Status.NEEDS_REVIEW, "amount_mismatch")
+        assert (payment.stripe_payment_intent_id, payment.charged_cents, payment.charged) == (intent["id"], 1500, True)
+        assert not Lot.objects.exists()
+        refund = refunds.refund_issue(payment=payment, amount_cents=1500, minutes=0, reason="Refund", actor=staff_user)
+        assert refund.status == "succeeded"
+
+    def test_the_student_is_told_they_may_buy_again_as_they_can(self):
+        assert "you may buy again" in payments.PAYMENT_UNDER_REVIEW.lower()
+        assert "do not pay again" not in payments.PAYMENT_UNDER_REVIEW
+
     def test_it_reads_page_after_page_up_to_the_limit(self, localstripe, settings, account, plan):
         settings.STRIPE_PAYMENT_SEARCH_LIMIT = 150
         for _ in range(100):  # a whole page of other charges before ours
@@ -406,6 +468,28 @@ class TestSearchingForAnIntentWhoseIdNeverReachedUs:
             payment = buy(account, plan)
 
         assert payments.payment_refresh(payment=payment).status == Payment.Status.SUCCEEDED
+
+
+def test_a_3d_secure_check_abandoned_whose_cancel_keeps_failing_is_left_for_staff_a_day_later(
+    localstripe, settings, account, plan
+):
+    add_card(account, localstripe, "4000002760003184")
+    waiting = buy(account, plan)
+    unreachable_stripe(settings)
+    with time_machine.travel(timezone.now() + timedelta(hours=25)):
+        assert payments_reconcile()[0].status == Payment.Status.REQUIRES_ACTION  # abandoned: its cancel is tried
+    with time_machine.travel(timezone.now() + timedelta(hours=47)):
+        assert payments_reconcile()[0].status == Payment.Status.REQUIRES_ACTION  # and tried again
+
+    with time_machine.travel(timezone.now() + timedelta(hours=49)):
+        [left] = payments_reconcile()
+        assert payments_reconcile() == []  # given up: no more attempts, no more log lines
+
+    assert (left.status, left.failure_code) == (Payment.Status.NEEDS_REVIEW, "cancel_refused")
+    assert left.failure_message == (
+        f"Stripe did not cancel PaymentIntent {waiting.stripe_payment_intent_id} (waiting for 3-D Secure) "
+        "in the day since it was abandoned. Cancel it in Stripe's Dashboard. No hours were added."
+    )
 
 
 class TestBlockedAccount:
@@ -461,6 +545,23 @@ class TestBlockedAccount:
             f"Stripe did not cancel PaymentIntent {waiting.stripe_payment_intent_id} (waiting for 3-D Secure) "
             "in the day since the account was blocked. Cancel it in Stripe's Dashboard. No hours were added."
         )
+
+    def test_one_left_for_staff_that_the_bank_completes_after_all_is_credited(
+        self, localstripe, settings, account, waiting, staff_user, send
+    ):
+        account_block(account=account, actor=staff_user, reason="Confirmed card testing")
+        unreachable_stripe(settings)
+        with time_machine.travel(timezone.now() + timedelta(hours=25)):
+            [left] = payments_reconcile()
+        settings.STRIPE_API_BASE = localstripe.url
+        intent_url = f"/v1/payment_intents/{waiting.stripe_payment_intent_id}"
+        localstripe.browser_authenticate(localstripe.get(intent_url)["client_secret"], success=True)
+
+        send(samples.event("payment_intent.succeeded", localstripe.get(intent_url)))
+
+        assert left.failure_code == "cancel_refused"
+        left.refresh_from_db()
+        assert (left.status, left.lot.minutes_purchased) == (Payment.Status.SUCCEEDED, 600)  # Stripe took the money
 
     def test_no_client_secret_is_handed_out_for_a_blocked_account(self, localstripe, account, waiting, staff_user):
         account_block(account=account, actor=staff_user, reason="Confirmed card testing")  # its cancel still queued

@@ -1,13 +1,14 @@
 """Payments left for staff review: Finance refunds what Stripe really charged, or records how it
 was resolved; no hours move, and no document talks of hours that were never added."""
 
+import re
 from urllib.parse import parse_qs
 
 import pytest
 
-from billing import receipts, refunds
-from billing.errors import ReasonRequired
-from billing.models import AuditEntry, Lot, Payment
+from billing import receipts, refunds, samples
+from billing.errors import ProviderUnavailable, ReasonRequired
+from billing.models import AuditEntry, Dispute, LedgerEntry, Lot, Payment, Refund
 from billing.payment_reviews import PaymentReviewRefused, payment_review_resolve
 from billing.payments import payment_start, payment_token_issue
 from billing.tests.builders import add_card, make_paid_payment, make_plan, make_student
@@ -127,3 +128,62 @@ class TestResolving:
         )
 
         assert refund.status == "succeeded"
+
+
+class TestStripeEventsAboutIt:
+    """What Stripe did with the money it really took is recorded, as for any charged payment."""
+
+    def test_a_dashboard_refund_of_it_is_recorded_and_takes_no_hours(self, localstripe, charged_less, send):
+        dashboard = samples.refund(charged_less, amount_cents=1500)
+
+        [event] = send(samples.event("charge.refunded", samples.charge_refunded(charged_less, [dashboard])))
+
+        assert event.status == "processed"
+        refund = Refund.objects.get(stripe_refund_id=dashboard["id"])
+        assert (refund.status, refund.amount_cents, refund.minutes_reversed, refund.minutes_short) == (
+            "succeeded",
+            1500,
+            0,
+            0,
+        )
+        assert refunds.refund_defaults(payment=charged_less).refundable_cents == 0
+
+    def test_a_console_refund_of_it_that_fails_later_is_failed_and_refundable_again(
+        self, localstripe, charged_less, staff_user, send
+    ):
+        refund = refunds.refund_issue(
+            payment=charged_less, amount_cents=1500, minutes=0, reason="Wrong amount", actor=staff_user
+        )
+        failed = samples.refund(charged_less, amount_cents=1500, status="failed", refund_id=refund.stripe_refund_id)
+
+        [event] = send(samples.event("refund.updated", failed))
+
+        assert event.status == "processed"
+        refund.refresh_from_db()
+        assert refund.status == "failed"
+        assert refunds.refund_defaults(payment=charged_less).refundable_cents == 1500
+
+    def test_a_chargeback_on_it_is_recorded_and_holds_no_hours(self, localstripe, charged_less, send):
+        chargeback = samples.dispute(charged_less, amount_cents=1500, withdrawn=True)
+
+        [event] = send(samples.event("charge.dispute.created", chargeback))
+
+        assert event.status == "processed"
+        dispute = Dispute.objects.get(stripe_dispute_id=chargeback["id"])
+        assert (dispute.payment, dispute.amount_cents, dispute.funds_withdrawn) == (charged_less, 1500, True)
+        assert (dispute.minutes_held, dispute.minutes_short) == (0, 0)
+        assert not LedgerEntry.objects.exists()
+
+
+def test_a_refund_left_unsent_is_not_sent_past_what_stripe_charged(localstripe, charged_less, staff_user, settings):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # the request never reaches Stripe
+    with pytest.raises(ProviderUnavailable) as lost:
+        refunds.refund_issue(payment=charged_less, amount_cents=1000, minutes=0, reason="Refund", actor=staff_user)
+    settings.STRIPE_API_BASE = localstripe.url
+    # Meanwhile a refund in the Dashboard, whose event has not reached us yet.
+    localstripe.post("/v1/refunds", payment_intent=charged_less.stripe_payment_intent_id, amount=1000)
+
+    with pytest.raises(refunds.RefundRefused, match=f"^{re.escape(refunds.NOT_SENT_OVER_PAID)}$"):
+        refunds.refund_send(refund=lost.value.refund, actor=staff_user)
+
+    assert [made["amount"] for made in localstripe.get("/v1/refunds")["data"]] == [1000]

@@ -7,6 +7,7 @@ Refund events are signed here in Stripe's shapes (localstripe emits none); conso
 made by localstripe over HTTP, and a lost or held request is faked at the HTTP boundary.
 """
 
+import html
 import logging
 import re
 import threading
@@ -731,3 +732,44 @@ class TestConsoleDefaultsAddUp:
 
         # Staff chose to take nothing back for the first half; the default does not take it now.
         assert (defaults.refundable_cents, defaults.default_minutes) == (7500, 300)
+
+
+class TestTheConsolesSendAgainSaysWhatHappened:
+    def send_again(self, finance_client, refund):
+        response = finance_client.post(reverse("console:refund_send", args=[refund.pk]), follow=True)
+        return html.unescape(response.content.decode())
+
+    def test_a_refund_stripe_never_received_is_sent(
+        self, localstripe, paid, staff, settings, unreachable, finance_client
+    ):
+        refund = stuck_refund(paid, staff, amount_cents=3000, minutes=60)
+        settings.STRIPE_API_BASE = localstripe.url
+
+        text = self.send_again(finance_client, refund)
+
+        assert "The refund of EUR 30.00 was sent to Stripe, which answered: succeeded." in text
+        assert len(every_stripe_refund(localstripe, paid)) == 1
+
+    def test_a_refund_stripe_had_made_is_recorded_and_not_sent(
+        self, localstripe, paid, staff, settings, finance_client
+    ):
+        proxy = LossyProxy(localstripe.url, drop_response=r"^POST /v1/refunds$")
+        settings.STRIPE_API_BASE = proxy.url
+        refund = stuck_refund(paid, staff, amount_cents=6000, minutes=240)
+        proxy.close()
+        settings.STRIPE_API_BASE = localstripe.url
+
+        text = self.send_again(finance_client, refund)
+
+        assert "Stripe had already made the refund of EUR 60.00" in text
+        assert "Nothing was sent again." in text and "was sent to Stripe" not in text
+        assert len(every_stripe_refund(localstripe, paid)) == 1
+
+    def test_a_refund_already_answered_is_left_as_it_is(self, localstripe, paid, staff, finance_client):
+        refund = refund_issue(payment=paid, amount_cents=3000, minutes=60, reason=REASON, actor=staff)
+
+        text = self.send_again(finance_client, refund)  # from a page opened before Stripe answered
+
+        assert "The refund of EUR 30.00 already had its answer from Stripe (succeeded); nothing was sent." in text
+        assert "was sent to Stripe" not in text
+        assert len(every_stripe_refund(localstripe, paid)) == 1

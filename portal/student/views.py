@@ -139,6 +139,7 @@ def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
         return redirect("student:dashboard")
     context = {"account": account, "payment": payment, "refusal": refusal, "attempt": attempt}
     context["under_review"] = payments.PAYMENT_UNDER_REVIEW
+    context["resolved_by_staff"] = payments.PAYMENT_RESOLVED
     context["keep_polling"] = attempt < POLL_ATTEMPTS
     if payment and payment.status == Payment.Status.REQUIRES_ACTION:
         try:
@@ -182,6 +183,8 @@ def _payment_message(request, payment, refusal):
         messages.warning(request, "Your bank asks you to confirm this payment, which needs JavaScript.")
     elif payment.status == Payment.Status.NEEDS_REVIEW:
         messages.warning(request, payments.PAYMENT_UNDER_REVIEW)
+    elif payment.status == Payment.Status.RESOLVED:
+        messages.info(request, payments.PAYMENT_RESOLVED)
     else:
         messages.info(request, "We are checking your payment with the payment provider.")
 

@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from billing.models import Lot, Payment
-from billing.payments import PAYMENT_UNDER_REVIEW, payment_start, payment_token_issue
+from billing.payments import PAYMENT_RESOLVED, PAYMENT_UNDER_REVIEW, payment_start, payment_token_issue
 from billing.tests.builders import add_card, credit, make_plan, make_student
 from billing.tests.network import LossyProxy, charge_answers_lost
 from conftest import console_sign_in
@@ -308,3 +308,44 @@ def test_stripe_charging_another_amount_is_a_plain_message_and_a_payment_for_sta
     assert "Stripe charged EUR 15.00 instead of EUR 150.00." in page
     overview = support_client.get(reverse("console:index")).content.decode()
     assert f"{reverse('console:payments')}?status=needs_review" in overview
+
+
+def resolved_by_staff(payment):
+    """What a payment left for review (Stripe charged another amount) is once Finance resolved it."""
+    Payment.objects.filter(pk=payment.pk).update(
+        status=Payment.Status.RESOLVED,
+        lot=None,
+        stripe_amount_cents=1500,
+        stripe_currency="EUR",
+        failure_code=Payment.Failure.AMOUNT_MISMATCH,
+        failure_message="Stripe charged EUR 15.00 instead of EUR 150.00. No hours were added.",
+    )
+
+
+def test_a_reused_button_of_a_payment_staff_resolved_says_so_and_stops_checking(
+    localstripe, student_client, student, plan
+):
+    card = add_card(student, localstripe)
+    token = payment_token_issue(account=student, plan=plan, kind="purchase")
+    pay(student_client, token, card)
+    resolved_by_staff(Payment.objects.get())
+
+    text = pay(student_client, token, card).content.decode()
+
+    assert PAYMENT_RESOLVED in text
+    assert "We are checking your payment" not in text and "hx-trigger" not in text
+    assert "pi_" not in text and "15.00" not in text
+
+
+def test_without_htmx_a_payment_staff_resolved_is_a_plain_message(localstripe, student_client, student, plan):
+    card = add_card(student, localstripe)
+    pay(student_client, payment_token_issue(account=student, plan=plan, kind="purchase"), card)
+    payment = Payment.objects.get()
+    resolved_by_staff(payment)
+
+    response = student_client.post(reverse("student:payment_refresh", args=[payment.pk]))
+
+    assert response.status_code == 302
+    dashboard = student_client.get(response["Location"]).content.decode()
+    assert PAYMENT_RESOLVED in dashboard
+    assert "We are checking your payment" not in dashboard

@@ -233,14 +233,29 @@ def _within_limits(form, defaults, payment):
 def refund_send(request, refund_id):
     refund = get_object_or_404(Refund, pk=refund_id)
     try:
-        refunds.refund_send(refund=refund, actor=request.user, ip_address=client_ip(request))
+        sent = refunds.refund_send(refund=refund, actor=request.user, ip_address=client_ip(request))
     except ProviderUnavailable:
         messages.error(request, "Stripe did not answer again. Try once more in a minute.")
     except BillingError as refused:
         messages.error(request, str(refused))
     else:
-        messages.success(request, "The refund was sent to Stripe.")
+        level, text = _send_again_message(sent)
+        messages.add_message(request, level, text)
     return redirect(_payment_url(refund.payment))
+
+
+def _send_again_message(refund):
+    amount = money_text(refund.amount_cents, refund.currency)
+    status = refund.get_status_display().lower()
+    if refund.send_outcome == refunds.SendOutcome.SENT:
+        return messages.SUCCESS, f"The refund of {amount} was sent to Stripe, which answered: {status}."
+    if refund.send_outcome == refunds.SendOutcome.FOUND:
+        return (
+            messages.SUCCESS,
+            f"Stripe had already made the refund of {amount} (its answer had not reached us); it is recorded now "
+            f"({status}). Nothing was sent again.",
+        )
+    return messages.INFO, f"The refund of {amount} already had its answer from Stripe ({status}); nothing was sent."
 
 
 @console_view
