@@ -267,17 +267,19 @@ def payments_reconcile():
     abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
     blocked = Q(status=Payment.Status.REQUIRES_ACTION, account__blocked_at__isnull=False)
     due = Payment.objects.filter(stuck | abandoned | blocked).select_related("account").order_by("pk")
-    return [_cancel_give_up_when_overdue(_payment_reconcile(payment), now=now) for payment in due]
+    return [
+        _cancel_give_up_when_overdue(_payment_reconcile(payment), blocked_at=payment.account.blocked_at, now=now)
+        for payment in due
+    ]
 
 
-def _cancel_give_up_when_overdue(payment, *, now):
+def _cancel_give_up_when_overdue(payment, *, blocked_at, now):
     """A payment still waiting for 3-D Secure a day after its cancel became due (the account's block,
     or the check abandoned for ABANDONED_AFTER): Stripe keeps refusing the cancel. It goes to staff
     (who cancel it in the Dashboard) rather than to the log every five minutes; the student cannot
     complete it from our pages meanwhile (only a payment waiting for 3-D Secure gets a client secret)."""
     if payment.status != Payment.Status.REQUIRES_ACTION:
         return payment
-    blocked_at = Account.objects.filter(pk=payment.account_id).values_list("blocked_at", flat=True).first()
     # Abandoned counts from its start: a refresh that reaches Stripe touches updated_at every time.
     abandoned_at = payment.created_at + ABANDONED_AFTER
     if blocked_at is not None and blocked_at < abandoned_at:
@@ -380,18 +382,24 @@ def payment_intent_settle(*, intent):
         elif intent.status == StripeStatus.CANCELED:
             # Real Stripe keeps the off-session attempt's last_payment_error (authentication_required)
             # on a cancelled intent: it is still a cancellation, not a decline, and no alert.
-            _settle_failed(payment, code=Failure.CANCELED, message=CANCELLED)
+            _settle(payment, status=Payment.Status.FAILED, code=Failure.CANCELED, message=CANCELLED)
         elif intent.status == StripeStatus.REQUIRES_PAYMENT_METHOD:
             code = intent.failure_code or intent.status
-            _settle_failed(payment, code=code, message=intent.failure_message or stripe_gateway.decline_message(""))
+            _settle(
+                payment,
+                status=Payment.Status.FAILED,
+                code=code,
+                message=intent.failure_message or stripe_gateway.decline_message(""),
+            )
         payment.save()
         if credited:
             receipt_issue(payment=payment)  # its number is allocated in this same transaction
     return payment
 
 
-def _settle_failed(payment, *, code, message):
-    payment.status = Payment.Status.FAILED
+def _settle(payment, *, status, code, message):
+    """Settle without hours: failed, or left for staff (needs review), with the reason in words."""
+    payment.status = status
     payment.failure_code = code
     payment.failure_message = message
     payment.settled_at = timezone.now()
@@ -406,8 +414,9 @@ def _leave_for_review(payment, intent):
     charged = money_text(intent.amount_cents, intent.currency)
     expected = money_text(payment.amount_cents, payment.currency)
     payment.stripe_amount_cents, payment.stripe_currency = intent.amount_cents, intent.currency
-    _mark_for_review(
+    _settle(
         payment,
+        status=Payment.Status.NEEDS_REVIEW,
         code=Failure.AMOUNT_MISMATCH,
         message=f"Stripe charged {charged} instead of {expected}. No hours were added.",
     )
@@ -421,16 +430,9 @@ def _review(payment, *, code, message, unless_moved_from):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status == unless_moved_from:
             logger.error("Payment %s is left for staff review: %s", payment.pk, message)
-            _mark_for_review(payment, code=code, message=message)
+            _settle(payment, status=Payment.Status.NEEDS_REVIEW, code=code, message=message)
             payment.save()
     return payment
-
-
-def _mark_for_review(payment, *, code, message):
-    payment.status = Payment.Status.NEEDS_REVIEW
-    payment.failure_code = code
-    payment.failure_message = message
-    payment.settled_at = timezone.now()
 
 
 def _payment_for_intent(intent):
@@ -500,7 +502,7 @@ def _fail(payment, *, code, message, intent_id=None):
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.final or payment.status == Payment.Status.NEEDS_REVIEW:
             return payment
-        _settle_failed(payment, code=code, message=message)
+        _settle(payment, status=Payment.Status.FAILED, code=code, message=message)
         payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id
         payment.save()
     return payment

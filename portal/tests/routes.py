@@ -5,6 +5,12 @@ from dataclasses import dataclass
 
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from alerts.models import Notification
+from billing import samples
+from billing.disputes.holds import dispute_record
+from billing.fraud.rules import fraud_flag_raise
+from billing.models import Refund, WebhookEvent
+
 
 @dataclass(frozen=True)
 class Route:
@@ -40,3 +46,37 @@ def request(client, route, ids, method, **extra):
 def accepted_method(client, route, ids):
     """GET if the route answers it (anything but 405), else POST: the method a route is used with."""
     return "POST" if request(client, route, ids, "GET").status_code == 405 else "GET"
+
+
+def ids_of_every_kind(paid):
+    """One real object behind every kind of id a console or student route takes, around the paid
+    payment `paid`: {"payment_id": ..., "dispute_id": ..., ...}."""
+    dispute = dispute_record(payment=paid, dispute_object=samples.dispute(paid), event_type="charge.dispute.created")
+    event = WebhookEvent.objects.create(
+        stripe_event_id=f"evt_routes_{paid.pk}", type="charge.refunded", payload={}, status=WebhookEvent.Status.FAILED
+    )
+    refund = Refund.objects.create(
+        payment=paid,
+        amount_cents=100,
+        currency="EUR",
+        status=Refund.Status.REQUESTED,
+        idempotency_key=f"refund-routes-{paid.pk}",
+    )
+    alert = Notification.objects.create(
+        recipient=paid.account.user,
+        kind=Notification.Kind.PAYMENT_SUCCEEDED,
+        dedupe_key=f"routes-{paid.pk}",
+        title="Paid",
+    )
+    return {
+        "payment_id": paid.pk,
+        "refund_id": refund.pk,
+        "receipt_id": paid.receipt.pk,
+        "dispute_id": dispute.pk,
+        "flag_id": fraud_flag_raise(payment=paid, warning_object=samples.early_fraud_warning(paid)).pk,
+        "event_id": event.pk,
+        "account_id": paid.account_id,
+        "lot_id": paid.lot_id,
+        "card_id": paid.payment_method_id,
+        "notification_id": alert.pk,
+    }

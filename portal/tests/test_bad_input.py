@@ -14,17 +14,12 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from alerts.models import Notification
-from billing import samples
-from billing.disputes.holds import dispute_record
-from billing.fraud.rules import fraud_flag_raise
-from billing.models import Refund, WebhookEvent
 from billing.tests.builders import make_console_user, make_paid_payment, make_student, use
 from conftest import console_sign_in
 from portal.admin_input import SELECTION_INVALID
 from portal.models import User
 from portal.tests.crawl import link_parameters, page_forms
-from portal.tests.routes import routes
+from portal.tests.routes import ids_of_every_kind, routes
 
 pytestmark = pytest.mark.django_db
 
@@ -177,29 +172,7 @@ def paid(localstripe):
 
 @pytest.fixture
 def ids(paid):
-    """One real object behind every kind of id a console or student route takes."""
-    dispute = dispute_record(payment=paid, dispute_object=samples.dispute(paid), event_type="charge.dispute.created")
-    event = WebhookEvent.objects.create(
-        stripe_event_id="evt_bad_input", type="charge.refunded", payload={}, status=WebhookEvent.Status.FAILED
-    )
-    refund = Refund.objects.create(
-        payment=paid, amount_cents=100, currency="EUR", status=Refund.Status.REQUESTED, idempotency_key="refund-sweep"
-    )
-    alert = Notification.objects.create(
-        recipient=paid.account.user, kind=Notification.Kind.PAYMENT_SUCCEEDED, dedupe_key="sweep", title="Paid"
-    )
-    return {
-        "payment_id": paid.pk,
-        "refund_id": refund.pk,
-        "receipt_id": paid.receipt.pk,
-        "dispute_id": dispute.pk,
-        "flag_id": fraud_flag_raise(payment=paid, warning_object=samples.early_fraud_warning(paid)).pk,
-        "event_id": event.pk,
-        "account_id": paid.account_id,
-        "lot_id": paid.lot_id,
-        "card_id": paid.payment_method_id,
-        "notification_id": alert.pk,
-    }
+    return ids_of_every_kind(paid)
 
 
 @pytest.fixture

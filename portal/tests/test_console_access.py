@@ -11,13 +11,10 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import samples
-from billing.disputes.holds import dispute_record
-from billing.fraud.rules import fraud_flag_raise
-from billing.models import Account, AuditEntry, Refund, WebhookEvent
+from billing.models import Account, AuditEntry, Refund
 from billing.tests.builders import make_console_user, make_paid_payment, make_staff, make_student
 from conftest import console_sign_in
-from portal.tests.routes import request, routes
+from portal.tests.routes import ids_of_every_kind, request, routes
 
 pytestmark = pytest.mark.django_db
 
@@ -27,25 +24,7 @@ URL = reverse("console:index")
 
 @pytest.fixture
 def ids(localstripe):
-    """One real object behind every kind of id a console route takes."""
-    paid = make_paid_payment(localstripe, account=make_student("payer@example.com"))
-    dispute = dispute_record(payment=paid, dispute_object=samples.dispute(paid), event_type="charge.dispute.created")
-    event = WebhookEvent.objects.create(
-        stripe_event_id="evt_access", type="charge.refunded", payload={}, status=WebhookEvent.Status.FAILED
-    )
-    refund = Refund.objects.create(
-        payment=paid, amount_cents=100, currency="EUR", status=Refund.Status.REQUESTED, idempotency_key="refund-access"
-    )
-    return {
-        "payment_id": paid.pk,
-        "refund_id": refund.pk,
-        "receipt_id": paid.receipt.pk,
-        "dispute_id": dispute.pk,
-        "flag_id": fraud_flag_raise(payment=paid, warning_object=samples.early_fraud_warning(paid)).pk,
-        "event_id": event.pk,
-        "account_id": paid.account_id,
-        "lot": paid.lot_id,
-    }
+    return ids_of_every_kind(make_paid_payment(localstripe, account=make_student("payer@example.com")))
 
 
 # What the Support level may do (portal.console.access): read, retry webhooks, resend receipts,
@@ -68,7 +47,7 @@ def every_form_filled_in(ids):
         "note": "A note.",
         "amount": "1.00",
         "hours": "0.5",
-        "lot": ids["lot"],
+        "lot": ids["lot_id"],
         "block": "on",
         "refund": "on",
         "confirm": "1",

@@ -30,6 +30,14 @@ def make_superuser(email="root@example.com"):
     return User.objects.create_superuser(email, PASSWORD)
 
 
+def make_operator():
+    """A superuser with TOTP set up, as an operator of the admin should be."""
+    user = make_console_user("ops@example.com")
+    user.is_superuser = True
+    user.save()
+    return user
+
+
 def password_only_client(client, user):
     client.force_login(user)
     return client
@@ -55,18 +63,14 @@ class TestTheAdminAsksForTheSecondFactor:
         assert not target.is_staff and not target.groups.exists()
 
     def test_totp_set_up_but_not_given_in_this_session_asks_for_a_code(self, client):
-        user = make_console_user("ops@example.com")
-        user.is_superuser = True
-        user.save()
+        user = make_operator()
         response = password_only_client(client, user).get(reverse("admin:index"))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("mfa_reauthenticate"))
         assert "next=%2Fadmin%2F" in response["Location"]
 
     def test_a_code_given_in_this_session_opens_it(self, client):
-        user = make_console_user("ops@example.com")
-        user.is_superuser = True
-        user.save()
+        user = make_operator()
         response = console_sign_in(client, user).get(reverse("admin:index"))
         assert response.status_code == 200
         assert "Tutoring Hours administration" in response.content.decode()
@@ -80,9 +84,7 @@ class TestTheAdminAsksForTheSecondFactor:
 
 class TestTheAuthenticatorAdminShowsNoSecret:
     def test_the_change_page_shows_that_a_factor_exists_not_its_data(self, client):
-        user = make_console_user("ops@example.com")
-        user.is_superuser = True
-        user.save()
+        user = make_operator()
         admin_client = console_sign_in(client, user)
         totp = Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP)
         page = admin_client.get(reverse("admin:mfa_authenticator_change", args=[totp.pk])).content.decode()
@@ -90,9 +92,7 @@ class TestTheAuthenticatorAdminShowsNoSecret:
         assert TOTP_SECRET not in page and totp.data["secret"] not in page and "secret" not in page.lower()
 
     def test_it_cannot_be_added_or_edited_only_removed(self, client):
-        user = make_console_user("ops@example.com")
-        user.is_superuser = True
-        user.save()
+        user = make_operator()
         admin_client = console_sign_in(client, user)
         totp = Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP)
         assert admin_client.get(reverse("admin:mfa_authenticator_add")).status_code == 403
@@ -156,9 +156,7 @@ class TestSecondFactorsAreSealedAtRest:
 
 
 def test_a_change_in_the_admin_needs_a_code_as_recent_as_a_refund(client):
-    user = make_console_user("ops@example.com")
-    user.is_superuser = True
-    user.save()
+    user = make_operator()
     target = User.objects.create_user("someone@example.com", PASSWORD)
     admin_client = console_sign_in(client, user)
     with time_machine.travel(timedelta(minutes=16)):

@@ -4,6 +4,9 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect
 
+from billing.errors import BillingError
+from portal.console.forms import ReasonForm
+from portal.ratelimits import client_ip
 from portal.tables import table_paginate
 
 PER_PAGE = 25
@@ -41,3 +44,18 @@ def action_done(request, message, *, redirect_to, level=messages.SUCCESS):
     if request.htmx:
         return HttpResponseClientRedirect(redirect_to)
     return redirect(redirect_to)
+
+
+def reason_action(request, act, *, done, redirect_to, texts):
+    """An action staff confirm with a reason (block, accept a dispute, resolve a payment): on a valid
+    POST, `act(actor=, reason=, ip_address=)`, then `done` and back to `redirect_to`; a refusal of
+    the domain is shown on the form. `texts` are the dialog's title, intro, submit and danger."""
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            act(actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request))
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            return action_done(request, done, redirect_to=redirect_to)
+    return action_form(request, {"form": form} | texts)

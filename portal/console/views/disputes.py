@@ -1,5 +1,7 @@
 """Disputes: the table by status and due date, and a dispute's evidence, submission or acceptance."""
 
+from functools import partial
+
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -11,9 +13,9 @@ from billing.models import Dispute
 from billing.reports import payment_timeline
 from portal.console.access import console_view, is_finance
 from portal.console.filters import DisputeFilter
-from portal.console.forms import EvidenceForm, ReasonForm
+from portal.console.forms import EvidenceForm
 from portal.console.tables import DisputeTable
-from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.console.views.common import action_done, list_page, reason_action, table_page
 from portal.ratelimits import client_ip
 
 
@@ -60,24 +62,12 @@ def dispute_detail(request, dispute_id):
 @require_http_methods(["GET", "POST"])
 def dispute_accept(request, dispute_id):
     dispute = get_object_or_404(Dispute.objects.select_related("payment__account__user"), pk=dispute_id)
-    form = ReasonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            evidence.dispute_accept(
-                dispute=dispute, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
-            )
-        except BillingError as refused:
-            form.add_error(None, str(refused))
-        else:
-            return action_done(
-                request,
-                "Dispute accepted: it is closed as lost.",
-                redirect_to=reverse("console:dispute", args=[dispute.pk]),
-            )
-    return action_form(
+    return reason_action(
         request,
-        {
-            "form": form,
+        partial(evidence.dispute_accept, dispute=dispute),
+        done="Dispute accepted: it is closed as lost.",
+        redirect_to=reverse("console:dispute", args=[dispute.pk]),
+        texts={
             "title": f"Accept dispute {dispute.stripe_dispute_id}",
             "intro": "Accepting closes the dispute as lost: the money stays with the card holder and the held hours "
             "are removed for good. This cannot be undone.",

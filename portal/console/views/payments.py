@@ -2,6 +2,7 @@
 
 import csv
 import secrets
+from functools import partial
 
 from django.contrib import messages
 from django.http import StreamingHttpResponse
@@ -18,9 +19,9 @@ from billing.payment_reviews import payment_review_resolve
 from billing.reports import payment_timeline
 from portal.console.access import console_view, fresh_code_redirect, is_finance
 from portal.console.filters import PaymentFilter, RefundFilter
-from portal.console.forms import ReasonForm, ReceiptResendForm, RefundForm
+from portal.console.forms import ReceiptResendForm, RefundForm
 from portal.console.tables import PaymentTable, RefundTable
-from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.console.views.common import action_done, action_form, list_page, reason_action, table_page
 from portal.downloads import receipt_file
 from portal.ratelimits import client_ip
 
@@ -179,22 +180,16 @@ def refund_create(request, payment_id):
 def payment_resolve(request, payment_id):
     """Finance closes a payment left for review, saying what was done (refund, hours added, ...)."""
     payment = get_object_or_404(Payment.objects.select_related("account__user"), pk=payment_id)
-    form = ReasonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            payment_review_resolve(
-                payment=payment, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
-            )
-        except BillingError as refused:
-            form.add_error(None, str(refused))
-        else:
-            return action_done(request, "Payment marked as resolved.", redirect_to=_payment_url(payment))
     intro = (
         f"{payment.failure_message} Say what was done about it (a refund, hours added by hand, nothing needed) "
         "and why: it is kept in the audit log."
     )
-    return action_form(
-        request, {"form": form, "title": f"Resolve payment {payment.pk}", "intro": intro, "submit": "Mark as resolved"}
+    return reason_action(
+        request,
+        partial(payment_review_resolve, payment=payment),
+        done="Payment marked as resolved.",
+        redirect_to=_payment_url(payment),
+        texts={"title": f"Resolve payment {payment.pk}", "intro": intro, "submit": "Mark as resolved"},
     )
 
 

@@ -1,5 +1,7 @@
 """Students: search, a student's whole record, and the hours staff may change by hand."""
 
+from functools import partial
+
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -13,9 +15,9 @@ from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment
 from billing.selectors import balance_summary, cards_for_account
 from portal.console.access import console_view
 from portal.console.filters import StudentFilter
-from portal.console.forms import AdjustmentForm, ReasonForm, SessionForm
+from portal.console.forms import AdjustmentForm, SessionForm
 from portal.console.tables import AuditTable, LedgerTable, PaymentTable, StudentTable
-from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.console.views.common import action_done, action_form, list_page, reason_action, table_page
 from portal.ratelimits import client_ip
 from portal.tables import UsageTable
 
@@ -123,23 +125,13 @@ def hours_adjust(request, account_id):
 @require_http_methods(["GET", "POST"])
 def student_block(request, account_id, block):
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
-    form = ReasonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        change = blocks.account_block if block else blocks.account_unblock
-        try:
-            change(
-                account=account, actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request)
-            )
-        except BillingError as refused:
-            form.add_error(None, str(refused))
-        else:
-            done = "Student blocked from buying." if block else "Student may buy again."
-            return action_done(request, done, redirect_to=_student_url(account))
     verb = "Block" if block else "Unblock"
-    return action_form(
+    return reason_action(
         request,
-        {
-            "form": form,
+        partial(blocks.account_block if block else blocks.account_unblock, account=account),
+        done="Student blocked from buying." if block else "Student may buy again.",
+        redirect_to=_student_url(account),
+        texts={
             "title": f"{verb} {account.user.email}",
             "intro": "A blocked student sees that purchases are paused instead of buy buttons."
             if block
