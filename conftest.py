@@ -85,6 +85,7 @@ def localstripe(localstripe_process, settings):
     settings.STRIPE_JS_URL = f"{localstripe_process.url}/js.stripe.com/v3/"
     settings.CONTENT_SECURITY_POLICY = content_security_policy(stripe_js_url=settings.STRIPE_JS_URL)
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    settings.STRIPE_PRICES_API = False
     settings.STRIPE_TIMEOUT_SECONDS = 5
     return localstripe_process
 

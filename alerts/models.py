@@ -8,6 +8,7 @@ from django.db.models import Q
 class Notification(models.Model):
     class Kind(models.TextChoices):
         PAYMENT_FAILED = "payment_failed", "Payment failed"
+        SUBSCRIPTION_PAST_DUE = "subscription_past_due", "Subscription payment failed"
         PAYMENT_NEEDS_ACTION = "payment_needs_action", "Payment needs your confirmation"
         PAYMENT_UNDER_REVIEW = "payment_under_review", "Payment under review"
         BALANCE_DEPLETED = "balance_depleted", "No hours left"
@@ -17,6 +18,8 @@ class Notification(models.Model):
         LOT_EXPIRED = "lot_expired", "Hours expired"
         CARD_EXPIRING = "card_expiring", "Card expiring"
         PAYMENT_SUCCEEDED = "payment_succeeded", "Payment received"
+        SUBSCRIPTION_RENEWING = "subscription_renewing", "Subscription renews soon"
+        SUBSCRIPTION_ENDED = "subscription_ended", "Subscription ended"
 
     class Email(models.TextChoices):
         PENDING = "pending", "To send"

@@ -24,7 +24,7 @@ from alerts.models import EmailOptOut, Notification
 from billing import ledger
 from billing.audit import audit_record
 from billing.formatting import datetime_text, hours_text, money_text
-from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod
+from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Subscription
 from billing.payments import PAYMENT_UNDER_REVIEW
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ Email = Notification.Email
 URGENCY = list(Kind.values)
 RECENT_PAYMENTS = timedelta(days=2)
 RECENT_EXPIRIES = timedelta(days=7)
+# A subscription's renewal reminder: this long before the period ends (with the amount and card).
+RENEWAL_NOTICE = timedelta(days=3)
+RECENT_SUBSCRIPTION_ENDS = timedelta(days=7)
 # A student still on the page completes 3-D Secure within minutes; only then is it worth an alert.
 ACTION_ALERT_AFTER = timedelta(minutes=15)
 EMAIL_ATTEMPTS = 6
@@ -54,6 +57,7 @@ def alerts_scan():
             _expired_alerts(now),
             _card_alerts(now),
             _payment_alerts(now),
+            _subscription_alerts(now),
         )
     )
 
@@ -178,6 +182,13 @@ def _resolve_finished(now):
         account__user=OuterRef("recipient"), status=Payment.Status.SUCCEEDED, settled_at__gt=OuterRef("created_at")
     )
     unresolved.filter(kind=Kind.PAYMENT_FAILED).filter(Exists(later_success)).update(resolved_at=now)
+    # Dunning is over once the subscription is no longer owed a payment (paid, or ended).
+    overdue = Subscription.objects.filter(status__in=Subscription.OVERDUE).values("pk")
+    unresolved.filter(kind=Kind.SUBSCRIPTION_PAST_DUE).exclude(subject_id__in=overdue).update(resolved_at=now)
+    renewing = Subscription.objects.filter(
+        status__in=Subscription.RUNNING, cancel_at_period_end=False, current_period_end__gt=now
+    ).values("pk")
+    unresolved.filter(kind=Kind.SUBSCRIPTION_RENEWING).exclude(subject_id__in=renewing).update(resolved_at=now)
     # Balance alerts are over once the balance is back at or above the reminder level.
     healthy = (
         _with_available(Account.objects.all(), now)
@@ -303,8 +314,11 @@ def _card_alerts(now):
 def _payment_alerts(now, payments=None):
     recent = payments if payments is not None else Payment.objects.filter(updated_at__gte=now - RECENT_PAYMENTS)
     # A payment cancelled because the student started another one is no news to them.
+    # A subscription's failed renewal is told by the past-due alert, with its "pay now".
     failed = _not_alerted(
-        recent.filter(status=Payment.Status.FAILED).exclude(failure_code=Payment.Failure.CANCELED),
+        recent.filter(status=Payment.Status.FAILED, subscription__isnull=True).exclude(
+            failure_code=Payment.Failure.CANCELED
+        ),
         "payment-failed:",
         _as_text("pk"),
     )
@@ -334,7 +348,7 @@ def _payment_alerts(now, payments=None):
             title="Your bank asks you to confirm a payment",
             body=f"Your payment for {_what(payment)} waits for your bank's check (3-D Secure). "
             "Open the link to finish it.",
-            link=reverse("student:dashboard") + f"?resume={payment.pk}",
+            link=_completion_link(payment),
         )
     for payment in in_review.select_related("account", "plan"):
         # Found by a pay click, a refresh or a webhook: the student may have left the page. In our
@@ -358,6 +372,73 @@ def _payment_alerts(now, payments=None):
             title=f"{hours_text(payment.minutes)} added",
             body=f"Your payment for {_what(payment)} went through and {hours_text(payment.minutes)} were added.",
             link=reverse("student:receipt_download", args=[receipt.pk]) if receipt else reverse("student:receipts"),
+        )
+
+
+def _completion_link(payment):
+    if payment.for_subscription:
+        return reverse("student:subscription") + f"?resume={payment.pk}"
+    return reverse("student:dashboard") + f"?resume={payment.pk}"
+
+
+def _subscription_alerts(now):
+    """Dunning (a renewal failed: one alert per unpaid invoice, with the reason and "pay now"), the
+    renewal reminder (three days before a period ends, once per period) and the end."""
+    page = reverse("student:subscription")
+    overdue = Payment.objects.filter(
+        subscription__status__in=Subscription.OVERDUE, status=Payment.Status.FAILED, subscription__isnull=False
+    )
+    for payment in _not_alerted(overdue, "subscription-past-due:", _as_text("pk")).select_related(
+        "account", "plan", "subscription"
+    ):
+        reason = payment.subscription.failure_message or payment.failure_message
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.SUBSCRIPTION_PAST_DUE,
+            subject_id=payment.subscription_id,
+            dedupe_key=f"subscription-past-due:{payment.pk}",
+            title="Your subscription payment failed",
+            body=f"We could not charge {_what(payment)} for your subscription: {reason} Pay now with a saved card "
+            "to keep your hours coming; your bank may try again on its own in a few days.",
+            link=page,
+        )
+    renewing = Subscription.objects.filter(
+        status__in=Subscription.RUNNING,
+        cancel_at_period_end=False,
+        current_period_end__gt=now,
+        current_period_end__lte=now + RENEWAL_NOTICE,
+    )
+    # One reminder per period: its key names the period's end, which a text cast would spell
+    # differently per database, so the anti-join looks for a reminder since the period began.
+    reminded = Notification.objects.filter(
+        kind=Kind.SUBSCRIPTION_RENEWING, subject_id=OuterRef("pk"), created_at__gte=OuterRef("current_period_start")
+    )
+    for subscription in renewing.exclude(Exists(reminded)).select_related("account", "plan"):
+        plan = subscription.plan
+        card = subscription.account.payment_methods.active().filter(is_default=True).first()
+        yield Notification(
+            recipient_id=subscription.account.user_id,
+            kind=Kind.SUBSCRIPTION_RENEWING,
+            subject_id=subscription.pk,
+            dedupe_key=f"subscription-renewal:{subscription.pk}:{int(subscription.current_period_end.timestamp())}",
+            title=f"{plan.name} renews on {datetime_text(subscription.current_period_end)}",
+            body=f"Your subscription renews on {datetime_text(subscription.current_period_end)}: we will charge "
+            f"{money_text(plan.price_cents, plan.currency)} to {card.label if card else 'your default card'} "
+            f"and add {hours_text(plan.minutes)}.",
+            link=page,
+        )
+    ended = Subscription.objects.filter(
+        status=Subscription.Status.CANCELED, ended_at__gte=now - RECENT_SUBSCRIPTION_ENDS
+    )
+    for subscription in _not_alerted(ended, "subscription-ended:", _as_text("pk")).select_related("account", "plan"):
+        yield Notification(
+            recipient_id=subscription.account.user_id,
+            kind=Kind.SUBSCRIPTION_ENDED,
+            subject_id=subscription.pk,
+            dedupe_key=f"subscription-ended:{subscription.pk}",
+            title=f"Your {subscription.plan.name} subscription has ended",
+            body="No more hours will be added or charged. Hours you already have stay until they expire.",
+            link=page,
         )
 
 

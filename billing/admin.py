@@ -1,16 +1,19 @@
 from django.contrib import admin
 
-from billing.models import Account, LedgerEntry, Lot, Plan, Usage
+from billing.models import Account, LedgerEntry, Lot, Plan, Subscription, Usage
 
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = [
         "name",
+        "kind",
+        "interval",
         "minutes",
         "price_cents",
         "currency",
         "validity_days",
+        "rollover_periods",
         "is_active",
         "is_featured",
         "sort_order",
@@ -57,3 +60,23 @@ class UsageAdmin(ReadOnlyAdmin):
     list_display = ["occurred_at", "account", "minutes", "tutor", "subject"]
     list_select_related = ["account__user"]
     search_fields = ["account__user__email", "tutor", "subject"]
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    """Stripe owns a subscription's state (billing.subscriptions copies it); staff change it in the
+    console, where it is audited."""
+
+    list_display = [
+        "id",
+        "account",
+        "plan",
+        "status",
+        "cancel_at_period_end",
+        "current_period_end",
+        "stripe_subscription_id",
+        "created_at",
+    ]
+    list_filter = ["status", "cancel_at_period_end"]
+    list_select_related = ["account__user", "plan"]
+    search_fields = ["account__user__email", "stripe_subscription_id"]

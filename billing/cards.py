@@ -15,7 +15,7 @@ from billing import stripe_gateway
 from billing.errors import BillingError, CardNotFound
 from billing.fraud.rules import fraud_card_setups_check
 from billing.ledger import account_lock
-from billing.models import Account, CardSetup, PaymentMethod
+from billing.models import Account, CardSetup, PaymentMethod, Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,10 @@ def card_make_default(*, card):
         card.account.payment_methods.filter(is_default=True).update(is_default=False)
         card.is_default = True
         card.save(update_fields=["is_default"])
+        # A subscription charges the customer's default card (billing.subscriptions): it follows.
+        Subscription.objects.filter(account_id=card.account_id, status__in=Subscription.LIVE).update(
+            payment_method=card
+        )
     _stripe_default_follow(card.account, card)
     return card
 

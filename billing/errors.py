@@ -49,6 +49,15 @@ class CardNotFound(BillingError):
         super().__init__("This card is no longer available. Please add it again or choose another card.")
 
 
+class SubscriptionRefused(BillingError):
+    """We refused a subscription request (a plan not for sale, a second subscription, one that is not
+    in a state for it); nothing was changed at Stripe."""
+
+
+class StripeObjectNotFound(BillingError):
+    """Stripe has no such object (an invoice or subscription id it does not know)."""
+
+
 class CustomerNotFound(BillingError):
     """Stripe no longer knows the account's customer (deleted in the Dashboard, or a reset stand-in)."""
 

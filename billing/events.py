@@ -16,11 +16,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import background, cards, payments, refunds, stripe_gateway
+from billing import background, cards, payments, refunds, stripe_gateway, subscriptions
 from billing.audit import audit_record, audit_record_bulk
 from billing.disputes.holds import dispute_record
+from billing.errors import StripeObjectNotFound
 from billing.fraud.rules import fraud_flag_raise
-from billing.models import Account, Payment, PaymentMethod, Refund, WebhookEvent
+from billing.models import Account, Payment, PaymentMethod, Refund, Subscription, WebhookEvent
 
 logger = logging.getLogger(__name__)
 
@@ -233,8 +234,9 @@ def _account_for_customer(customer_id):
     "payment_intent.processing",
 )
 def on_payment_intent(intent, event_type):
-    if "payment_id" not in (intent.get("metadata") or {}):
-        return IGNORED  # not one of ours (an invoice, a Dashboard charge)
+    ours = "payment_id" in (intent.get("metadata") or {})
+    if not ours and not Payment.objects.filter(stripe_payment_intent_id=intent.get("id")).exists():
+        return IGNORED  # not one of ours (a Dashboard charge, an invoice we have not seen yet)
     # The event may be old news: settle on the intent as Stripe has it now.
     current = stripe_gateway.payment_intent_retrieve(intent["id"])
     try:
@@ -328,3 +330,64 @@ def on_early_fraud_warning(warning, event_type):
     payment = _payment_for_intent(warning.get("payment_intent"))
     fraud_flag_raise(payment=payment, warning_object=warning)
     return PROCESSED
+
+
+@handles(
+    "invoice.paid",
+    "invoice.payment_succeeded",  # what API versions before invoice.paid send, and localstripe
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+)
+def on_invoice(invoice, event_type):
+    if not stripe_gateway.invoice_subscription_id(invoice):
+        return IGNORED  # a one-off invoice from the Dashboard: not the portal's
+    snapshot = stripe_gateway.invoice_read(invoice)
+    # Old news or not, apply the subscription and the invoice as Stripe has them now: first the
+    # subscription's status, then the invoice (which knows better about the renewal it is).
+    known = Subscription.objects.filter(stripe_subscription_id=snapshot.subscription_id).first()
+    if known is not None:
+        _current(lambda: subscriptions.subscription_refresh(subscription=known), known)
+    current = _current(lambda: stripe_gateway.invoice_retrieve(snapshot.id), snapshot)
+    try:
+        payment = subscriptions.subscription_invoice_settle(invoice=current)
+    except subscriptions.SubscriptionNotYetKnown as unknown:
+        raise ObjectNotYetKnown(str(unknown)) from unknown
+    return IGNORED if payment is None else PROCESSED
+
+
+@handles("invoice.upcoming")
+def on_invoice_upcoming(invoice, event_type):
+    # The renewal reminder comes from our own scan (alerts), three days before each period ends,
+    # whatever Stripe's reminder setting: this event adds nothing to it.
+    return IGNORED
+
+
+@handles(
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired",
+)
+def on_subscription(subscription, event_type):
+    snapshot = stripe_gateway.subscription_read(subscription)
+    remote = _current(lambda: stripe_gateway.subscription_retrieve(snapshot.id), snapshot)
+    return PROCESSED if subscriptions.subscription_sync(remote=remote) else IGNORED
+
+
+def _current(read, snapshot):
+    """Stripe's current copy of an object (`read()`), or the event's own snapshot when Stripe has
+    none: the event is signed by Stripe, and what we apply from it never moves backwards (a paid
+    invoice stays paid, an ended subscription ended). Only the stand-in, which has no renewals of
+    its own, lacks objects its own events name."""
+    try:
+        return read()
+    except StripeObjectNotFound:
+        logger.warning("Stripe has no %s now; applying the event's copy.", getattr(snapshot, "id", snapshot))
+        return snapshot

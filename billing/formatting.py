@@ -17,7 +17,16 @@ DATE = "j M Y"  # 1 Dec 2026
 DAY_MONTH = "j M"  # 1 Dec
 DATETIME = "j M Y, H:i"  # 1 Dec 2026, 19:16
 DATETIME_SECONDS = "j M Y, H:i:s"  # 1 Dec 2026, 19:16:05
+MONTH = "F Y"  # December 2026: a monthly subscription's period
 DATETIME_ZONE = "j M Y, H:i T"  # 1 Dec 2026, 19:16 CET: for texts read far from the portal (Stripe)
+
+
+def period_text(start, interval):
+    """The period a subscription payment pays for, by its start: "December 2026" for a month,
+    "week of 7 Dec 2026" for a week."""
+    if interval == "week":
+        return f"week of {date_text(start)}"
+    return dateformat.format(timezone.localtime(start), MONTH)
 
 
 def hours_text(minutes):

@@ -189,7 +189,8 @@ def payment_start(*, account, token, payment_method_id=None):
         # Still unfinished after _settle_payments_in_flight: a click racing this one, or a cancel Stripe
         # did not answer. One waiting for 3-D Secure is handed back, so the student completes that one
         # rather than a second one they could complete too.
-        in_flight = account.payments.filter(status__in=Payment.IN_FLIGHT).order_by("-created_at", "-pk").first()
+        in_flight = _one_off(account.payments).filter(status__in=Payment.IN_FLIGHT).order_by("-created_at", "-pk")
+        in_flight = in_flight.first()
         if in_flight is not None and in_flight.status == Payment.Status.REQUIRES_ACTION:
             in_flight.handed_back = True
             return in_flight
@@ -233,8 +234,14 @@ def _settle_payments_in_flight(account):
     """Before a new charge: ask Stripe about this account's unfinished payments. One whose answer
     never came may be settled by now; one waiting for 3-D Secure is cancelled, so that the student
     can never complete both it and the new one."""
-    for payment in account.payments.filter(status__in=Payment.IN_FLIGHT):
+    for payment in _one_off(account.payments).filter(status__in=Payment.IN_FLIGHT):
         _payment_reconcile(payment)
+
+
+def _one_off(payments):
+    """Payments for packages. A subscription's invoices are Stripe's to retry and cancel, never ours
+    (billing.subscriptions settles them), and one waiting for 3-D Secure does not hold a package back."""
+    return payments.filter(subscription__isnull=True)
 
 
 def payments_abandon_for_blocked(*, account_id):
@@ -244,7 +251,8 @@ def payments_abandon_for_blocked(*, account_id):
     account = Account.objects.get(pk=account_id)
     if account.blocked_at is None:
         return []  # unblocked again before this ran
-    return [_payment_reconcile(payment) for payment in account.payments.filter(status=Payment.Status.REQUIRES_ACTION)]
+    waiting = _one_off(account.payments).filter(status=Payment.Status.REQUIRES_ACTION)
+    return [_payment_reconcile(payment) for payment in waiting]
 
 
 def payment_abandon(*, payment):
@@ -266,7 +274,7 @@ def payments_reconcile():
     stuck = Q(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
     abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
     blocked = Q(status=Payment.Status.REQUIRES_ACTION, account__blocked_at__isnull=False)
-    due = Payment.objects.filter(stuck | abandoned | blocked).select_related("account").order_by("pk")
+    due = _one_off(Payment.objects).filter(stuck | abandoned | blocked).select_related("account").order_by("pk")
     return [
         _cancel_give_up_when_overdue(_payment_reconcile(payment), blocked_at=payment.account.blocked_at, now=now)
         for payment in due
@@ -318,6 +326,8 @@ def payment_refresh(*, payment):
         return payment
     if payment.status == Payment.Status.NEEDS_REVIEW and not payment.stripe_payment_intent_id:
         return payment  # its search was given up: only Stripe's own event can still name its intent
+    if payment.for_subscription and not payment.stripe_payment_intent_id:
+        return payment  # an invoice not attempted yet: billing.subscriptions reads it from the invoice
     try:
         if payment.stripe_payment_intent_id:
             intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
@@ -356,10 +366,11 @@ def _orphan_after():
     return max(ORPHAN_AFTER, timedelta(seconds=slowest_request + 60))
 
 
-def payment_intent_settle(*, intent):
-    """Bring our Payment in line with a PaymentIntent from Stripe (a charge answer, a refresh or a
-    webhook). Idempotent and order-tolerant: hours are credited once, a settled payment stays so."""
-    found = _payment_for_intent(intent)
+def payment_intent_settle(*, intent, payment=None):
+    """Bring our Payment (`payment`, or the one the intent names) in line with a PaymentIntent from
+    Stripe (a charge answer, a refresh or a webhook). Idempotent and order-tolerant: hours are
+    credited once, a settled payment stays so."""
+    found = payment or _payment_for_intent(intent)
     if found is None:
         raise UnknownPaymentIntent(f"No payment for PaymentIntent {intent.id}.")
     with transaction.atomic():
@@ -368,7 +379,7 @@ def payment_intent_settle(*, intent):
         payment = Payment.objects.select_for_update().get(pk=found.pk)
         if payment.final:
             return payment
-        payment.stripe_payment_intent_id = intent.id
+        payment.stripe_payment_intent_id = intent.id or payment.stripe_payment_intent_id
         charged = intent.status == StripeStatus.SUCCEEDED
         credited = charged and (intent.amount_cents, intent.currency) == (payment.amount_cents, payment.currency)
         if credited:
@@ -448,17 +459,38 @@ def _payment_for_intent(intent):
     return Payment.objects.filter(pk=payment_id, account_id=account_id, stripe_payment_intent_id__isnull=True).first()
 
 
+def payment_paid_record(*, payment, intent_id, amount_cents, currency):
+    """Stripe says `payment` is paid (`amount_cents` in `currency`) without a PaymentIntent to read:
+    a subscription invoice marked paid. Settled as a PaymentIntent that succeeded would be."""
+    paid = stripe_gateway.PaymentIntent(
+        id=intent_id,
+        status=StripeStatus.SUCCEEDED,
+        amount_cents=amount_cents,
+        currency=currency,
+        client_secret="",
+        payment_method_id=None,
+    )
+    return payment_intent_settle(intent=paid, payment=payment)
+
+
 def _credit(payment):
     now = timezone.now()
+    if payment.lot_expires_at:
+        # A subscription period's lot. A period paid only after its hours would have expired (its
+        # invoice settled very late) still gets its lot, for a minute: the money and the hours
+        # agree, and the expiry job books the loss like any other.
+        expires_at = max(payment.lot_expires_at, now + timedelta(minutes=1))
+    else:
+        expires_at = ledger.lot_expiry(purchased_at=now, validity_days=payment.validity_days)
     lot = ledger.lot_credit(
         account=payment.account,
-        name=payment.plan.name,
+        name=payment.lot_name or payment.plan.name,
         minutes=payment.minutes,
         plan=payment.plan,
         price_cents=payment.amount_cents,
         currency=payment.currency,
         purchased_at=now,
-        expires_at=ledger.lot_expiry(purchased_at=now, validity_days=payment.validity_days),
+        expires_at=expires_at,
     )
     payment.lot = lot
     payment.status = Payment.Status.SUCCEEDED
@@ -496,6 +528,12 @@ def _charge(payment):
     return payment_intent_settle(intent=intent)
 
 
+def payment_fail(*, payment, code, message):
+    """Record that `payment` was not charged (a subscription invoice Stripe closed unpaid, say),
+    unless it has been settled for good meanwhile."""
+    return _fail(payment, code=code, message=message)
+
+
 def _fail(payment, *, code, message, intent_id=None):
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)
@@ -510,7 +548,7 @@ def _fail(payment, *, code, message, intent_id=None):
 
 def _plan_for_sale(offer):
     plan = Plan.objects.filter(pk=offer.plan_id).first()
-    if plan is None or not plan.is_active:
+    if plan is None or not plan.is_active or plan.is_subscription:
         raise PaymentRefused("This package is no longer on sale. Please choose another one.")
     promised = (offer.price_cents, offer.minutes, offer.currency, offer.validity_days)
     if (plan.price_cents, plan.minutes, plan.currency, plan.validity_days) != promised:

@@ -58,7 +58,9 @@ def receipt_issue(*, payment):
     lot = payment.lot
     card = payment.payment_method
     snapshot = _parties(payment.account) | {
-        "description": f"{payment.plan.name}: {hours_text(payment.minutes)} of tutoring",
+        "description": f"{payment.lot_name or payment.plan.name}: {hours_text(payment.minutes)} of tutoring",
+        # A subscription invoice names the period it pays for.
+        "period": _period(payment),
         "plan": payment.plan.name,
         "minutes": payment.minutes,
         "hours": hours_text(payment.minutes),
@@ -248,6 +250,12 @@ def _issue(*, kind, account, snapshot, **links):
     # (render_missing_receipts) delivers the receipt later.
     background.deliver_receipt.on_commit(receipt.pk, robust=True)
     return receipt
+
+
+def _period(payment):
+    if payment.period_start is None:
+        return ""
+    return f"{date_text(payment.period_start)} – {date_text(payment.period_end)}"
 
 
 def _available_minutes(account_id):

@@ -1,4 +1,4 @@
-"""What the staff console reads: the overview's figures and a payment's whole story.
+"""What the staff console reads: the overview's figures and a payment's (or subscription's) whole story.
 
 Each figure is one aggregate query over an indexed range, so the overview costs the same number of
 queries however many payments there are.
@@ -11,9 +11,25 @@ from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billing.models import AuditEntry, Dispute, FraudFlag, LedgerEntry, Payment, Receipt, Refund, WebhookEvent
+from billing.models import (
+    AuditEntry,
+    Dispute,
+    FraudFlag,
+    LedgerEntry,
+    Payment,
+    Plan,
+    Receipt,
+    Refund,
+    Subscription,
+    WebhookEvent,
+)
 
 FAILED_EVENT_STATUSES = [WebhookEvent.Status.FAILED, WebhookEvent.Status.ORPHAN]
+# Stripe's events about a subscription or its invoices: a subscription's timeline looks only at these.
+SUBSCRIPTION_EVENT_TYPES = ("customer.subscription.", "invoice.")
+# A subscription's timeline shows its newest events up to this many (a weekly plan makes a handful a
+# week; a subscription years old would otherwise read its whole history on every visit).
+SUBSCRIPTION_TIMELINE_EVENTS = 200
 
 
 @dataclass
@@ -106,6 +122,56 @@ def _daily_revenue(recent, today):
     return [(day, by_day.get(day, 0)) for day in days]
 
 
+# A weekly plan's price per month: 52 weeks a year over 12 months.
+WEEKS_PER_YEAR, MONTHS_PER_YEAR = 52, 12
+
+
+@dataclass(frozen=True)
+class SubscriptionFigures:
+    running: int
+    overdue: int
+    monthly_revenue: list  # [(currency, cents)], one per currency with running subscriptions
+
+
+def subscription_figures():
+    """The overview's subscription figures, in one query: how many subscriptions run (hours arrive
+    each period), how many are overdue (a payment owed and not made), and the monthly recurring
+    revenue of the running ones, per currency.
+
+    A subscription's monthly revenue is its plan's price per month: a monthly plan's price, a weekly
+    plan's price x 52 / 12. Weekly prices are summed per currency first and rounded once to the
+    nearest cent (x 52 / 12 never leaves exactly half a cent), so the total is right to the cent
+    however many subscriptions there are, not off by a rounding per subscription. It is the plan's
+    current price, and a subscription that cancels at period end counts until it ends."""
+    rows = (
+        Subscription.objects.filter(status__in=Subscription.RUNNING | Subscription.OVERDUE)
+        .values("plan__currency", "plan__interval")
+        .annotate(
+            running=Count("id", filter=Q(status__in=Subscription.RUNNING)),
+            overdue=Count("id", filter=Q(status__in=Subscription.OVERDUE)),
+            cents=Sum("plan__price_cents", filter=Q(status__in=Subscription.RUNNING)),
+        )
+        .order_by("plan__currency", "plan__interval")
+    )
+    monthly, weekly, running, overdue = {}, {}, 0, 0
+    for row in rows:
+        running, overdue = running + row["running"], overdue + row["overdue"]
+        by_currency = weekly if row["plan__interval"] == Plan.Interval.WEEK else monthly
+        currency = row["plan__currency"]
+        by_currency[currency] = by_currency.get(currency, 0) + (row["cents"] or 0)
+    revenue = []
+    for currency in sorted(set(monthly) | set(weekly)):
+        cents = monthly.get(currency, 0) + _per_month_half_up(weekly.get(currency, 0))
+        if cents:
+            revenue.append((currency, cents))
+    return SubscriptionFigures(running=running, overdue=overdue, monthly_revenue=revenue)
+
+
+def _per_month_half_up(weekly_cents):
+    """Weekly cents as monthly cents: x 52 / 12, rounded to the nearest whole cent."""
+    return (weekly_cents * WEEKS_PER_YEAR + MONTHS_PER_YEAR // 2) // MONTHS_PER_YEAR
+
+
 @dataclass(frozen=True)
 class TimelineItem:
     at: datetime
@@ -168,3 +234,41 @@ def payment_documents(payment):
     """The payment's receipt, the credit notes of its refunds and their cancellations."""
     of_payment = Q(payment=payment) | Q(refund__payment=payment) | Q(cancels__refund__payment=payment)
     return Receipt.objects.filter(of_payment).order_by("issued_at", "id")
+
+
+def subscription_timeline(*, subscription):
+    """What happened to a subscription, oldest first: its start and end, Stripe's events about it or
+    its invoices, and staff actions on it.
+
+    Events are matched by the object they carry (the subscription, or an invoice one of its payments
+    records), among the subscription and invoice events received since it was made, and only the
+    newest SUBSCRIPTION_TIMELINE_EVENTS: the page costs the same however long the log grows."""
+    items = [TimelineItem(subscription.created_at, "attempt", f"Subscription to {subscription.plan.name} started")]
+    if subscription.ended_at:
+        items.append(
+            TimelineItem(subscription.ended_at, "failed", f"Subscription {subscription.get_status_display().lower()}")
+        )
+    object_ids = [
+        *([subscription.stripe_subscription_id] if subscription.stripe_subscription_id else []),
+        *subscription.payments.exclude(stripe_invoice_id=None).values_list("stripe_invoice_id", flat=True),
+    ]
+    if object_ids:
+        of_type = Q()
+        for prefix in SUBSCRIPTION_EVENT_TYPES:
+            of_type |= Q(type__startswith=prefix)
+        events = (
+            WebhookEvent.objects.defer("payload")
+            .filter(of_type, received_at__gte=subscription.created_at, payload__data__object__id__in=object_ids)
+            .order_by("-received_at", "-id")[:SUBSCRIPTION_TIMELINE_EVENTS]
+        )
+        for event in events:
+            items.append(
+                TimelineItem(
+                    event.received_at, "event", f"Stripe event {event.type}", event.get_status_display(), obj=event
+                )
+            )
+    for entry in AuditEntry.objects.filter(target_type="subscription", target_id=str(subscription.pk)):
+        items.append(
+            TimelineItem(entry.created_at, "audit", f"{entry.actor_email}: {entry.action}", entry.reason, obj=entry)
+        )
+    return sorted(items, key=lambda item: item.at)

@@ -7,7 +7,7 @@ from django.db.models import F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Receipt, Usage
+from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Receipt, Subscription, Usage
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def usage_history(*, account):
 
 
 def plans_for_sale():
-    return Plan.objects.filter(is_active=True)
+    """Packages on sale (subscription plans: billing.subscriptions.subscription_plans_for_sale)."""
+    return Plan.objects.filter(is_active=True, kind=Plan.Kind.PACKAGE)
 
 
 # What a user may see, as querysets: a view looks an id up in one of them, so another student's
@@ -130,6 +131,17 @@ def payments_of(*, user):
 
 def cards_of(*, user):
     return PaymentMethod.objects.active().filter(account__user=user)
+
+
+def subscriptions_of(*, user):
+    """Subscriptions a student may see and act on: their own."""
+    return Subscription.objects.select_related("plan", "payment_method").filter(account__user=user)
+
+
+def subscription_invoices(*, subscription):
+    """A subscription's invoices (its payments), newest first, with their lots and receipts."""
+    invoices = subscription.payments.select_related("plan", "lot", "receipt", "payment_method")
+    return invoices.order_by("-created_at", "-pk")
 
 
 def receipts_for_account(*, account):

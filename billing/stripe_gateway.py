@@ -24,6 +24,7 @@ from billing.errors import (
     ProviderRequestInvalid,
     ProviderSearchIncomplete,
     ProviderUnavailable,
+    StripeObjectNotFound,
     WebhookInvalid,
 )
 
@@ -95,6 +96,62 @@ class PaymentIntent:
     metadata: dict = field(default_factory=dict)
     failure_code: str = ""
     failure_message: str = ""
+
+
+@dataclass(frozen=True)
+class StripeSubscription:
+    """A Subscription as we read it, from either of Stripe's shapes: API versions before 2025-03-31
+    keep the current period on the subscription, later ones on its item."""
+
+    id: str
+    status: str
+    customer_id: str
+    price_id: str
+    item_id: str
+    cancel_at_period_end: bool
+    current_period_start: int | None
+    current_period_end: int | None
+    canceled_at: int | None
+    ended_at: int | None
+    latest_invoice_id: str | None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    price_id: str
+    amount_cents: int
+    period_start: int
+    period_end: int
+    proration: bool
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An Invoice as we read it. Before API version 2025-03-31 an invoice names its subscription and
+    PaymentIntent itself; from then on under `parent.subscription_details` and `payments`."""
+
+    id: str
+    status: str
+    customer_id: str
+    subscription_id: str | None
+    amount_due_cents: int
+    amount_paid_cents: int
+    currency: str
+    payment_intent_id: str | None
+    billing_reason: str
+    attempt_count: int
+    next_payment_attempt: int | None
+    lines: tuple = ()
+    subscription_metadata: dict = field(default_factory=dict)
+
+    @property
+    def paid(self):
+        return self.status == "paid"
+
+    @property
+    def proration(self):
+        return self.billing_reason == "subscription_update" or any(line.proration for line in self.lines)
 
 
 def decline_message(code):
@@ -192,7 +249,9 @@ def payment_intent_charge_off_session(
 
 
 def payment_intent_retrieve(payment_intent_id):
-    return _payment_intent(_call(lambda client: client.v1.payment_intents.retrieve(payment_intent_id)))
+    return _payment_intent(
+        _call(lambda client: client.v1.payment_intents.retrieve(payment_intent_id), not_found=StripeObjectNotFound)
+    )
 
 
 def payment_intent_cancel(payment_intent_id):
@@ -227,6 +286,262 @@ def payment_intent_find(*, customer_id, payment_id, created_at):
         # Stripe account, which the limit keeps from paging through all of them.
         intent = first_match({})
     return _payment_intent(intent) if intent is not None else None
+
+
+# Subscriptions: Products and Prices (or, where the Prices API is missing, as on localstripe, the
+# legacy Plans API: a plan is a price at Stripe), Subscriptions and their Invoices.
+
+
+def product_create(*, name, plan_id):
+    product = _call(
+        lambda client: client.v1.products.create(
+            params={"name": name, "metadata": {"plan_id": str(plan_id)}},
+            options={"idempotency_key": f"product-{plan_id}-{secrets.token_hex(8)}"},
+        )
+    )
+    return product.id
+
+
+def price_create(*, product_id, plan_id, amount_cents, currency, interval):
+    """A recurring price of `amount_cents` per `interval` for a product. Prices are immutable at
+    Stripe: another amount is another price."""
+    metadata = {"plan_id": str(plan_id)}
+    options = {"idempotency_key": f"price-{plan_id}-{secrets.token_hex(8)}"}
+    if settings.STRIPE_PRICES_API:
+        params = {
+            "product": product_id,
+            "unit_amount": amount_cents,
+            "currency": currency.lower(),
+            "recurring": {"interval": interval},
+            "metadata": metadata,
+        }
+        return _call(lambda client: client.v1.prices.create(params=params, options=options)).id
+    params = {
+        "id": f"plan-{plan_id}-{amount_cents}-{currency.lower()}-{interval}-{secrets.token_hex(4)}",
+        "product": product_id,
+        "amount": amount_cents,
+        "currency": currency.lower(),
+        "interval": interval,
+        "metadata": metadata,
+    }
+    return _call(lambda client: client.v1.plans.create(params=params, options=options)).id
+
+
+def price_exists(price_id):
+    prices = (lambda client: client.v1.prices) if settings.STRIPE_PRICES_API else (lambda client: client.v1.plans)
+    try:
+        price = _call(lambda client: prices(client).retrieve(price_id), not_found=StripeObjectNotFound)
+    except StripeObjectNotFound:
+        return False
+    return bool(getattr(price, "active", True))
+
+
+def _item(price_id, **extra):
+    return {("price" if settings.STRIPE_PRICES_API else "plan"): price_id} | extra
+
+
+def subscription_create(*, customer_id, price_id, metadata, idempotency_key):
+    """Subscribe the customer to a price. It charges the customer's default card (invoice_settings),
+    which the portal keeps equal to the student's default card. With allow_incomplete Stripe answers
+    even when the first invoice is declined or needs 3-D Secure: the subscription is then incomplete."""
+    params = {
+        "customer": customer_id,
+        "items": [_item(price_id)],
+        "metadata": {key: str(value) for key, value in metadata.items()},
+        "payment_behavior": "allow_incomplete",
+    }
+    return _subscription(
+        _call(
+            lambda client: client.v1.subscriptions.create(params=params, options={"idempotency_key": idempotency_key}),
+            charging=True,
+        )
+    )
+
+
+def subscription_retrieve(subscription_id):
+    return _subscription(
+        _call(lambda client: client.v1.subscriptions.retrieve(subscription_id), not_found=StripeObjectNotFound)
+    )
+
+
+def subscriptions_for(customer_id):
+    """Every subscription of a customer, ended ones included (a customer has a handful)."""
+    page = _call(lambda client: client.v1.subscriptions.list(params={"customer": customer_id, "status": "all"}))
+    return [_subscription(item) for item in page.auto_paging_iter()]
+
+
+def subscription_cancel(subscription_id):
+    """End it now: no more invoices. Hours already granted are ours to keep or take."""
+    return _subscription(
+        _call(lambda client: client.v1.subscriptions.cancel(subscription_id), not_found=StripeObjectNotFound)
+    )
+
+
+def subscription_cancel_at_period_end(subscription_id, *, cancel):
+    """Stop (or, with cancel=False, resume) the renewal at the end of the current period."""
+    return _subscription(
+        _call(
+            lambda client: client.v1.subscriptions.update(
+                subscription_id, params={"cancel_at_period_end": bool(cancel)}
+            ),
+            not_found=StripeObjectNotFound,
+        )
+    )
+
+
+def subscription_price_change(*, subscription_id, item_id, price_id, prorate, idempotency_key):
+    """Move a subscription to another price. With `prorate`, now: Stripe invoices the difference for
+    the rest of the period at once, and keeps the old price unless that invoice is paid
+    (pending_if_incomplete). Without, from the next period: nothing is invoiced now."""
+    params = {"items": [_item(price_id, id=item_id)]}
+    if prorate:
+        params |= {"proration_behavior": "always_invoice", "payment_behavior": "pending_if_incomplete"}
+    else:
+        params |= {"proration_behavior": "none"}
+    return _subscription(
+        _call(
+            lambda client: client.v1.subscriptions.update(
+                subscription_id, params=params, options={"idempotency_key": idempotency_key}
+            ),
+            charging=prorate,
+            not_found=StripeObjectNotFound,
+        )
+    )
+
+
+def invoice_retrieve(invoice_id):
+    invoice = _call(lambda client: client.v1.invoices.retrieve(invoice_id), not_found=StripeObjectNotFound)
+    raw = invoice.to_dict()
+    if "payment_intent" not in raw and "payments" not in raw:
+        # API versions from 2025-03-31 list an invoice's payments only when asked to.
+        raw = _call(lambda client: client.v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]})).to_dict()
+    return invoice_read(raw)
+
+
+def invoice_pay(invoice_id):
+    """Attempt an open invoice again with the customer's default card. A decline or a card that
+    needs 3-D Secure raises PaymentDeclined (real Stripe) or comes back open (localstripe): read the
+    invoice and its PaymentIntent afterwards either way."""
+    return invoice_read(
+        _call(
+            lambda client: client.v1.invoices.pay(invoice_id), charging=True, not_found=StripeObjectNotFound
+        ).to_dict()
+    )
+
+
+def invoices_for(*, customer_id, created_after, limit=100):
+    """The customer's invoices created since `created_after` (a Unix time), newest first."""
+    params = {"customer": customer_id, "created": {"gte": created_after}, "limit": min(limit, 100)}
+    try:
+        page = _call(lambda client: client.v1.invoices.list(params=params))
+    except (ProviderRequestInvalid, ProviderUnavailable):
+        # localstripe filters invoices by customer, not by date: it answers `created` with a 500.
+        page = _call(lambda client: client.v1.invoices.list(params={"customer": customer_id, "limit": 100}))
+    invoices = []
+    for raw in page.auto_paging_iter():
+        if raw.created < created_after:
+            continue
+        invoices.append(invoice_read(raw.to_dict()))
+        if len(invoices) >= limit:
+            break
+    return invoices
+
+
+def subscription_read(raw):
+    """A subscription from a plain dict (Stripe's answer, or an event's object)."""
+    try:
+        item = raw["items"]["data"][0]
+        return StripeSubscription(
+            id=raw["id"],
+            status=raw["status"],
+            customer_id=_id_of(raw.get("customer")) or "",
+            price_id=_price_of(item),
+            item_id=item["id"],
+            cancel_at_period_end=bool(raw.get("cancel_at_period_end")),
+            current_period_start=raw.get("current_period_start") or item.get("current_period_start"),
+            current_period_end=raw.get("current_period_end") or item.get("current_period_end"),
+            canceled_at=raw.get("canceled_at"),
+            ended_at=raw.get("ended_at"),
+            latest_invoice_id=_id_of(raw.get("latest_invoice")),
+            metadata=dict(raw.get("metadata") or {}),
+        )
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as unreadable:
+        logger.error("Stripe sent a subscription we cannot read: %r", unreadable)
+        raise ProviderAnswerUnreadable("The payment provider's answer could not be read.") from unreadable
+
+
+def invoice_subscription_id(raw):
+    """The id of the subscription an invoice (a plain dict, in either API shape) bills, or None."""
+    details = ((raw.get("parent") or {}).get("subscription_details")) or {}
+    return _id_of(raw.get("subscription")) or _id_of(details.get("subscription"))
+
+
+def invoice_read(raw):
+    """An invoice from a plain dict (Stripe's answer, or an event's object), in either API shape."""
+    try:
+        details = ((raw.get("parent") or {}).get("subscription_details")) or raw.get("subscription_details") or {}
+        return Invoice(
+            id=raw["id"],
+            status=raw.get("status") or "",
+            customer_id=_id_of(raw.get("customer")) or "",
+            subscription_id=invoice_subscription_id(raw),
+            amount_due_cents=int(raw["amount_due"]),
+            amount_paid_cents=int(raw.get("amount_paid") or 0),
+            currency=raw["currency"].upper(),
+            payment_intent_id=_invoice_payment_intent(raw),
+            billing_reason=raw.get("billing_reason") or "",
+            attempt_count=int(raw.get("attempt_count") or 0),
+            next_payment_attempt=raw.get("next_payment_attempt"),
+            lines=tuple(_invoice_line(line) for line in (raw.get("lines") or {}).get("data") or []),
+            subscription_metadata=dict(details.get("metadata") or {}),
+        )
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as unreadable:
+        logger.error("Stripe sent an invoice we cannot read: %r", unreadable)
+        raise ProviderAnswerUnreadable("The payment provider's answer could not be read.") from unreadable
+
+
+def _invoice_payment_intent(raw):
+    if raw.get("payment_intent"):
+        return _id_of(raw["payment_intent"])
+    listed = (raw.get("payments") or {}).get("data") or []
+    payments = [entry.get("payment") or {} for entry in listed if isinstance(entry, dict)]
+    intents = [_id_of(payment.get("payment_intent")) for payment in payments if payment.get("payment_intent")]
+    if intents:
+        return intents[0]  # Stripe lists an invoice's payments newest first
+    charge = raw.get("charge")
+    return _id_of(charge.get("payment_intent")) if isinstance(charge, dict) else None
+
+
+def _invoice_line(line):
+    subscription_item = (line.get("parent") or {}).get("subscription_item_details") or {}
+    period = line["period"]
+    return InvoiceLine(
+        price_id=_price_of(line),
+        amount_cents=int(line["amount"]),
+        period_start=int(period["start"]),
+        period_end=int(period["end"]),
+        proration=bool(line.get("proration") or subscription_item.get("proration")),
+    )
+
+
+def _price_of(item):
+    """The price id of a subscription item or invoice line: `price`, the legacy `plan`, or (invoice
+    lines from 2025-03-31) `pricing.price_details.price`."""
+    for key in ("price", "plan"):
+        if item.get(key):
+            return _id_of(item[key])
+    return _id_of(((item.get("pricing") or {}).get("price_details") or {}).get("price")) or ""
+
+
+def _id_of(value):
+    """An expandable field's id, whether Stripe sent the id or the object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value or None
+
+
+def _subscription(stripe_object):
+    return subscription_read(stripe_object.to_dict())
 
 
 class _AuthenticationRequired(Exception):

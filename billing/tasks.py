@@ -8,7 +8,7 @@ each job to its task (BillingConfig.ready imports this module in every process).
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
-from billing import background, events, payments, receipts, refunds
+from billing import background, events, payments, receipts, refunds, subscriptions
 from billing.errors import ProviderUnavailable
 from billing.fraud.rules import fraud_scan
 from billing.ledger import lots_expire_due
@@ -72,6 +72,13 @@ def reconcile_payments():
 def reconcile_refunds():
     """Console refunds left "requested" because their request to Stripe was lost."""
     return len(refunds.refunds_reconcile())
+
+
+@db_periodic_task(crontab(minute="*/10"))
+@lock_task("billing-reconcile-subscriptions")
+def reconcile_subscriptions():
+    """Subscriptions and invoices whose events were missed: each paid invoice gets its lot once."""
+    return subscriptions.subscriptions_reconcile()
 
 
 @db_periodic_task(crontab(minute="*/5"))

@@ -12,10 +12,11 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from billing import ledger, samples
+from billing import ledger, samples, subscriptions
 from billing.disputes.holds import dispute_record
+from billing.formatting import period_text
 from billing.fraud.rules import fraud_flag_raise
-from billing.models import Account, Payment, PaymentMethod, Plan, WebhookEvent
+from billing.models import Account, Payment, PaymentMethod, Plan, Subscription, WebhookEvent
 from portal.models import User
 
 DEMO_PASSWORD = "tutor-demo-2026"
@@ -27,6 +28,12 @@ PLANS = [
      "is_featured": True, "description": "A session a week for a term."},
     {"name": "Intensive", "minutes": 1200, "price_cents": 28000, "validity_days": 180, "sort_order": 3,
      "description": "Two sessions a week, best price per hour."},
+    {"name": "Monthly 8 h", "kind": "subscription", "interval": "month", "minutes": 480, "price_cents": 9900,
+     "sort_order": 5, "description": "Two sessions a week, renewed every month."},
+    {"name": "Monthly 12 h", "kind": "subscription", "interval": "month", "minutes": 720, "price_cents": 13900,
+     "sort_order": 6, "description": "Three sessions a week, renewed every month."},
+    {"name": "Weekly 2 h", "kind": "subscription", "interval": "week", "minutes": 120, "price_cents": 2900,
+     "sort_order": 7, "description": "One long session a week, renewed every week."},
     {"name": "Summer school 2025", "minutes": 900, "price_cents": 19500, "validity_days": 45, "sort_order": 9,
      "is_active": False, "description": "No longer on sale."},
 ]  # fmt: skip
@@ -66,7 +73,9 @@ STUDENTS = {
     ),
     "ben.student@example.com": ("Ben", "Okafor", [LotStory("Starter", -20, -18, -1, 195)]),
     "cleo.student@example.com": ("Cleo", "Nowak", []),
+    "dina.student@example.com": ("Dina", "Silva", []),
 }
+SUBSCRIBER = "dina.student@example.com"
 # Staff: Finance and Support (console groups), and an operator (a superuser, for the Django admin:
 # no console group gives the admin). All use TOTP, with this published secret so that `make totp`
 # can print the current code: demo data only.
@@ -85,6 +94,7 @@ def seed_demo():
     logins = []
     for email, (first_name, last_name, stories) in STUDENTS.items():
         role = "student with a rich history" if len(stories) > 1 else "student near zero" if stories else "new student"
+        role = "student with a monthly subscription" if email == SUBSCRIBER else role
         logins.append(DemoLogin(email, DEMO_PASSWORD, role))
         if not User.objects.filter(email=email).exists():
             _student(email, first_name, last_name, stories, plans)
@@ -140,6 +150,8 @@ def _console_history():
     disputed = next(payment for payment in payments if payment.lot.expires_at > timezone.now())
     dispute_record(payment=disputed, dispute_object=samples.dispute(disputed), event_type="charge.dispute.created")
     fraud_flag_raise(payment=declined, warning_object=samples.early_fraud_warning(declined))
+    dina = Account.objects.get(user__email=SUBSCRIBER)
+    _demo_subscription(dina, dina.payment_methods.get(), started=timezone.now() - timedelta(days=10))
     failed = WebhookEvent.objects.create(
         stripe_event_id="evt_demo_failed",
         type="charge.refund.updated",
@@ -174,6 +186,47 @@ def _demo_payment(account, card, *, lot, at):
     Payment.objects.filter(pk=payment.pk).update(created_at=at)  # as if made back then
     payment.refresh_from_db()
     return payment
+
+
+def _demo_subscription(account, card, *, started):
+    """Dina's monthly plan, ten days into its first period, with that period's lot. Like the other
+    seeded payments it never went through the stand-in, so Stripe does not know it: drive its
+    renewal, a failed renewal or its end with `stripe_send_event subscription-...`, and subscribe
+    another student from the dashboard to try the self-service actions end to end."""
+    plan = Plan.objects.get(name="Monthly 8 h")
+    period_end = subscriptions.period_after(started, plan.interval, 1)
+    subscription = Subscription.objects.create(
+        account=account,
+        plan=plan,
+        status=Subscription.Status.ACTIVE,
+        idempotency_key=f"demo-subscription-{account.pk}",
+        stripe_subscription_id=f"sub_demo_{account.pk}",
+        stripe_item_id=f"si_demo_{account.pk}",
+        payment_method=card,
+        current_period_start=started,
+        current_period_end=period_end,
+    )
+    lot = ledger.lot_credit(
+        account=account,
+        name=f"{plan.name}, {period_text(started, plan.interval)}",
+        minutes=plan.minutes,
+        plan=plan,
+        price_cents=plan.price_cents,
+        currency=plan.currency,
+        purchased_at=started,
+        expires_at=subscriptions.period_after(period_end, plan.interval, plan.rollover_periods),
+    )
+    payment = _demo_payment(account, card, lot=lot, at=started)
+    Payment.objects.filter(pk=payment.pk).update(
+        kind=Payment.Kind.SUBSCRIPTION,
+        subscription=subscription,
+        stripe_invoice_id=f"in_demo_{account.pk}",
+        period_start=started,
+        period_end=period_end,
+        lot_name=lot.name,
+        lot_expires_at=lot.expires_at,
+    )
+    return subscription
 
 
 def _plan(spec):

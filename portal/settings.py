@@ -190,6 +190,7 @@ PORTAL_RATE_LIMITS = {
     "card_change": {"user": "30/h", "ip": "100/h"},  # make default, remove: one Stripe call each
     "pay": {"user": "30/h", "ip": "100/h"},
     "payment_refresh": {"user": "30/m", "ip": "120/m"},
+    "subscription_change": {"user": "30/h", "ip": "100/h"},  # cancel, resume, change card: one Stripe call each
     "webhook_bad_signature": {"ip": "60/h"},
 }
 # Behind a load balancer REMOTE_ADDR is the balancer: with TRUSTED_PROXY_COUNT proxies in front, every
@@ -248,6 +249,9 @@ STRIPE_TIMEOUT_SECONDS = float(os.environ.get("STRIPE_TIMEOUT_SECONDS", "20"))
 STRIPE_MAX_NETWORK_RETRIES = int(os.environ.get("STRIPE_MAX_NETWORK_RETRIES", "0" if STRIPE_API_BASE else "2"))
 # Looking for a PaymentIntent whose id never reached us reads at most this many intents (pages of
 # 100): against an API that cannot filter them by customer and date, the whole Stripe account's.
+# Subscription prices: Stripe's Prices API. localstripe lacks it, so with a stand-in (STRIPE_API_BASE
+# set) they are made through the legacy Plans API, whose plans are prices at Stripe too.
+STRIPE_PRICES_API = os.environ.get("STRIPE_PRICES_API", "0" if STRIPE_API_BASE else "1") == "1"
 STRIPE_PAYMENT_SEARCH_LIMIT = int(os.environ.get("STRIPE_PAYMENT_SEARCH_LIMIT", "1000"))
 
 # Where the site lives, for links in emails.

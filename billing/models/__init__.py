@@ -14,6 +14,7 @@ from billing.models.hours import (
 )
 from billing.models.payments import CardSetup, Dispute, FraudFlag, Payment, PaymentMethod, Refund
 from billing.models.receipts import Receipt, ReceiptCounter
+from billing.models.subscriptions import Subscription
 from billing.models.webhooks import WebhookEvent
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Receipt",
     "ReceiptCounter",
     "Refund",
+    "Subscription",
     "Usage",
     "WebhookEvent",
     "default_currency",

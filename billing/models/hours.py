@@ -57,14 +57,35 @@ class Account(models.Model):
 
 
 class Plan(models.Model):
-    """A package of hours for sale."""
+    """Hours for sale: a package (bought once, valid for `validity_days`) or a subscription (N hours
+    every period for a price per period, billed by Stripe Billing)."""
+
+    class Kind(models.TextChoices):
+        PACKAGE = "package", "Package"
+        SUBSCRIPTION = "subscription", "Subscription"
+
+    class Interval(models.TextChoices):
+        MONTH = "month", "Monthly"
+        WEEK = "week", "Weekly"
 
     name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PACKAGE)
     description = models.CharField(max_length=200, blank=True)
     minutes = models.PositiveIntegerField(help_text="Hours in the package, in minutes.")
     price_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default=default_currency)
-    validity_days = models.PositiveIntegerField(help_text="Days from purchase until unused hours expire.")
+    validity_days = models.PositiveIntegerField(
+        default=365, help_text="Packages: days from purchase until unused hours expire."
+    )
+    # Subscriptions only: the period each payment pays for, and how many periods after it a period's
+    # unused hours stay usable (1: they expire at the end of the next period).
+    interval = models.CharField(max_length=10, choices=Interval.choices, blank=True)
+    rollover_periods = models.PositiveSmallIntegerField(default=1)
+    # The Stripe Product and Price of a subscription plan (billing.subscriptions.plan_price_ensure),
+    # and the terms that price was made for: other terms (a new price) make a new Price.
+    stripe_product_id = models.CharField(max_length=255, blank=True)
+    stripe_price_id = models.CharField(max_length=255, blank=True)
+    stripe_price_terms = models.CharField(max_length=60, blank=True)
     is_active = models.BooleanField(default=True)
     is_featured = models.BooleanField(default=False)
     sort_order = models.PositiveIntegerField(default=0)
@@ -75,6 +96,10 @@ class Plan(models.Model):
             models.CheckConstraint(condition=Q(minutes__gt=0), name="plan_minutes_positive"),
             models.CheckConstraint(condition=Q(price_cents__gt=0), name="plan_price_positive"),
             models.CheckConstraint(condition=Q(validity_days__gt=0), name="plan_validity_positive"),
+            models.CheckConstraint(
+                condition=Q(kind="package", interval="") | (Q(kind="subscription") & ~Q(interval="")),
+                name="plan_interval_only_for_subscriptions",
+            ),
         ]
 
     def __str__(self):
@@ -83,6 +108,15 @@ class Plan(models.Model):
     @property
     def price_per_hour_cents(self):
         return price_per_hour_cents(self.price_cents, self.minutes)
+
+    @property
+    def is_subscription(self):
+        return self.kind == self.Kind.SUBSCRIPTION
+
+    @property
+    def price_terms(self):
+        """What a Stripe Price stands for: amount, currency and period. Another one needs a new Price."""
+        return f"{self.price_cents} {self.currency} {self.interval}"
 
 
 class LotQuerySet(models.QuerySet):

@@ -98,6 +98,9 @@ class Payment(models.Model):
         PURCHASE = "purchase", "Purchase"
         RENEWAL = "renewal", "Renewal"
         TOP_UP = "top_up", "Top-up"
+        # A subscription invoice: one period's hours, or an upgrade's pro-rata extra hours.
+        SUBSCRIPTION = "subscription", "Subscription period"
+        PLAN_CHANGE = "plan_change", "Plan upgrade"
 
     Status = PaymentStatus
     Failure = PaymentFailure
@@ -115,7 +118,10 @@ class Payment(models.Model):
     currency = models.CharField(max_length=3)
     minutes = models.PositiveIntegerField()
     validity_days = models.PositiveIntegerField()
-    payment_method = models.ForeignKey(PaymentMethod, on_delete=models.PROTECT, related_name="payments")
+    # Empty only for a subscription invoice paid with a card we do not know (Stripe's Dashboard).
+    payment_method = models.ForeignKey(
+        PaymentMethod, on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROCESSING)
     idempotency_key = models.CharField(max_length=64, unique=True)
     stripe_payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
@@ -125,6 +131,17 @@ class Payment(models.Model):
     stripe_amount_cents = models.PositiveIntegerField(null=True, blank=True)
     stripe_currency = models.CharField(max_length=3, blank=True)
     lot = models.OneToOneField(Lot, on_delete=models.PROTECT, null=True, blank=True, related_name="payment")
+    # Subscription invoices only: the invoice (one payment per invoice, so its hours are credited
+    # once), the period it pays for, and the lot it makes: named after the plan and the period,
+    # expiring `rollover_periods` after it.
+    subscription = models.ForeignKey(
+        "billing.Subscription", on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
+    stripe_invoice_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    lot_name = models.CharField(max_length=80, blank=True)
+    lot_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     settled_at = models.DateTimeField(null=True, blank=True)
@@ -152,6 +169,10 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"Payment {self.pk} ({self.get_status_display()})"
+
+    @property
+    def for_subscription(self):
+        return self.subscription_id is not None
 
     @property
     def final(self):

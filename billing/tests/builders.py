@@ -1,16 +1,20 @@
 """Small builders for tests: a student with an account, a lot bought some days ago."""
 
+import re
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from itertools import count
+from urllib.parse import parse_qs
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from billing import cards, ledger, payments
+from billing import cards, ledger, payments, subscriptions
 from billing.models import Plan
+from billing.tests.network import LossyProxy
 from portal.models import User
 
 PASSWORD = "correct-horse-battery-9"
@@ -96,3 +100,70 @@ def make_paid_payment(localstripe, account=None, plan=None, number="424242424242
         add_card(account, localstripe, number)
     token = payments.payment_token_issue(account=account, plan=plan, kind="purchase")
     return payments.payment_start(account=account, token=token)
+
+
+def make_subscription_plan(name="Monthly 8 h", minutes=480, price_cents=9900, interval="month", **fields):
+    """A subscription plan: `minutes` every `interval` for `price_cents` a period."""
+    return Plan.objects.create(
+        name=name, kind=Plan.Kind.SUBSCRIPTION, interval=interval, minutes=minutes, price_cents=price_cents, **fields
+    )
+
+
+def subscribe(account, plan, localstripe=None, number="4242424242424242"):
+    """Subscribe the way the subscribe button does (a card saved first if the account has none):
+    one click with a fresh token. Returns the Subscription."""
+    if localstripe is not None and not account.payment_methods.active().exists():
+        add_card(account, localstripe, number)
+    token = subscriptions.subscribe_token_issue(account=account, plan=plan)
+    return subscriptions.subscription_start(account=account, token=token)
+
+
+class StripeBilling:
+    """What Stripe Billing says about objects the stand-in cannot make (a renewal's invoice and its
+    PaymentIntent, a subscription Stripe moved on, a price change), answered at the HTTP boundary in
+    front of localstripe; every other request goes through to it. `has` makes Stripe know an object
+    as given (a later `has` of the same id replaces it); `answer` serves any request line matching a
+    pattern with `(status, body)` or what a callable makes of the request's form fields, and records
+    those fields in `sent[pattern]`."""
+
+    PATHS = {"invoice": "invoices", "payment_intent": "payment_intents", "subscription": "subscriptions"}
+
+    def __init__(self, upstream):
+        self.objects = {}
+        self.sent = {}
+        self.proxy = LossyProxy(upstream)
+        self.url = self.proxy.url
+
+    def has(self, *stripe_objects):
+        for stripe_object in stripe_objects:
+            known = stripe_object["id"]
+            if known not in self.objects:
+                request = re.compile(rf"^GET /v1/{self.PATHS[stripe_object['object']]}/{re.escape(known)}(\?|$)")
+                self.proxy.canned[request] = lambda body, known=known: (200, self.objects[known])
+            self.objects[known] = stripe_object
+        return stripe_objects[0] if len(stripe_objects) == 1 else stripe_objects
+
+    def answer(self, pattern, answer):
+        self.sent[pattern] = []
+
+        def record(body):
+            fields = {key: values[-1] for key, values in parse_qs(body.decode(), keep_blank_values=True).items()}
+            self.sent[pattern].append(fields)
+            return answer(fields) if callable(answer) else answer
+
+        self.proxy.canned[re.compile(pattern)] = record
+
+    def close(self):
+        self.proxy.close()
+
+
+@contextmanager
+def stripe_billing(localstripe, settings):
+    """Inside this block the portal speaks to Stripe through a `StripeBilling`."""
+    billing = StripeBilling(localstripe.url)
+    settings.STRIPE_API_BASE = billing.url
+    try:
+        yield billing
+    finally:
+        billing.close()
+        settings.STRIPE_API_BASE = localstripe.url

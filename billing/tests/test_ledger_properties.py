@@ -1,10 +1,14 @@
 """Property-based: any sequence of ledger operations keeps the books exact.
 
 A state machine drives random credits, sessions, clock moves, expiry runs, adjustments and
-reversals against the real ledger, and checks it against a plain model of lots after every step:
-balance == sum(entries) == sum(lot remainders) >= 0, and each lot holds what the model says.
+reversals against the real ledger, and subscription grants (a period's invoice paid, told once or
+more, crediting its lot) and refunds of them (taking that lot's hours back pro rata), and checks
+it against a plain model of lots after every step: balance == sum(entries) == sum(lot remainders)
+>= 0, and each lot holds what the model says.
 """
 
+import secrets
+from collections import defaultdict
 from datetime import timedelta
 
 import pytest
@@ -15,10 +19,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from billing import ledger
+from billing import ledger, refunds, samples, stripe_gateway
 from billing.errors import InsufficientHours, LotExpired
-from billing.models import LedgerEntry, Lot
-from billing.tests.builders import make_student
+from billing.models import LedgerEntry, Lot, Payment, Subscription
+from billing.subscriptions import period_after, subscription_invoice_settle
+from billing.tests.builders import make_student, make_subscription_plan
 
 START = timezone.now().replace(microsecond=0)
 
@@ -29,7 +34,21 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock = time_machine.travel(START, tick=False)
         self.traveller = self.clock.start()
         self.account = make_student()
+        self.account.stripe_customer_id = f"cus_{secrets.token_hex(8)}"
+        self.account.save(update_fields=["stripe_customer_id"])
         self.model = {}  # lot id -> {"remaining", "purchased_at", "expires_at", "booked_expired"}
+        self.subscription = Subscription.objects.create(
+            account=self.account,
+            plan=make_subscription_plan(),
+            status=Subscription.Status.ACTIVE,
+            idempotency_key=secrets.token_hex(16),
+            stripe_subscription_id=f"sub_{secrets.token_hex(8)}",
+            stripe_item_id=f"si_{secrets.token_hex(8)}",
+            current_period_start=START,
+            current_period_end=period_after(START, "month", 1),
+        )
+        self.refunded_cents = defaultdict(int)  # subscription payment id -> cents refunded so far
+        self.minutes_stood_for = defaultdict(int)  # ... -> minutes its refunds stood for (taken or short)
 
     def teardown(self):
         self.clock.stop()
@@ -119,6 +138,75 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         ledger.lot_reverse(lot=self.lot(lot_id), minutes=minutes, reason="Refund")
         lot["remaining"] -= minutes
+
+    @rule(
+        minutes=st.integers(1, 1200),
+        price_cents=st.integers(100, 30000),
+        rollover_periods=st.integers(0, 2),
+        days_into_period=st.integers(0, 70),
+        deliveries=st.integers(1, 3),
+    )
+    def subscription_period_paid(self, minutes, price_cents, rollover_periods, days_into_period, deliveries):
+        """A period's invoice paid at Stripe and told `deliveries` times: one lot of the plan's hours,
+        expiring `rollover_periods` periods after the period (a minute on at least, if it is paid that
+        late)."""
+        plan = make_subscription_plan(
+            minutes=minutes,
+            price_cents=price_cents,
+            rollover_periods=rollover_periods,
+            stripe_price_id=f"price_{secrets.token_hex(8)}",
+        )
+        start = timezone.now() - timedelta(days=days_into_period)
+        end = period_after(start, "month", 1)
+        period = (int(start.timestamp()), int(end.timestamp()))
+        line = samples.invoice_line(
+            self.subscription, amount_cents=price_cents, period=period, price_id=plan.stripe_price_id
+        )
+        invoice = stripe_gateway.invoice_read(
+            samples.invoice(self.subscription, period=period, amount_cents=price_cents, lines=[line])
+        )
+        for _ in range(deliveries):
+            payment = subscription_invoice_settle(invoice=invoice)
+        assert Payment.objects.filter(stripe_invoice_id=invoice.id).count() == 1
+        lot = payment.lot
+        expires_at = max(
+            period_after(end.replace(microsecond=0), "month", rollover_periods), timezone.now() + timedelta(minutes=1)
+        )
+        assert (lot.minutes_purchased, lot.price_cents, lot.expires_at) == (minutes, price_cents, expires_at)
+        self.model[lot.id] = {
+            "remaining": minutes,
+            "purchased_at": lot.purchased_at,
+            "expires_at": lot.expires_at,
+            "booked_expired": False,
+            "payment": payment.pk,
+        }
+
+    @precondition(lambda self: any("payment" in lot for lot in self.model.values()))
+    @rule(data=st.data(), percent=st.integers(1, 100))
+    def subscription_period_refunded(self, data, percent):
+        """A refund of part of a period's invoice (from the Dashboard): the share of the period's
+        hours that all its refunds so far stand for, less what the earlier ones stood for, taken
+        back from its lot as far as it has unused hours; the rest is recorded as short."""
+        lot_id = data.draw(st.sampled_from(sorted(lot_id for lot_id, lot in self.model.items() if "payment" in lot)))
+        lot = self.model[lot_id]
+        payment = Payment.objects.get(pk=lot["payment"])
+        left = payment.amount_cents - self.refunded_cents[payment.pk]
+        if left == 0:
+            return
+        amount = max(1, left * percent // 100)
+        refunds.refund_record(
+            payment=payment,
+            stripe_refund_id=f"re_{secrets.token_hex(8)}",
+            amount_cents=amount,
+            currency=payment.currency,
+            status="succeeded",
+        )
+        self.refunded_cents[payment.pk] += amount
+        share = (payment.minutes * self.refunded_cents[payment.pk] + payment.amount_cents // 2) // payment.amount_cents
+        due = max(share - self.minutes_stood_for[payment.pk], 0)
+        unused = 0 if lot["booked_expired"] or lot["expires_at"] <= timezone.now() else lot["remaining"]
+        lot["remaining"] -= min(due, unused)
+        self.minutes_stood_for[payment.pk] += due
 
     @invariant()
     def books_balance(self):

@@ -3,7 +3,7 @@ signal: the badge says the status in words)."""
 
 from django.utils.html import format_html
 
-from billing.models import Dispute, FraudFlag, Payment, Refund, WebhookEvent
+from billing.models import Dispute, FraudFlag, Payment, Refund, Subscription, WebhookEvent
 
 OK, DANGER, WARN, MUTED = "ok", "danger", "warn", "muted"
 TONES = {
@@ -32,6 +32,15 @@ TONES = {
         FraudFlag.Status.CONFIRMED: DANGER,
         FraudFlag.Status.OPEN: WARN,
     },
+    Subscription: {
+        Subscription.Status.ACTIVE: OK,
+        Subscription.Status.TRIALING: OK,
+        Subscription.Status.PAST_DUE: DANGER,
+        Subscription.Status.UNPAID: DANGER,
+        Subscription.Status.STARTING: WARN,
+        Subscription.Status.INCOMPLETE: WARN,
+        Subscription.Status.PAUSED: WARN,
+    },
     WebhookEvent: {
         WebhookEvent.Status.PROCESSED: OK,
         WebhookEvent.Status.FAILED: DANGER,
@@ -46,5 +55,15 @@ def badge(tone, label):
 
 
 def status_badge(record):
-    """A payment's, refund's, dispute's, flag's or event's status as a badge, in words."""
+    """A payment's, refund's, dispute's, flag's, event's or subscription's status as a badge, in words."""
+    if isinstance(record, Subscription):
+        return subscription_badge(record)
     return badge(TONES[type(record)].get(record.status, MUTED), record.get_status_display())
+
+
+def subscription_badge(subscription):
+    """A subscription's status as staff and the student read it (`display_status`): one that will not
+    renew says "Cancels at period end", as a warning."""
+    if subscription.display_status != subscription.get_status_display():
+        return badge(WARN, subscription.display_status)
+    return badge(TONES[Subscription].get(subscription.status, MUTED), subscription.display_status)

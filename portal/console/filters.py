@@ -6,13 +6,15 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
-from billing.models import Account, AuditEntry, Dispute, FraudFlag, Payment, Refund, WebhookEvent
+from billing.models import Account, AuditEntry, Dispute, FraudFlag, Payment, Plan, Refund, Subscription, WebhookEvent
 
 DATE = forms.DateInput(attrs={"type": "date"})
 SEARCH = forms.TextInput(attrs={"type": "search"})
 # The longest text a filter takes: an email address's limit. It also bounds the digits a search
 # turns into an id (int() refuses strings past 4,300 digits).
 TEXT_MAX_CHARS = 254
+# A name search matches each of its first few words in the first or the last name ("ana lopez").
+NAME_WORDS = 4
 
 
 def cents(value):
@@ -70,6 +72,40 @@ class StudentFilter(django_filters.FilterSet):
     def search(self, queryset, name, value):
         value = value.strip()
         return queryset.filter(Q(user__email__icontains=value) | Q(stripe_customer_id=value))
+
+
+class SubscriptionFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        help_text="Student's email or name, or sub_… id",
+        widget=SEARCH,
+        max_length=TEXT_MAX_CHARS,
+    )
+    status = django_filters.MultipleChoiceFilter(
+        choices=Subscription.Status.choices, widget=forms.CheckboxSelectMultiple, distinct=False
+    )
+    cancel_at_period_end = django_filters.BooleanFilter(
+        label="Cancels at period end", widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")])
+    )
+    plan = django_filters.ModelChoiceFilter(
+        queryset=Plan.objects.filter(kind=Plan.Kind.SUBSCRIPTION).order_by("sort_order", "name"),
+        empty_label="Any plan",
+    )
+
+    class Meta:
+        model = Subscription
+        fields = []
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if value.startswith("sub_"):
+            return queryset.filter(stripe_subscription_id=value)
+        words = value.split()[:NAME_WORDS]
+        by_name = Q()
+        for word in words:
+            by_name &= Q(account__user__first_name__icontains=word) | Q(account__user__last_name__icontains=word)
+        return queryset.filter(Q(account__user__email__icontains=value) | (by_name if words else Q(pk__in=[])))
 
 
 class DisputeFilter(django_filters.FilterSet):

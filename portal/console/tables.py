@@ -13,9 +13,20 @@ from billing.formatting import (
     duration_text,
     hours_text,
     money_text,
+    period_text,
     signed_hours_text,
 )
-from billing.models import Account, AuditEntry, Dispute, FraudFlag, LedgerEntry, Payment, Refund, WebhookEvent
+from billing.models import (
+    Account,
+    AuditEntry,
+    Dispute,
+    FraudFlag,
+    LedgerEntry,
+    Payment,
+    Refund,
+    Subscription,
+    WebhookEvent,
+)
 from portal.console.badges import DANGER, OK, WARN, badge, status_badge
 from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order
 
@@ -26,23 +37,35 @@ def student_link(account):
     )
 
 
-class PaymentTable(tables.Table):
+def subscription_link(subscription_id, text=None):
+    return format_html(
+        '<a href="{}" hx-boost="false">{}</a>',
+        reverse("console:subscription", args=[subscription_id]),
+        text or f"Subscription {subscription_id}",
+    )
+
+
+def period_range_text(start, end):
+    """A subscription period as dates: "1 Dec 2026 – 1 Jan 2027"."""
+    return f"{date_text(start)} – {date_text(end)}" if start and end else "—"
+
+
+# A plan's price with its period: "€120.00 a month".
+PER_PERIOD = {"month": "a month", "week": "a week"}
+
+
+def price_per_period_text(plan):
+    return f"{money_text(plan.price_cents, plan.currency)} {PER_PERIOD.get(plan.interval, '')}".strip()
+
+
+class PaymentRowsTable(tables.Table):
+    """What every table of payments shows alike: the date linking to the payment, its amount and
+    status (stable orderings)."""
+
     created_at = WhenColumn(verbose_name="Date")
-    student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
-    plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
     amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
     status = tables.Column()
-    card = tables.Column(accessor="payment_method", verbose_name="Card", orderable=False)
-    stripe_payment_intent_id = tables.Column(verbose_name="PaymentIntent", orderable=False, default="—")
 
-    class Meta:
-        model = Payment
-        fields = ["created_at", "student", "plan", "amount_cents", "status", "card", "stripe_payment_intent_id"]
-        order_by = "-created_at"
-        empty_text = "No payments match."
-        attrs = {"class": "data-table"}
-
-    caption = "Payments"
     order_created_at = stable_order("created_at")
     order_amount_cents = stable_order("amount_cents")
     order_status = stable_order("status")
@@ -51,19 +74,137 @@ class PaymentTable(tables.Table):
         url = reverse("console:payment", args=[record.pk])
         return format_html('<a href="{}" hx-boost="false">{}</a>', url, datetime_text(value))
 
-    def render_student(self, record):
-        return student_link(record.account)
-
     def render_amount_cents(self, value, record):
         return money_text(value, record.currency)
 
     def render_status(self, record):
         return status_badge(record)
 
+
+class PaymentTable(PaymentRowsTable):
+    student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
+    plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
+    card = tables.Column(accessor="payment_method", verbose_name="Card", orderable=False)
+    stripe_payment_intent_id = tables.Column(verbose_name="PaymentIntent", orderable=False, default="—")
+
+    class Meta:
+        model = Payment
+        fields = ["created_at", "student", "plan", "amount_cents", "status", "card", "stripe_payment_intent_id"]
+        sequence = fields
+        order_by = "-created_at"
+        empty_text = "No payments match."
+        attrs = {"class": "data-table"}
+
+    caption = "Payments"
+
+    def render_student(self, record):
+        return student_link(record.account)
+
+    def render_plan(self, value, record):
+        if not record.subscription_id:
+            return value
+        # A subscription invoice: what it paid for (a period, or an upgrade's extra hours) and when.
+        period = f", {period_text(record.period_start, record.plan.interval)}" if record.period_start else ""
+        return format_html(
+            '{}<br><span class="muted small">{}{}</span>',
+            value,
+            subscription_link(record.subscription_id, record.get_kind_display()),
+            period,
+        )
+
     def render_card(self, value):
         return value.label
 
     def render_stripe_payment_intent_id(self, value):
+        return format_html("<code>{}</code>", value)
+
+
+class SubscriptionTable(tables.Table):
+    id = tables.Column(verbose_name="Subscription")
+    student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
+    plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
+    status = tables.Column()
+    current_period_end = tables.Column(verbose_name="Renews or ends")
+    amount = tables.Column(
+        accessor="plan__price_cents", verbose_name="Amount per period", attrs=NUMERIC, orderable=False
+    )
+    created_at = WhenColumn(verbose_name="Started")
+
+    class Meta:
+        model = Subscription
+        fields = ["id", "student", "plan", "status", "current_period_end", "amount", "created_at"]
+        order_by = "-created_at"
+        empty_text = "No subscriptions match."
+        attrs = {"class": "data-table"}
+
+    caption = "Subscriptions"
+    order_id = stable_order("id")
+    order_status = stable_order("status")
+    order_current_period_end = stable_order("current_period_end")
+    order_created_at = stable_order("created_at")
+
+    def render_id(self, value):
+        return subscription_link(value)
+
+    def render_student(self, record):
+        name = record.account.user.get_full_name()
+        return format_html(
+            "{}{}",
+            student_link(record.account),
+            format_html('<br><span class="muted small">{}</span>', name) if name else "",
+        )
+
+    def render_status(self, record):
+        return status_badge(record)
+
+    def render_current_period_end(self, value, record):
+        return subscription_period_end_text(record)
+
+    def render_amount(self, record):
+        return price_per_period_text(record.plan)
+
+
+def subscription_period_end_text(subscription):
+    """When a subscription next renews, or when it ends or ended, in words."""
+    if subscription.ended:
+        return f"Ended {date_text(subscription.ended_at)}" if subscription.ended_at else "Ended"
+    if not subscription.current_period_end:
+        return "—"
+    if subscription.cancel_at_period_end:
+        return f"Ends {date_text(subscription.current_period_end)}"
+    if subscription.status in Subscription.RUNNING:
+        return f"Renews {date_text(subscription.current_period_end)}"
+    return f"Period ends {date_text(subscription.current_period_end)}"
+
+
+class SubscriptionPaymentTable(PaymentRowsTable):
+    """A subscription's invoices: one payment each, for a period or for an upgrade."""
+
+    kind = tables.Column(verbose_name="For", orderable=False)
+    period = tables.Column(empty_values=(), verbose_name="Period", orderable=False)
+    minutes = tables.Column(verbose_name="Hours", attrs=NUMERIC, orderable=False)
+    stripe_invoice_id = tables.Column(verbose_name="Invoice", orderable=False, default="—")
+
+    class Meta:
+        model = Payment
+        fields = ["created_at", "kind", "period", "minutes", "amount_cents", "status", "stripe_invoice_id"]
+        sequence = fields
+        order_by = "-created_at"
+        empty_text = "No invoices yet."
+        attrs = {"class": "data-table"}
+
+    caption = "Invoices"
+
+    def render_kind(self, record):
+        return record.get_kind_display()
+
+    def render_period(self, record):
+        return period_range_text(record.period_start, record.period_end)
+
+    def render_minutes(self, value):
+        return hours_text(value)
+
+    def render_stripe_invoice_id(self, value):
         return format_html("<code>{}</code>", value)
 
 
@@ -346,6 +487,8 @@ def audit_target_url(entry):
         return reverse("console:dispute", args=[entry.target_id])
     if entry.target_type == "webhookevent":
         return reverse("console:webhook", args=[entry.target_id])
+    if entry.target_type == "subscription":
+        return reverse("console:subscription", args=[entry.target_id])
     if entry.account_id:
         return reverse("console:student", args=[entry.account_id])
     return ""

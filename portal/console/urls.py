@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.console.views import disputes, fraud, overview, payments, students, webhooks
+from portal.console.views import disputes, fraud, overview, payments, students, subscriptions, webhooks
 
 app_name = "console"
 urlpatterns = [
@@ -17,6 +17,19 @@ urlpatterns = [
     path("disputes/", disputes.dispute_list, name="disputes"),
     path("disputes/<int:dispute_id>/", disputes.dispute_detail, name="dispute"),
     path("disputes/<int:dispute_id>/accept/", disputes.dispute_accept, name="dispute_accept"),
+    path("subscriptions/", subscriptions.subscription_list, name="subscriptions"),
+    path("subscriptions/<int:subscription_id>/", subscriptions.subscription_detail, name="subscription"),
+    path(
+        "subscriptions/<int:subscription_id>/cancel-now/",
+        subscriptions.subscription_cancel_now,
+        name="subscription_cancel_now",
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/cancel-at-period-end/",
+        subscriptions.subscription_cancel_at_period_end,
+        name="subscription_cancel_at_period_end",
+    ),
+    path("subscriptions/<int:subscription_id>/resume/", subscriptions.subscription_resume, name="subscription_resume"),
     path("fraud/", fraud.flag_list, name="flags"),
     path("fraud/<int:flag_id>/clear/", fraud.flag_clear, name="flag_clear"),
     path("fraud/<int:flag_id>/confirm/", fraud.flag_confirm, name="flag_confirm"),

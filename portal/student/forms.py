@@ -35,3 +35,19 @@ class EmailPreferencesForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         label="Email me about",
     )
+
+
+class SubscribeForm(forms.Form):
+    """A subscribe button: its one-time token, and the saved card it offers (the card becomes the
+    default card, which a subscription charges)."""
+
+    token = forms.CharField(max_length=1000)
+    payment_method = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+class PlanChangeForm(forms.Form):
+    plan = forms.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class SubscriptionCardForm(forms.Form):
+    payment_method = forms.IntegerField(min_value=1, max_value=MAX_ID)

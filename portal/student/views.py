@@ -1,22 +1,24 @@
 """The student's pages: a thin layer over billing's services and selectors."""
 
 import logging
+from dataclasses import dataclass
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget, trigger_client_event
 
 from alerts.models import Notification
 from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
 from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
-from billing import cards, payments
+from billing import cards, payments, subscriptions
 from billing.errors import AccountBlocked, BillingError, ProviderAnswerUnreadable, ProviderUnavailable
-from billing.formatting import money_text
+from billing.formatting import date_text, hours_text, money_text
 from billing.ledger import account_open
-from billing.models import Payment
+from billing.models import Payment, Subscription
 from billing.selectors import (
     balance_summary,
     cards_for_account,
@@ -27,12 +29,23 @@ from billing.selectors import (
     plans_for_sale,
     receipts_for_account,
     receipts_of,
+    subscription_invoices,
+    subscriptions_of,
     usage_history,
 )
 from portal.downloads import receipt_file
 from portal.ratelimits import rate_limited
 from portal.student.access import student_view
-from portal.student.forms import CardSaveForm, DashboardQuery, EmailPreferencesForm, PayForm, PaymentCheckQuery
+from portal.student.forms import (
+    CardSaveForm,
+    DashboardQuery,
+    EmailPreferencesForm,
+    PayForm,
+    PaymentCheckQuery,
+    PlanChangeForm,
+    SubscribeForm,
+    SubscriptionCardForm,
+)
 from portal.student.tables import LotHistoryTable, NotificationTable, PurchaseTable, ReceiptTable
 from portal.tables import UsageTable, table_paginate
 
@@ -40,7 +53,7 @@ from portal.tables import UsageTable, table_paginate
 # tells the student they may leave: the reconciliation job settles the payment anyway.
 POLL_ATTEMPTS = 15
 # Fragments of the dashboard holding pay buttons, which HTMX refreshes by their id.
-BUTTON_FRAGMENTS = {"balance", "lots", "plans"}
+BUTTON_FRAGMENTS = {"balance", "lots", "plans", "subscription-plans"}
 TABLES_PER_PAGE = 10
 # The most recent expired packages shown as cards; a long history's older ones are in Purchases.
 EXPIRED_LOTS_SHOWN = 6
@@ -70,6 +83,8 @@ def dashboard(request):
         # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
         "resume_payment_id": _query(DashboardQuery, request).get("resume"),
     }
+    if target in (None, "subscription-plans"):
+        context |= _subscription_offer(account)
     if target in BUTTON_FRAGMENTS:
         # Refreshed after a payment or a new card: no history tables to count and page.
         return render(request, f"portal/dashboard.html#{target}", context)
@@ -118,7 +133,11 @@ def pay(request):
 def payment_refresh(request, payment_id):
     payment = get_object_or_404(payments_of(user=request.user), pk=payment_id)
     try:
-        payment = payments.payment_refresh(payment=payment)
+        if payment.for_subscription:
+            # Settles the invoice's payment and brings its subscription along (active once paid).
+            payment = subscriptions.subscription_payment_refresh(payment=payment)
+        else:
+            payment = payments.payment_refresh(payment=payment)
     except ProviderAnswerUnreadable:
         logger.exception("Could not read Stripe's answer about payment %s; the page keeps checking.", payment.pk)
     attempt = min((_query(PaymentCheckQuery, request).get("attempt") or 0) + 1, POLL_ATTEMPTS)
@@ -133,10 +152,11 @@ def _query(form_class, request):
 
 
 def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
-    """The result of a pay click: an HTMX fragment in place, or a message on the dashboard."""
+    """The result of a pay click: an HTMX fragment in place, or a message on the dashboard (on the
+    subscription page for a subscription's payment)."""
     if not request.htmx:
         _payment_message(request, payment, refusal)
-        return redirect("student:dashboard")
+        return redirect("student:subscription" if payment and payment.for_subscription else "student:dashboard")
     context = {"account": account, "payment": payment, "refusal": refusal, "attempt": attempt}
     context["under_review"] = payments.PAYMENT_UNDER_REVIEW
     context["resolved_by_staff"] = payments.PAYMENT_RESOLVED
@@ -264,13 +284,18 @@ def _own_card(request, card_id):
     return get_object_or_404(cards_of(user=request.user), pk=card_id)
 
 
+def _flash_and_redirect(request, to, *, notice, error):
+    """Without HTMX, an action's outcome is a message on the page it redirects to (POST-redirect-GET)."""
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, notice)
+    return redirect(to)
+
+
 def _card_outcome(request, *, notice="", error=""):
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        else:
-            messages.success(request, notice)
-        return redirect("student:cards")
+        return _flash_and_redirect(request, "student:cards", notice=notice, error=error)
     account = account_open(user=request.user)
     context = {"cards": cards_for_account(account=account), "notice": notice, "error": error}
     return render(request, "portal/cards.html#card-list", context)
@@ -353,3 +378,327 @@ def alert_preferences(request):
     else:
         form = EmailPreferencesForm(initial={"emailed": emailed_kinds(user=request.user)})
     return render(request, "portal/alert_preferences.html", {"form": form})
+
+
+# Subscriptions: subscribe in one click (on the dashboard or the subscription page), and the
+# subscription page's self-service actions. Each action answers its fragment in place under HTMX,
+# and a redirect to the subscription page with a message without JavaScript.
+
+SUBSCRIBE_BUTTON_INVALID = "This subscribe button is not valid. Please reload the page."
+NOT_YOUR_CARD = "That card is not one of your saved cards."
+SUBSCRIBED = "You are subscribed to {plan}: {hours} added to your hours. It renews on {renewal}."
+SUBSCRIBE_REPLAYED = "You already used this button; nothing new was charged."
+SUBSCRIBE_NEEDS_CHECK = "Your bank asks you to confirm the first payment of your subscription, which needs JavaScript."
+SUBSCRIBE_CHECKING = (
+    "We are waiting for the payment provider to confirm your subscription. You will not be charged twice; "
+    "this page shows it as soon as it is confirmed."
+)
+NOT_STARTED = "{reason} No subscription was started."
+CANCELLED_AT_PERIOD_END = (
+    "Your subscription ends on {end}. You are not charged again. The hours you already have stay until they "
+    "expire; no more hours are added after {end}."
+)
+RESUMED = "Your subscription continues: it renews on {renewal} for {amount}."
+CARD_CHANGED = "{card} now pays for your subscription. It is also your default card for packages."
+DOWNGRADED = (
+    "Your plan changes to {plan} from your next period, on {renewal}: {amount} a {interval} for {hours}. "
+    "Nothing is charged now, and this period's hours stay as they are."
+)
+UPGRADED = "You are now on {plan}."
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """A plan the subscription can move to. An upgrade (a higher price) applies now with a prorated
+    charge; a downgrade from the next period (as billing.subscriptions.subscription_plan_change does)."""
+
+    plan: object
+    upgrade: bool
+
+
+def _subscription_offer(account):
+    """The dashboard's "Monthly plans": the student's live subscription, or the plans to subscribe to."""
+    current = subscriptions.live_subscription(account=account)
+    return {
+        "current_subscription": current,
+        "subscription_plans": [] if current else list(subscriptions.subscription_plans_for_sale()),
+    }
+
+
+def _notices_on_top(view):
+    """A rate limit's 429 is a notice, not the fragment the action would swap: it goes to the page's
+    message area, so that the subscription stays on screen."""
+
+    @wraps(view)
+    def answered(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if request.htmx and response.status_code == 429:
+            retarget(response, "#payment-result")
+            reswap(response, "innerHTML show:#payment-result:top")
+        return response
+
+    return answered
+
+
+@require_POST
+@student_view
+@rate_limited("pay")
+def subscribe(request):
+    account = account_open(user=request.user)
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return _subscribe_outcome(request, account, refusal=SUBSCRIBE_BUTTON_INVALID)
+    try:
+        _card_choose(request, form.cleaned_data["payment_method"])
+        subscription = subscriptions.subscription_start(account=account, token=form.cleaned_data["token"])
+    except BillingError as refused:
+        return _subscribe_outcome(request, account, refusal=str(refused))
+    return _subscribe_outcome(request, account, subscription=subscription)
+
+
+def _card_choose(request, card_id):
+    """The card a subscribe button offers: a subscription charges the default card, so a button for
+    another saved card (after a decline) makes that one the default first, as its text says."""
+    if card_id is None:
+        return
+    card = cards_of(user=request.user).filter(pk=card_id).first()
+    if card is None:
+        raise BillingError(NOT_YOUR_CARD)
+    if not card.is_default:
+        cards.card_make_default(card=card)
+
+
+def _subscribe_outcome(request, account, *, subscription=None, refusal=""):
+    """A subscribe click's result looks like a package payment's: its first invoice's payment goes
+    through the same fragment (paid, 3-D Secure, declined with other cards to try)."""
+    payment = None
+    if subscription is not None:
+        payment = subscriptions.subscription_open_payment(subscription=subscription) or (
+            subscription.payments.order_by("-created_at", "-pk").first()
+        )
+        if payment is None and subscription.ended:
+            refusal = NOT_STARTED.format(reason=subscription.failure_message)
+    if not request.htmx:
+        _subscribe_message(request, subscription, payment, refusal)
+        return redirect("student:subscription")
+    if payment is not None:
+        payment.replayed = subscription.replayed
+        return _payment_outcome(request, account, payment=payment)
+    if refusal:
+        return _payment_outcome(request, account, refusal=refusal)
+    response = render(request, "portal/_subscription_checking.html", {"message": SUBSCRIBE_CHECKING})
+    return trigger_client_event(response, "balanceChanged")
+
+
+def _subscribe_message(request, subscription, payment, refusal):
+    if refusal:
+        messages.error(request, refusal)
+    elif subscription.replayed:
+        messages.info(request, SUBSCRIBE_REPLAYED)
+    elif subscription.status in Subscription.RUNNING:
+        messages.success(
+            request,
+            SUBSCRIBED.format(
+                plan=subscription.plan.name,
+                hours=hours_text(subscription.plan.minutes),
+                renewal=date_text(subscription.current_period_end),
+            ),
+        )
+    elif subscription.ended:
+        messages.error(request, NOT_STARTED.format(reason=subscription.failure_message))
+    elif payment is not None and payment.status == Payment.Status.REQUIRES_ACTION:
+        messages.warning(request, SUBSCRIBE_NEEDS_CHECK)
+    else:
+        messages.info(request, SUBSCRIBE_CHECKING)
+
+
+@require_GET
+@student_view
+def subscription_page(request):
+    return _subscription_page(request)
+
+
+def _subscription_page(request, *, notice="", error="", confirm_cancel=False):
+    """The subscription page, or (for HTMX) its #subscription fragment with the action's notice."""
+    account = account_open(user=request.user)
+    context = _subscription_context(account) | {
+        "notice": notice,
+        "error": error,
+        "confirm_cancel": confirm_cancel,
+        # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
+        "resume_payment_id": _query(DashboardQuery, request).get("resume"),
+    }
+    if request.htmx and (request.method == "POST" or request.htmx.target == "subscription"):
+        return render(request, "portal/subscription.html#subscription", context)
+    return render(request, "portal/subscription.html", context)
+
+
+def _subscription_context(account):
+    saved = cards_for_account(account=account)
+    default_card = next((card for card in saved if card.is_default), None)
+    subscription = subscriptions.live_subscription(account=account)
+    context = {
+        "account": account,
+        "cards": saved,
+        "default_card": default_card,
+        "subscription": subscription,
+        "purchases_paused": AccountBlocked.MESSAGE,
+        "add_card_href": "#add-card",
+    }
+    if subscription is None:
+        return context | {
+            "subscription_plans": list(subscriptions.subscription_plans_for_sale()),
+            "ended_subscription": account.subscriptions.filter(status=Subscription.Status.CANCELED)
+            .select_related("plan")
+            .first(),
+        }
+    invoices = list(subscription_invoices(subscription=subscription))
+    # Stripe charges the customer's default card, which the portal keeps equal to the student's.
+    charged_card = default_card or subscription.payment_method
+    options = []
+    if subscription.status in Subscription.RUNNING:
+        options = [
+            PlanOption(plan=plan, upgrade=_is_upgrade(plan, subscription.plan))
+            for plan in subscriptions.plan_change_options(subscription=subscription)
+        ]
+    return context | {
+        "invoices": invoices,
+        "subscription_lots": [invoice.lot for invoice in invoices if invoice.lot_id],
+        "open_payment": subscriptions.subscription_open_payment(subscription=subscription),
+        "charged_card": charged_card,
+        "other_cards": [card for card in saved if charged_card is None or card.pk != charged_card.pk],
+        "plan_options": options,
+        "overdue": subscription.status in Subscription.OVERDUE,
+        # Cancel, resume, change plan or card: a subscription Stripe has, running or owed a payment.
+        "manageable": bool(subscription.stripe_subscription_id)
+        and subscription.status in Subscription.RUNNING | Subscription.OVERDUE,
+    }
+
+
+def _own_subscription(request, subscription_id):
+    return get_object_or_404(subscriptions_of(user=request.user), pk=subscription_id)
+
+
+def _subscription_outcome(request, *, notice="", error=""):
+    if not request.htmx:
+        return _flash_and_redirect(request, "student:subscription", notice=notice, error=error)
+    return _subscription_page(request, notice=notice, error=error)
+
+
+@require_http_methods(["GET", "POST"])
+@student_view
+def subscription_cancel(request, subscription_id):
+    """GET: the confirmation, which says what happens to the hours; POST: cancel at period end."""
+    subscription = _own_subscription(request, subscription_id)
+    if request.method == "GET":
+        return _subscription_page(request, confirm_cancel=True)
+    return _subscription_cancel(request, subscription)
+
+
+@_notices_on_top
+@rate_limited("subscription_change")
+def _subscription_cancel(request, subscription):
+    try:
+        subscription = subscriptions.subscription_cancel_at_period_end(subscription=subscription)
+    except BillingError as refused:
+        return _subscription_outcome(request, error=str(refused))
+    end = date_text(subscription.current_period_end) if subscription.current_period_end else "the end of this period"
+    return _subscription_outcome(request, notice=CANCELLED_AT_PERIOD_END.format(end=end))
+
+
+@require_POST
+@student_view
+@_notices_on_top
+@rate_limited("subscription_change")
+def subscription_resume(request, subscription_id):
+    subscription = _own_subscription(request, subscription_id)
+    try:
+        subscription = subscriptions.subscription_resume(subscription=subscription)
+    except BillingError as refused:
+        return _subscription_outcome(request, error=str(refused))
+    notice = RESUMED.format(
+        renewal=date_text(subscription.current_period_end),
+        amount=money_text(subscription.plan.price_cents, subscription.plan.currency),
+    )
+    return _subscription_outcome(request, notice=notice)
+
+
+@require_POST
+@student_view
+@_notices_on_top
+@rate_limited("subscription_change")
+def subscription_card_change(request, subscription_id):
+    subscription = _own_subscription(request, subscription_id)
+    form = SubscriptionCardForm(request.POST)
+    card = None
+    if form.is_valid():
+        card = cards_of(user=request.user).filter(pk=form.cleaned_data["payment_method"]).first()
+    if card is None:
+        return _subscription_outcome(request, error=NOT_YOUR_CARD)
+    try:
+        subscriptions.subscription_card_change(subscription=subscription, card=card)
+    except BillingError as refused:
+        return _subscription_outcome(request, error=str(refused))
+    return _subscription_outcome(request, notice=CARD_CHANGED.format(card=card.label))
+
+
+@require_POST
+@student_view
+@_notices_on_top
+@rate_limited("pay")
+def subscription_plan_change(request, subscription_id):
+    """A downgrade is a notice in place; an upgrade's prorated charge is a payment, shown like any
+    other (paid, 3-D Secure, declined) at the top of the page, and the subscription refreshes."""
+    subscription = _own_subscription(request, subscription_id)
+    form = PlanChangeForm(request.POST)
+    if not form.is_valid():
+        return _subscription_outcome(request, error=subscriptions.NOT_FOR_SALE)
+    previous = subscription.plan
+    try:
+        subscription, payment = subscriptions.subscription_plan_change(
+            subscription=subscription, plan_id=form.cleaned_data["plan"]
+        )
+    except BillingError as refused:
+        return _subscription_outcome(request, error=str(refused))
+    plan = subscription.plan
+    if payment is not None:
+        if not request.htmx:
+            _payment_message(request, payment, "")
+            return redirect("student:subscription")
+        response = _payment_outcome(request, payment.account, payment=payment)
+        retarget(response, "#payment-result")
+        return reswap(response, "innerHTML show:#payment-result:top")
+    if _is_upgrade(plan, previous):
+        return _subscription_outcome(request, notice=UPGRADED.format(plan=plan.name))
+    notice = DOWNGRADED.format(
+        plan=plan.name,
+        renewal=date_text(subscription.current_period_end),
+        amount=money_text(plan.price_cents, plan.currency),
+        interval=plan.interval,
+        hours=hours_text(plan.minutes),
+    )
+    return _subscription_outcome(request, notice=notice)
+
+
+def _is_upgrade(plan, current):
+    # billing.subscriptions.subscription_plan_change's rule: a higher price applies now, prorated.
+    return plan.price_cents > current.price_cents
+
+
+@require_POST
+@student_view
+@_notices_on_top
+@rate_limited("pay")
+def subscription_pay_now(request, subscription_id):
+    """After a failed renewal: pay the open invoice with the subscription's card. The result is a
+    payment like a package's (paid, 3-D Secure, declined), at the top of the page."""
+    subscription = _own_subscription(request, subscription_id)
+    account = subscription.account
+    try:
+        payment = subscriptions.subscription_pay_now(subscription=subscription)
+    except BillingError as refused:
+        if not request.htmx:
+            messages.error(request, str(refused))
+            return redirect("student:subscription")
+        return _payment_outcome(request, account, refusal=str(refused))
+    return _payment_outcome(request, account, payment=payment)

@@ -9,7 +9,8 @@ from alerts.models import Notification
 from billing import samples
 from billing.disputes.holds import dispute_record
 from billing.fraud.rules import fraud_flag_raise
-from billing.models import Refund, WebhookEvent
+from billing.models import Plan, Refund, WebhookEvent
+from billing.subscriptions import subscribe_token_issue, subscription_start
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def accepted_method(client, route, ids):
 
 def ids_of_every_kind(paid):
     """One real object behind every kind of id a console or student route takes, around the paid
-    payment `paid`: {"payment_id": ..., "dispute_id": ..., ...}."""
+    payment `paid` (its account also gets a live subscription, started at the stand-in Stripe with
+    its card): {"payment_id": ..., "dispute_id": ..., "subscription_id": ..., ...}."""
     dispute = dispute_record(payment=paid, dispute_object=samples.dispute(paid), event_type="charge.dispute.created")
     event = WebhookEvent.objects.create(
         stripe_event_id=f"evt_routes_{paid.pk}", type="charge.refunded", payload={}, status=WebhookEvent.Status.FAILED
@@ -68,7 +70,11 @@ def ids_of_every_kind(paid):
         dedupe_key=f"routes-{paid.pk}",
         title="Paid",
     )
+    subscription = subscription_start(
+        account=paid.account, token=subscribe_token_issue(account=paid.account, plan=_subscription_plan())
+    )
     return {
+        "subscription_id": subscription.pk,
         "payment_id": paid.pk,
         "refund_id": refund.pk,
         "receipt_id": paid.receipt.pk,
@@ -80,3 +86,13 @@ def ids_of_every_kind(paid):
         "card_id": paid.payment_method_id,
         "notification_id": alert.pk,
     }
+
+
+def _subscription_plan():
+    return Plan.objects.create(
+        name="Monthly 8 h",
+        kind=Plan.Kind.SUBSCRIPTION,
+        interval=Plan.Interval.MONTH,
+        minutes=480,
+        price_cents=12000,
+    )

@@ -247,7 +247,7 @@ def test_the_dashboard_query_count_does_not_grow_with_history(client):
     long = _dashboard_queries(client, make_student(), sessions=2000, lots=40)
 
     assert short == long
-    assert long <= 8, long
+    assert long <= 10, long  # + the subscription plans on sale and the live subscription
 
 
 @pytest.mark.django_db

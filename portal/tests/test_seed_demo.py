@@ -7,7 +7,18 @@ from allauth.mfa.models import Authenticator
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from billing.models import Dispute, FraudFlag, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Usage, WebhookEvent
+from billing.models import (
+    Dispute,
+    FraudFlag,
+    LedgerEntry,
+    Lot,
+    Payment,
+    PaymentMethod,
+    Plan,
+    Subscription,
+    Usage,
+    WebhookEvent,
+)
 from billing.selectors import accounts_out_of_balance, balance_summary
 from portal.models import User
 
@@ -62,7 +73,7 @@ def test_it_refuses_a_production_configuration(settings):
 
 def test_the_console_has_history_and_both_staff_levels_sign_in_with_totp():
     call_command("seed_demo", "--not-production")
-    assert Payment.objects.filter(status="succeeded").count() == 4 and Payment.objects.filter(status="failed").exists()
+    assert Payment.objects.filter(status="succeeded").count() == 5 and Payment.objects.filter(status="failed").exists()
     assert Dispute.objects.filter(status="needs_response").exists()
     assert FraudFlag.objects.filter(status="open").exists()
     assert WebhookEvent.objects.filter(status="failed").exists()
@@ -80,3 +91,14 @@ def test_no_console_member_is_a_superuser_and_the_admin_operator_has_totp():
     operator = User.objects.get(email="admin@example.com")
     assert operator.is_superuser and not operator.groups.exists()
     assert Authenticator.objects.filter(user=operator, type=Authenticator.Type.TOTP).exists()
+
+
+def test_a_student_has_an_active_monthly_subscription_with_this_periods_lot():
+    call_command("seed_demo", "--not-production")
+
+    subscription = Subscription.objects.get(account__user__email="dina.student@example.com")
+    assert subscription.status == Subscription.Status.ACTIVE and subscription.plan.is_subscription
+    [payment] = subscription.payments.all()
+    assert payment.status == Payment.Status.SUCCEEDED and payment.lot.minutes_remaining == subscription.plan.minutes
+    assert payment.lot.name.startswith("Monthly 8 h, ")
+    assert payment.lot.expires_at > subscription.current_period_end

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from alerts.models import Notification
-from billing.tests.builders import make_paid_payment, make_student
+from billing.tests.builders import make_paid_payment, make_student, make_subscription_plan, subscribe
 from portal.tests.routes import accepted_method, request, routes
 
 pytestmark = pytest.mark.django_db
@@ -21,13 +21,15 @@ def owner(localstripe):
 
 
 @pytest.fixture
-def ids(owner):
+def ids(owner, localstripe):
     """One object of the owner's behind every kind of id a student route takes."""
     payment = owner.payments.get()
     alert = Notification.objects.create(
         recipient=owner.user, kind=Notification.Kind.PAYMENT_SUCCEEDED, dedupe_key="access", title="Paid"
     )
+    subscription = subscribe(owner, make_subscription_plan(), localstripe)
     return {
+        "subscription_id": subscription.pk,
         "lot_id": payment.lot_id,
         "payment_id": payment.pk,
         "receipt_id": payment.receipt.pk,

@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from billing.models import AuditEntry
-from billing.reports import console_overview
+from billing.reports import console_overview, subscription_figures
 from portal.console.access import console_view
 from portal.console.charts import revenue_chart
 from portal.console.filters import AuditFilter
@@ -16,9 +16,12 @@ from portal.console.views.common import list_page, table_page
 @require_GET
 def overview(request):
     figures = console_overview()
-    return render(
-        request, "console/overview.html", {"overview": figures, "chart": revenue_chart(figures.daily_revenue)}
-    )
+    context = {
+        "overview": figures,
+        "subscriptions": subscription_figures(),
+        "chart": revenue_chart(figures.daily_revenue),
+    }
+    return render(request, "console/overview.html", context)
 
 
 @console_view

@@ -11,7 +11,7 @@ from alerts.notifications import session_record
 from billing import ledger
 from billing.errors import BillingError
 from billing.fraud import blocks
-from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment
+from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment, Subscription
 from billing.selectors import balance_summary, cards_for_account
 from portal.console.access import console_view
 from portal.console.filters import StudentFilter
@@ -56,6 +56,7 @@ def student_detail(request, account_id):
         "summary": balance_summary(account=account),
         "lots": Lot.objects.filter(account=account).select_related("payment").order_by("-purchased_at"),
         "cards": cards_for_account(account=account),
+        "subscriptions": Subscription.objects.filter(account=account).select_related("plan")[:SECTION_ROWS],
         "alerts": Notification.objects.filter(recipient=account.user).order_by("-created_at")[:SECTION_ROWS],
         "flags": account.fraud_flags.all()[:SECTION_ROWS],
         "sign_ins": account.user.sign_ins.all()[:SECTION_ROWS],
