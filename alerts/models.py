@@ -1,4 +1,5 @@
-"""Notifications to students: shown in the app (always) and emailed (unless the student opts out)."""
+"""Notifications to students and to staff: shown in the app (always) and emailed (unless the person
+opts out of that kind). Staff kinds start with "staff_" and never reach a student's bell."""
 
 from django.conf import settings
 from django.db import models
@@ -7,10 +8,14 @@ from django.db.models import Q
 
 class Notification(models.Model):
     class Kind(models.TextChoices):
+        # Students' kinds, most urgent first (the banner's order), then staff's.
+        PAY_AGAIN = "pay_again", "Please pay again"
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         SUBSCRIPTION_PAST_DUE = "subscription_past_due", "Subscription payment failed"
         PAYMENT_NEEDS_ACTION = "payment_needs_action", "Payment needs your confirmation"
         PAYMENT_UNDER_REVIEW = "payment_under_review", "Payment under review"
+        DISPUTE_HOLD = "dispute_hold", "Hours on hold for a dispute"
+        REFUND_HOURS = "refund_hours", "Hours taken back after a refund"
         BALANCE_DEPLETED = "balance_depleted", "No hours left"
         LOT_EXPIRING_1D = "lot_expiring_1d", "Hours expiring tomorrow"
         LOW_BALANCE = "low_balance", "Low balance"
@@ -20,12 +25,18 @@ class Notification(models.Model):
         PAYMENT_SUCCEEDED = "payment_succeeded", "Payment received"
         SUBSCRIPTION_RENEWING = "subscription_renewing", "Subscription renews soon"
         SUBSCRIPTION_ENDED = "subscription_ended", "Subscription ended"
+        DISPUTE_RELEASED = "dispute_released", "Hours released after a dispute"
+        STAFF_DISPUTE_OPENED = "staff_dispute_opened", "New dispute"
+        STAFF_EVIDENCE_DUE = "staff_evidence_due", "Dispute evidence due soon"
+        STAFF_FRAUD_FLAG = "staff_fraud_flag", "New fraud flag"
+        STAFF_WEBHOOK_FAILED = "staff_webhook_failed", "Webhook events failed"
+        STAFF_PAYMENT_STUCK = "staff_payment_stuck", "Payments stuck in flight"
 
     class Email(models.TextChoices):
         PENDING = "pending", "To send"
         SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
-        SKIPPED = "skipped", "Turned off by the student"
+        SKIPPED = "skipped", "Turned off by the recipient"
         FAILED = "failed", "Could not be sent"
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
@@ -66,8 +77,12 @@ class Notification(models.Model):
         return f"{self.get_kind_display()} for {self.recipient}"
 
 
+STAFF_KINDS = frozenset(kind for kind in Notification.Kind.values if kind.startswith("staff_"))
+STUDENT_KINDS = [kind for kind in Notification.Kind.values if kind not in STAFF_KINDS]
+
+
 class EmailOptOut(models.Model):
-    """A kind of notification the student does not want by email (in the app it always shows)."""
+    """A kind of notification its recipient does not want by email (in the app it always shows)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_opt_outs")
     kind = models.CharField(max_length=30, choices=Notification.Kind.choices)

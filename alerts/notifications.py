@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import EmailOptOut, Notification
+from alerts.models import STUDENT_KINDS, EmailOptOut, Notification
 from billing import ledger
 from billing.audit import audit_record
 from billing.formatting import datetime_text, hours_text, money_text
@@ -132,11 +132,12 @@ def emails_send_due(*, limit=EMAIL_BATCH):
     return sent
 
 
-def email_preferences_save(*, user, emailed_kinds):
-    """Keep email on for `emailed_kinds` and off for every other kind."""
+def email_preferences_save(*, user, emailed_kinds, offered_kinds=STUDENT_KINDS):
+    """Of the kinds offered (a student's, or staff's), keep email on for `emailed_kinds` and off for
+    the others."""
     EmailOptOut.objects.filter(user=user, kind__in=emailed_kinds).delete()
     EmailOptOut.objects.bulk_create(
-        [EmailOptOut(user=user, kind=kind) for kind in Kind.values if kind not in emailed_kinds],
+        [EmailOptOut(user=user, kind=kind) for kind in offered_kinds if kind not in emailed_kinds],
         ignore_conflicts=True,
     )
 

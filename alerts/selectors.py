@@ -2,7 +2,7 @@
 
 from django.db.models import Case, IntegerField, Q, Value, When
 
-from alerts.models import EmailOptOut, Notification
+from alerts.models import STUDENT_KINDS, EmailOptOut, Notification
 from alerts.notifications import URGENCY
 
 
@@ -24,10 +24,10 @@ def inbox(*, user):
     return Notification.objects.filter(recipient=user)
 
 
-def emailed_kinds(*, user):
-    """The kinds of alert the user still gets by email."""
+def emailed_kinds(*, user, offered_kinds=STUDENT_KINDS):
+    """The kinds of alert, of those offered (a student's, or staff's), the user still gets by email."""
     opted_out = set(EmailOptOut.objects.filter(user=user).values_list("kind", flat=True))
-    return [kind for kind in Notification.Kind.values if kind not in opted_out]
+    return [kind for kind in offered_kinds if kind not in opted_out]
 
 
 PAYMENT_KINDS = [

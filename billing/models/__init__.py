@@ -1,6 +1,6 @@
 """The billing domain's data, one module per idea: hours, money, Stripe events, receipts."""
 
-from billing.models.audit import AuditEntry
+from billing.models.audit import ActionKey, AuditEntry
 from billing.models.hours import (
     Account,
     LedgerEntry,
@@ -19,6 +19,7 @@ from billing.models.webhooks import WebhookEvent
 
 __all__ = [
     "Account",
+    "ActionKey",
     "AuditEntry",
     "CardSetup",
     "Dispute",

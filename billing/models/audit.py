@@ -59,3 +59,16 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit entries are append-only.")
+
+
+class ActionKey(models.Model):
+    """The one-time key of a console form (record a session, adjust or grant hours...): saved in the
+    same transaction as the action, so a double submit, or two at once, acts once."""
+
+    key = models.CharField(max_length=64, unique=True)
+    action = models.CharField(max_length=60)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.action} {self.key}"

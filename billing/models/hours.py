@@ -40,6 +40,9 @@ class Account(models.Model):
     # Set by finance after a confirmed fraud flag: the student can no longer buy hours.
     blocked_at = models.DateTimeField(null=True, blank=True)
     blocked_reason = models.CharField(max_length=300, blank=True)
+    # Printed on receipts issued from then on (an issued receipt keeps what it was issued with).
+    billing_address = models.TextField(max_length=300, blank=True)
+    tax_id = models.CharField("tax number (NIF)", max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -132,9 +135,17 @@ class LotQuerySet(models.QuerySet):
 class Lot(models.Model):
     """One purchased (or granted) package of hours with its own expiry."""
 
+    class Source(models.TextChoices):
+        PURCHASE = "purchase", "Purchase"
+        # A complimentary lot from staff: no payment, no receipt, counted apart from sales.
+        GRANT = "grant", "Granted by your school"
+        # A voided session's minutes whose own lot had expired since come back in a lot of their own.
+        RESTORED = "restored", "Restored from a voided session"
+
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="lots", null=True, blank=True)
     name = models.CharField(max_length=80, help_text="What the student sees: the plan's name at purchase.")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.PURCHASE)
     minutes_purchased = models.PositiveIntegerField()
     minutes_remaining = models.PositiveIntegerField()
     price_cents = models.PositiveIntegerField(default=0)
@@ -179,6 +190,13 @@ class Usage(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     recorded_at = models.DateTimeField(auto_now_add=True)
+    # A session recorded by mistake is voided, never deleted: its minutes go back through the
+    # ledger and it stays in both histories, marked voided with the reason.
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    void_reason = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -208,6 +226,10 @@ class LedgerEntryKind(models.TextChoices):
     ADJUSTMENT = "adjustment", "Adjustment"
     DISPUTE_HOLD = "dispute_hold", "Held for a dispute"
     DISPUTE_RELEASE = "dispute_release", "Released after a dispute"
+    GRANT = "grant", "Granted by your school"
+    # An expired lot reopened by staff: the expiry's minutes come back, the expiry entry stays.
+    EXPIRY_REVERSAL = "expiry_reversal", "Expiry reopened"
+    VOID = "void", "Session voided"
 
 
 class LedgerEntry(models.Model):
@@ -237,7 +259,16 @@ class LedgerEntry(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(minutes=0), name="ledger_entry_minutes_not_zero"),
             models.CheckConstraint(
-                condition=Q(kind__in=[LedgerEntryKind.CREDIT, LedgerEntryKind.DISPUTE_RELEASE], minutes__gt=0)
+                condition=Q(
+                    kind__in=[
+                        LedgerEntryKind.CREDIT,
+                        LedgerEntryKind.DISPUTE_RELEASE,
+                        LedgerEntryKind.GRANT,
+                        LedgerEntryKind.EXPIRY_REVERSAL,
+                        LedgerEntryKind.VOID,
+                    ],
+                    minutes__gt=0,
+                )
                 | Q(
                     kind__in=[
                         LedgerEntryKind.USAGE,
@@ -251,12 +282,15 @@ class LedgerEntry(models.Model):
                 name="ledger_entry_sign_matches_kind",
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="ledger_entry_balance_not_negative"),
+            # One expiry per lot and expiry date: a reopened lot expires again only at a later date.
             models.UniqueConstraint(
-                fields=["lot"], condition=Q(kind=LedgerEntryKind.EXPIRY), name="ledger_entry_one_expiry_per_lot"
+                fields=["lot", "occurred_at"],
+                condition=Q(kind=LedgerEntryKind.EXPIRY),
+                name="ledger_entry_one_expiry_per_lot_date",
             ),
             models.CheckConstraint(
-                condition=Q(kind=LedgerEntryKind.USAGE, usage__isnull=False)
-                | (~Q(kind=LedgerEntryKind.USAGE) & Q(usage__isnull=True)),
+                condition=Q(kind__in=[LedgerEntryKind.USAGE, LedgerEntryKind.VOID], usage__isnull=False)
+                | (~Q(kind__in=[LedgerEntryKind.USAGE, LedgerEntryKind.VOID]) & Q(usage__isnull=True)),
                 name="ledger_entry_usage_only_for_sessions",
             ),
         ]

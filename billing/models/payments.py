@@ -142,6 +142,9 @@ class Payment(models.Model):
     period_end = models.DateTimeField(null=True, blank=True)
     lot_name = models.CharField(max_length=80, blank=True)
     lot_expires_at = models.DateTimeField(null=True, blank=True)
+    # Finance's one retry of a payment that failed without a decline (a processing error, Stripe
+    # unreachable): the retry is a payment of its own, made at most once per failed payment.
+    retry_of = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="retry")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     settled_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,6 @@
 from django import forms
 
-from alerts.models import Notification
+from alerts.models import STUDENT_KINDS, Notification
 
 # Our rows' ids are BigAutoFields (settings.DEFAULT_AUTO_FIELD): a larger number names no row.
 MAX_ID = 2**63 - 1
@@ -30,7 +30,7 @@ class CardSaveForm(forms.Form):
 
 class EmailPreferencesForm(forms.Form):
     emailed = forms.MultipleChoiceField(
-        choices=Notification.Kind.choices,
+        choices=[(kind, label) for kind, label in Notification.Kind.choices if kind in STUDENT_KINDS],
         required=False,
         widget=forms.CheckboxSelectMultiple,
         label="Email me about",
