@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from alerts.models import STUDENT_KINDS, EmailOptOut, Notification
 from billing import ledger
-from billing.audit import audit_record
-from billing.formatting import datetime_text, hours_text, money_text
-from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Subscription
-from billing.payments import PAYMENT_UNDER_REVIEW
+from billing.audit import action_key_claim, audit_reason, audit_record
+from billing.formatting import date_text, datetime_text, hours_text, money_text
+from billing.models import Account, Dispute, LedgerEntry, Lot, Payment, PaymentMethod, Refund, Subscription
+from billing.payments import PAYMENT_UNDER_REVIEW, FailedPaymentRefused, payment_again_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ RENEWAL_NOTICE = timedelta(days=3)
 RECENT_SUBSCRIPTION_ENDS = timedelta(days=7)
 # A student still on the page completes 3-D Secure within minutes; only then is it worth an alert.
 ACTION_ALERT_AFTER = timedelta(minutes=15)
+# Finance may ask a student to pay again for the same payment once a day, not more.
+PAY_AGAIN_RESEND_AFTER = timedelta(hours=24)
 EMAIL_ATTEMPTS = 6
 EMAIL_CLAIM_TIMEOUT = timedelta(minutes=10)
 EMAIL_BATCH = 500
@@ -58,6 +60,8 @@ def alerts_scan():
             _card_alerts(now),
             _payment_alerts(now),
             _subscription_alerts(now),
+            _refund_alerts(now),
+            _dispute_alerts(now),
         )
     )
 
@@ -67,11 +71,15 @@ def balance_check(*, account):
     return _create(_balance_alerts(timezone.now(), accounts=Account.objects.filter(pk=account.pk)))
 
 
-def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=None, ip_address=None):
+def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=None, ip_address=None, key=None):
     """Record a tutoring session and, once it is committed, raise a balance alert if one is due.
     What the staff console's form calls (audited with the staff member); an alert that fails is
-    logged and left to the next scan."""
+    logged and left to the next scan. With the form's one-time `key`, a second submit of the same
+    form records nothing and raises ActionAlreadyTaken."""
     with transaction.atomic():
+        if key is not None:
+            ledger.account_lock(account_id=account.pk)
+            action_key_claim(key=key, action="session.record", actor=recorded_by)
         usage = ledger.usage_record(
             account=account,
             minutes=minutes,
@@ -93,15 +101,69 @@ def session_record(*, account, minutes, occurred_at, tutor, subject, recorded_by
 
 
 def payment_notify(*, payment):
-    """The payment rules for one payment that just settled (failed, succeeded or left for staff), at once."""
-    if payment.status not in (Payment.Status.FAILED, Payment.Status.SUCCEEDED, Payment.Status.NEEDS_REVIEW):
+    """The payment rules for one payment that just settled (failed, succeeded or left for staff), or
+    Finance's retry that waits for 3-D Secure, at once."""
+    if payment.status not in (
+        Payment.Status.FAILED,
+        Payment.Status.SUCCEEDED,
+        Payment.Status.NEEDS_REVIEW,
+        Payment.Status.REQUIRES_ACTION,
+    ):
         return 0
     return _quietly(_create, _payment_alerts(timezone.now(), payments=Payment.objects.filter(pk=payment.pk))) or 0
 
 
-def notification_mark_read(*, user, notification_id=None):
-    """Mark one of the user's notifications read, or all of them. Returns how many changed."""
-    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+def pay_again_send(*, payment, actor, reason, ip_address=None):
+    """Finance asks the student to pay again for a failed package payment: an alert (emailed, per
+    their preferences) whose link opens that package's pay button on the dashboard. Once a day at
+    most per payment (sooner is refused, saying when the last one went): a new one replaces the
+    earlier in the bell. Audited. Raises FailedPaymentRefused when payments.payment_again_refusal
+    says why not (not failed, a subscription's, no longer on sale, blocked, paid since)."""
+    reason = audit_reason(reason, "Say why the student is asked to pay again; it is kept in the audit log.")
+    now = timezone.now()
+    with transaction.atomic():
+        ledger.account_lock(account_id=payment.account_id)  # two sends at once: the later one sees the first
+        payment = Payment.objects.select_related("account", "plan").get(pk=payment.pk)
+        if refusal := payment_again_refusal(payment=payment):
+            raise FailedPaymentRefused(refusal)
+        earlier = Notification.objects.filter(kind=Kind.PAY_AGAIN, subject_id=payment.pk)
+        last = earlier.order_by("-created_at").first()
+        if last is not None and now - last.created_at < PAY_AGAIN_RESEND_AFTER:
+            raise FailedPaymentRefused(
+                f"The student was already asked to pay again on {datetime_text(last.created_at)}; you can ask again "
+                f"from {datetime_text(last.created_at + PAY_AGAIN_RESEND_AFTER)}."
+            )
+        earlier.filter(resolved_at__isnull=True).update(resolved_at=now)
+        notification = Notification.objects.create(
+            recipient_id=payment.account.user_id,
+            kind=Kind.PAY_AGAIN,
+            subject_id=payment.pk,
+            dedupe_key=f"pay-again:{payment.pk}:{int(now.timestamp())}",
+            title=f"Please pay again for {payment.plan.name}",
+            body=f"Your payment for {_what(payment)} on {date_text(payment.created_at)} did not go through: "
+            f"{payment.failure_message} No hours were added. Open the link to pay again with one click.",
+            link=reverse("student:dashboard") + f"?again={payment.pk}",
+        )
+        audit_record(
+            actor=actor,
+            action="payment.pay_again",
+            target=payment,
+            reason=reason,
+            after={"notification_id": notification.pk},
+            ip_address=ip_address,
+        )
+    return notification
+
+
+def refund_notify(*, refund):
+    """The refund rule for one refund just made (in the console), at once."""
+    return _quietly(_create, _refund_alerts(timezone.now(), refunds=Refund.objects.filter(pk=refund.pk))) or 0
+
+
+def notification_mark_read(*, user, notification_id=None, kinds=STUDENT_KINDS):
+    """Mark one of the user's notifications of `kinds` read (the ones the page shows: a student's,
+    or the console's staff kinds), or all of them. Returns how many changed."""
+    unread = Notification.objects.filter(recipient=user, kind__in=kinds, read_at__isnull=True)
     if notification_id is not None:
         unread = unread.filter(pk=notification_id)
     return unread.update(read_at=timezone.now())
@@ -168,21 +230,74 @@ def _as_text(field):
     return Cast(OuterRef(field), output_field=CharField())
 
 
+def _key(*parts):
+    """An alert key computed in the database from text and F() fields of the row (as text)."""
+    pieces = [Value(part) if isinstance(part, str) else Cast(part, output_field=CharField()) for part in parts]
+    return Concat(*pieces, output_field=CharField())
+
+
+def _expiry_key(prefix, lot=""):
+    """The key of an alert about one expiry of a lot (`lot`: the path to the lot, "" for the row
+    itself): the lot and its expiry date, so that a lot whose expiry moved (extended, reopened) is
+    alerted again about its new date. Computed in the database and read back (`alert_key`), so the
+    scan's anti-join and the alert it writes always agree on the text of the date."""
+    return _key(prefix, F(f"{lot}pk"), ":", F(f"{lot}expires_at"))
+
+
+def _not_alerted_by_key(queryset, key):
+    """`queryset` annotated with each row's `alert_key`, without the rows whose alert exists already."""
+    alerted = Notification.objects.filter(dedupe_key=OuterRef("alert_key"))
+    return queryset.annotate(alert_key=key).exclude(Exists(alerted))
+
+
+EXPIRING_1D, EXPIRING_7D, EXPIRED = "expiring-1d:", "expiring-7d:", "expired:"
+
+
+def lot_alerts_refresh(*, lot_ids):
+    """Resolve the expiry alerts of these lots that no longer speak of their current expiry (run once
+    staff moved their expiry, so the bell stops warning at once rather than at the next scan)."""
+    _resolve_lot_alerts(timezone.now(), Notification.objects.filter(resolved_at__isnull=True, subject_id__in=lot_ids))
+
+
+def _resolve_lot_alerts(now, unresolved):
+    """An expiry alert is over once it no longer speaks of its lot's current expiry: the lot was used
+    up or expired (an "expiring" alert), reopened (an "expired" one), or its expiry moved."""
+    usable, expired = Lot.objects.usable(now), Lot.objects.filter(expired_at__isnull=False)
+    over = Q()
+    for kind, prefix, lots in (
+        (Kind.LOT_EXPIRING_7D, EXPIRING_7D, usable),
+        (Kind.LOT_EXPIRING_1D, EXPIRING_1D, usable),
+        (Kind.LOT_EXPIRED, EXPIRED, expired),
+    ):
+        current = (
+            lots.filter(pk=OuterRef("subject_id"))
+            .annotate(alert_key=_expiry_key(prefix))
+            .filter(alert_key=OuterRef("dedupe_key"))
+        )
+        over |= Q(kind=kind) & ~Exists(current)
+    unresolved.filter(over).update(resolved_at=now)
+
+
 def _resolve_finished(now):
     unresolved = Notification.objects.filter(resolved_at__isnull=True)
-    open_lots = Lot.objects.usable(now).values("pk")
-    unresolved.filter(kind__in=[Kind.LOT_EXPIRING_7D, Kind.LOT_EXPIRING_1D]).exclude(subject_id__in=open_lots).update(
-        resolved_at=now
-    )
+    _resolve_lot_alerts(now, unresolved)
     waiting = _completable(Payment.objects.all()).values("pk")
     unresolved.filter(kind=Kind.PAYMENT_NEEDS_ACTION).exclude(subject_id__in=waiting).update(resolved_at=now)
     in_review = Payment.objects.filter(status=Payment.Status.NEEDS_REVIEW).values("pk")
     unresolved.filter(kind=Kind.PAYMENT_UNDER_REVIEW).exclude(subject_id__in=in_review).update(resolved_at=now)
-    # A failed payment is over once the student has paid since.
+    # A failed payment (and staff's request to pay it again) is over once the student has paid since.
     later_success = Payment.objects.filter(
         account__user=OuterRef("recipient"), status=Payment.Status.SUCCEEDED, settled_at__gt=OuterRef("created_at")
     )
-    unresolved.filter(kind=Kind.PAYMENT_FAILED).filter(Exists(later_success)).update(resolved_at=now)
+    unresolved.filter(kind__in=[Kind.PAYMENT_FAILED, Kind.PAY_AGAIN]).filter(Exists(later_success)).update(
+        resolved_at=now
+    )
+    # Hours a refund took are back when the refund failed or was cancelled after all.
+    undone = Refund.objects.filter(status__in=Refund.UNDONE).values("pk")
+    unresolved.filter(kind=Kind.REFUND_HOURS, subject_id__in=undone).update(resolved_at=now)
+    # A hold is over once its dispute no longer holds hours: released, or closed for good.
+    holding = Dispute.objects.filter(closed=False, minutes_held__gt=0).values("pk")
+    unresolved.filter(kind=Kind.DISPUTE_HOLD).exclude(subject_id__in=holding).update(resolved_at=now)
     # Dunning is over once the subscription is no longer owed a payment (paid, or ended).
     overdue = Subscription.objects.filter(status__in=Subscription.OVERDUE).values("pk")
     unresolved.filter(kind=Kind.SUBSCRIPTION_PAST_DUE).exclude(subject_id__in=overdue).update(resolved_at=now)
@@ -190,10 +305,11 @@ def _resolve_finished(now):
         status__in=Subscription.RUNNING, cancel_at_period_end=False, current_period_end__gt=now
     ).values("pk")
     unresolved.filter(kind=Kind.SUBSCRIPTION_RENEWING).exclude(subject_id__in=renewing).update(resolved_at=now)
-    # Balance alerts are over once the balance is back at or above the reminder level.
+    # Balance alerts are over once the balance is back at or above the reminder level, and above 0 h
+    # (a level of 0 turns the low reminder off, not the depleted one).
     healthy = (
         _with_available(Account.objects.all(), now)
-        .filter(available__gte=F("low_balance_threshold_minutes"))
+        .filter(available__gte=F("low_balance_threshold_minutes"), available__gt=0)
         .values("pk")
     )
     unresolved.filter(kind__in=[Kind.LOW_BALANCE, Kind.BALANCE_DEPLETED], subject_id__in=healthy).update(
@@ -220,13 +336,19 @@ def _balance_alerts(now, accounts=None):
         .annotate(last=Max("id"))
         .values("last")
     )
-    low = (
-        _with_available(accounts if accounts is not None else Account.objects.all(), now)
-        .annotate(last_refill=Subquery(last_refill))
-        .filter(last_refill__isnull=False, available__lt=F("low_balance_threshold_minutes"))
+    refilled = _with_available(accounts if accounts is not None else Account.objects.all(), now).annotate(
+        last_refill=Subquery(last_refill)
     )
-    depleted = _not_alerted(low.filter(available=0), "depleted:", _as_text("pk"), ":", _as_text("last_refill"))
-    running_low = _not_alerted(low.filter(available__gt=0), "low:", _as_text("pk"), ":", _as_text("last_refill"))
+    refilled = refilled.filter(last_refill__isnull=False)
+    # At any reminder level, 0 included (the student's "off"): having no hours left is news.
+    depleted = _not_alerted(refilled.filter(available=0), "depleted:", _as_text("pk"), ":", _as_text("last_refill"))
+    running_low = _not_alerted(
+        refilled.filter(available__gt=0, available__lt=F("low_balance_threshold_minutes")),
+        "low:",
+        _as_text("pk"),
+        ":",
+        _as_text("last_refill"),
+    )
     link = reverse("student:dashboard") + "#plans"
     for user_id, account_id, last_refill_id in depleted.values_list("user_id", "pk", "last_refill"):
         yield Notification(
@@ -254,22 +376,21 @@ def _balance_alerts(now, accounts=None):
 
 def _expiry_alerts(now):
     usable = Lot.objects.usable(now)
-    within_a_day = _not_alerted(usable.filter(expires_at__lte=now + timedelta(days=1)), "expiring-1d:", _as_text("pk"))
-    within_a_week = _not_alerted(
+    within_a_day = _not_alerted_by_key(usable.filter(expires_at__lte=now + timedelta(days=1)), _expiry_key(EXPIRING_1D))
+    within_a_week = _not_alerted_by_key(
         usable.filter(expires_at__gt=now + timedelta(days=1), expires_at__lte=now + timedelta(days=7)),
-        "expiring-7d:",
-        _as_text("pk"),
+        _expiry_key(EXPIRING_7D),
     )
     for lots, soon in ((within_a_day, True), (within_a_week, False)):
-        for lot_id, user_id, name, remaining, expires_at in lots.values_list(
-            "pk", "account__user_id", "name", "minutes_remaining", "expires_at"
+        for lot_id, user_id, name, remaining, expires_at, key in lots.values_list(
+            "pk", "account__user_id", "name", "minutes_remaining", "expires_at", "alert_key"
         ):
             when = datetime_text(expires_at)
             yield Notification(
                 recipient_id=user_id,
                 kind=Kind.LOT_EXPIRING_1D if soon else Kind.LOT_EXPIRING_7D,
                 subject_id=lot_id,
-                dedupe_key=f"expiring-{'1d' if soon else '7d'}:{lot_id}",
+                dedupe_key=key,
                 title=f"{hours_text(remaining)} expire {'tomorrow' if soon else 'within a week'}",
                 body=f"{hours_text(remaining)} of your {name} package expire on {when}. "
                 "Book a session to use them, or renew to add more.",
@@ -279,15 +400,20 @@ def _expiry_alerts(now):
 
 def _expired_alerts(now):
     # By when the expiry was booked (not when the lot expired), so a late booking still alerts.
-    expired = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EXPIRY, lot__expired_at__gte=now - RECENT_EXPIRIES)
-    expired = _not_alerted(expired, "expired:", _as_text("lot_id"))
-    for lot_id, user_id, name, minutes in expired.values_list("lot_id", "account__user_id", "lot__name", "minutes"):
+    # Only the entry of the lot's current expiry: a reopened lot that expired again has an older one.
+    expired = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.EXPIRY, lot__expired_at__gte=now - RECENT_EXPIRIES, occurred_at=F("lot__expires_at")
+    )
+    expired = _not_alerted_by_key(expired, _expiry_key(EXPIRED, lot="lot__"))
+    for lot_id, user_id, name, minutes, key in expired.values_list(
+        "lot_id", "account__user_id", "lot__name", "minutes", "alert_key"
+    ):
         lost = hours_text(-minutes)
         yield Notification(
             recipient_id=user_id,
             kind=Kind.LOT_EXPIRED,
             subject_id=lot_id,
-            dedupe_key=f"expired:{lot_id}",
+            dedupe_key=key,
             title=f"{lost} expired unused",
             body=f"Your {name} package expired with {lost} unused.",
             link=reverse("student:lot_detail", args=[lot_id]),
@@ -323,8 +449,9 @@ def _payment_alerts(now, payments=None):
         "payment-failed:",
         _as_text("pk"),
     )
+    # Finance's retry runs without the student on the page: its 3-D Secure check is news at once.
     waiting = _not_alerted(
-        _completable(recent).filter(updated_at__lte=now - ACTION_ALERT_AFTER),
+        _completable(recent).filter(Q(updated_at__lte=now - ACTION_ALERT_AFTER) | Q(retry_of__isnull=False)),
         "payment-action:",
         _as_text("pk"),
     )
@@ -373,6 +500,63 @@ def _payment_alerts(now, payments=None):
             title=f"{hours_text(payment.minutes)} added",
             body=f"Your payment for {_what(payment)} went through and {hours_text(payment.minutes)} were added.",
             link=reverse("student:receipt_download", args=[receipt.pk]) if receipt else reverse("student:receipts"),
+        )
+
+
+def _refund_alerts(now, refunds=None):
+    """One alert per refund that took hours back (a refund of money only is told by its credit note)."""
+    recent = refunds if refunds is not None else Refund.objects.filter(updated_at__gte=now - RECENT_PAYMENTS)
+    taking = recent.filter(status__in=Refund.APPLIED, minutes_reversed__gt=0)
+    for refund in _not_alerted(taking, "refund-hours:", _as_text("pk")).select_related(
+        "payment__account", "payment__lot"
+    ):
+        payment = refund.payment
+        amount, hours = money_text(refund.amount_cents, refund.currency), hours_text(refund.minutes_reversed)
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.REFUND_HOURS,
+            subject_id=refund.pk,
+            dedupe_key=f"refund-hours:{refund.pk}",
+            title=f"{amount} refunded, {hours} taken back from {payment.lot.name}",
+            body=f"{amount} of your payment for {payment.lot.name} was refunded to your card, and {hours} of that "
+            "package were taken back with it.",
+            link=reverse("student:lot_detail", args=[payment.lot_id]),
+        )
+
+
+def _dispute_alerts(now):
+    """A dispute that holds a lot's hours (once per dispute), and each release of held hours."""
+    holding = Dispute.objects.filter(closed=False, minutes_held__gt=0)
+    for dispute in _not_alerted(holding, "dispute-hold:", _as_text("pk")).select_related(
+        "payment__account", "payment__lot"
+    ):
+        payment = dispute.payment
+        hours = hours_text(dispute.minutes_held)
+        yield Notification(
+            recipient_id=payment.account.user_id,
+            kind=Kind.DISPUTE_HOLD,
+            subject_id=dispute.pk,
+            dedupe_key=f"dispute-hold:{dispute.pk}",
+            title=f"{hours} on hold for a dispute",
+            body=f"Your bank opened a dispute about your payment for {payment.lot.name} "
+            f"({money_text(dispute.amount_cents, dispute.currency)}). Until it is settled, {hours} of that package "
+            "are on hold and cannot be used. If you did not mean to dispute this payment, please talk to your bank.",
+            link=reverse("student:lot_detail", args=[payment.lot_id]),
+        )
+    released = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DISPUTE_RELEASE, recorded_at__gte=now - RECENT_PAYMENTS)
+    released = _not_alerted(released, "dispute-released:", _as_text("pk"))
+    for entry_id, user_id, lot_id, name, minutes in released.values_list(
+        "pk", "account__user_id", "lot_id", "lot__name", "minutes"
+    ):
+        hours = hours_text(minutes)
+        yield Notification(
+            recipient_id=user_id,
+            kind=Kind.DISPUTE_RELEASED,
+            subject_id=lot_id,
+            dedupe_key=f"dispute-released:{entry_id}",
+            title=f"{hours} released after a dispute",
+            body=f"The dispute about your payment for {name} is settled: the {hours} on hold can be used again.",
+            link=reverse("student:lot_detail", args=[lot_id]),
         )
 
 

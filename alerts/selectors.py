@@ -6,9 +6,11 @@ from alerts.models import STUDENT_KINDS, EmailOptOut, Notification
 from alerts.notifications import URGENCY
 
 
-def unread_count(*, user):
-    """One indexed count (the partial index on open notifications): unread and still true."""
-    return Notification.objects.filter(recipient=user, read_at__isnull=True, resolved_at__isnull=True).count()
+def unread_count(*, user, kinds=STUDENT_KINDS):
+    """One indexed count (the partial index on open notifications): unread and still true, of the
+    kinds the page shows (a student's by default; the console passes the staff member's)."""
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True, resolved_at__isnull=True)
+    return unread.filter(kind__in=kinds).count()
 
 
 def most_urgent_unread(*, user, besides=()):
@@ -16,12 +18,14 @@ def most_urgent_unread(*, user, besides=()):
         *(When(kind=kind, then=Value(rank)) for rank, kind in enumerate(URGENCY)), output_field=IntegerField()
     )
     unread = Notification.objects.filter(recipient=user, read_at__isnull=True, resolved_at__isnull=True)
-    unread = unread.exclude(kind__in=besides)
+    unread = unread.filter(kind__in=STUDENT_KINDS).exclude(kind__in=besides)
     return unread.annotate(urgency=urgency).order_by("urgency", "-created_at").first()
 
 
-def inbox(*, user):
-    return Notification.objects.filter(recipient=user)
+def inbox(*, user, kinds=STUDENT_KINDS):
+    """The user's notifications of the kinds the page shows: a student never sees a staff kind there,
+    nor staff a student's kind in the console."""
+    return Notification.objects.filter(recipient=user, kind__in=kinds)
 
 
 def emailed_kinds(*, user, offered_kinds=STUDENT_KINDS):

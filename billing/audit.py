@@ -1,7 +1,9 @@
 """The audit log: every console action is written here, in the same transaction as its effect."""
 
-from billing.errors import ReasonRequired
-from billing.models import AuditEntry
+from django.db import IntegrityError, transaction
+
+from billing.errors import ActionAlreadyTaken, LedgerError, ReasonRequired
+from billing.models import ActionKey, AuditEntry
 
 
 def audit_record(*, actor, action, target, reason="", before=None, after=None, ip_address=None):
@@ -31,6 +33,27 @@ def audit_reason(text, message="Please give a reason."):
     if not text:
         raise ReasonRequired(message)
     return text
+
+
+def action_key_claim(*, key, action, actor):
+    """Take a console form's one-time key for `action`, in the caller's transaction: the action is
+    taken once per key. A key taken before (a double submit), or by a request running at the same
+    moment, raises ActionAlreadyTaken, and the caller's transaction changes nothing.
+
+    The insert runs in a savepoint so that the unique violation leaves the caller's transaction
+    usable on PostgreSQL; there a second request waits on the first one's uncommitted key and fails
+    once it commits (or takes the key if the first rolled back).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("A one-time key is claimed only inside the action's transaction (transaction.atomic).")
+    key = (key or "").strip()
+    if not key or len(key) > ActionKey._meta.get_field("key").max_length:
+        raise LedgerError("This form has expired. Please open it again.")
+    try:
+        with transaction.atomic():
+            ActionKey.objects.create(key=key, action=action, actor=actor)
+    except IntegrityError:
+        raise ActionAlreadyTaken() from None
 
 
 def audit_record_bulk(*, actor, action, target_type, label, reason="", after=None, ip_address=None):

@@ -106,3 +106,29 @@ class FraudFlagRefused(BillingError):
 
 class ReasonRequired(BillingError):
     """A staff action that must say why (block, unblock, confirm a flag) or what (a note) was given none."""
+
+
+class AccountDetailsInvalid(BillingError):
+    """Account details that cannot be saved as given (a tax number that is not valid, a reminder level
+    out of range); nothing was changed."""
+
+
+class ActionAlreadyTaken(BillingError):
+    """A console form's one-time key that was used already (a double submit, or two at once)."""
+
+    MESSAGE = "This was already done; nothing was changed again."
+
+    def __init__(self):
+        super().__init__(self.MESSAGE)
+
+
+class HoursActionRefused(BillingError):
+    """A staff action on hours that cannot be taken as asked (a date not later, a lot outside the
+    reopening window, a session already voided, a bulk selection that changed); nothing changed."""
+
+
+class VoidTooLate(HoursActionRefused):
+    """Support may void a session only within a day of its recording; Finance may at any time."""
+
+    def __init__(self):
+        super().__init__("This session was recorded more than 24 hours ago; only Finance can void it now.")

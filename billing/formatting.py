@@ -49,11 +49,10 @@ def duration_text(minutes):
     return " ".join(parts)
 
 
-def hours_input(minutes):
-    """Minutes as the decimal hours a form field shows, exactly: 90 -> "1.5", 600 -> "10",
-    50 -> "0.8333" (the field's four places)."""
-    value = (Decimal(minutes) / 60).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-    return f"{value:f}".rstrip("0").rstrip(".")
+def duration_input(minutes):
+    """Minutes as a duration field shows them: 75 -> "1:15", 550 -> "9:10", -90 -> "-1:30"."""
+    whole_hours, rest = divmod(abs(minutes), 60)
+    return f"{'-' if minutes < 0 else ''}{whole_hours}:{rest:02d}"
 
 
 def money_text(cents, currency, *, symbol=False):

@@ -10,10 +10,11 @@ import logging
 from collections import defaultdict
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.audit import audit_record
+from billing.audit import action_key_claim, audit_record
 from billing.errors import InsufficientHours, LedgerError, LotExpired
 from billing.formatting import date_text
 from billing.models import Account, LedgerEntry, Lot, Usage
@@ -43,6 +44,53 @@ def lot_credit(
     actor=None,
 ):
     """Add a new lot of `minutes` to the account and book its credit."""
+    return _lot_open(
+        account=account,
+        name=name,
+        minutes=minutes,
+        expires_at=expires_at,
+        source=Lot.Source.PURCHASE,
+        kind=LedgerEntry.Kind.CREDIT,
+        plan=plan,
+        price_cents=price_cents,
+        currency=currency,
+        purchased_at=purchased_at,
+        reason=reason,
+        actor=actor,
+    )
+
+
+def lot_grant(*, account, name, minutes, expires_at, reason, actor):
+    """A complimentary lot from staff: no price, no payment, no receipt; booked as a grant so that
+    it is counted apart from sales."""
+    return _lot_open(
+        account=account,
+        name=name,
+        minutes=minutes,
+        expires_at=expires_at,
+        source=Lot.Source.GRANT,
+        kind=LedgerEntry.Kind.GRANT,
+        reason=reason,
+        actor=actor,
+    )
+
+
+def _lot_open(
+    *,
+    account,
+    name,
+    minutes,
+    expires_at,
+    source,
+    kind,
+    plan=None,
+    price_cents=0,
+    currency=None,
+    purchased_at=None,
+    reason="",
+    actor=None,
+    usage=None,
+):
     purchased_at = purchased_at or timezone.now()
     if minutes <= 0:
         raise LedgerError("A lot must hold a positive number of minutes.")
@@ -54,6 +102,7 @@ def lot_credit(
             account=account,
             plan=plan,
             name=name,
+            source=source,
             minutes_purchased=minutes,
             minutes_remaining=0,
             price_cents=price_cents,
@@ -66,9 +115,10 @@ def lot_credit(
         _book(
             account=account,
             lot=lot,
-            kind=LedgerEntry.Kind.CREDIT,
+            kind=kind,
             minutes=minutes,
             occurred_at=purchased_at,
+            usage=usage,
             reason=reason,
             actor=actor,
         )
@@ -116,6 +166,134 @@ def usage_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=N
             if still_needed == 0:
                 break
     return usage
+
+
+def usage_reverse(*, usage, reason, actor):
+    """Give a voided session's minutes back to the lots it drew on (one VOID entry per lot, tied to
+    the session) and mark it voided; it stays in the histories. A lot that has expired since cannot
+    take hours back, so its share comes back in a new lot of its own ("... (restored)") that stays
+    usable for PORTAL_REOPEN_WINDOW_DAYS, the grace an expired lot gets.
+
+    Returns the VOID entries.
+    """
+    with transaction.atomic():
+        account = account_lock(account_id=Usage.objects.values_list("account_id", flat=True).get(pk=usage.pk))
+        usage = Usage.objects.get(pk=usage.pk)
+        if usage.voided_at is not None:
+            raise LedgerError(f"This session was already voided on {date_text(usage.voided_at)}.")
+        now = timezone.now()
+        drawn = defaultdict(int)
+        for lot_id, minutes in usage.ledger_entries.filter(kind=LedgerEntry.Kind.USAGE).values_list(
+            "lot_id", "minutes"
+        ):
+            drawn[lot_id] -= minutes
+        entries = []
+        for lot in Lot.objects.filter(pk__in=drawn).order_by("expires_at", "pk"):
+            if lot.is_expired(now):
+                restored = _lot_open(
+                    account=account,
+                    name=f"{lot.name} (restored)"[: Lot._meta.get_field("name").max_length],
+                    minutes=drawn[lot.pk],
+                    expires_at=now + timedelta(days=settings.PORTAL_REOPEN_WINDOW_DAYS),
+                    source=Lot.Source.RESTORED,
+                    kind=LedgerEntry.Kind.VOID,
+                    currency=lot.currency,
+                    purchased_at=now,
+                    reason=reason,
+                    actor=actor,
+                    usage=usage,
+                )
+                entries.append(restored.ledger_entries.get())
+                # _lot_open booked on its own copy of the account row: read the balance it left.
+                account.refresh_from_db(fields=["balance_minutes"])
+            else:
+                entries.append(
+                    _book(
+                        account=account,
+                        lot=lot,
+                        kind=LedgerEntry.Kind.VOID,
+                        minutes=drawn[lot.pk],
+                        occurred_at=now,
+                        usage=usage,
+                        reason=reason,
+                        actor=actor,
+                    )
+                )
+        usage.voided_at, usage.voided_by, usage.void_reason = now, actor, reason
+        usage.save(update_fields=["voided_at", "voided_by", "void_reason"])
+    return entries
+
+
+def lot_postpone(*, lot, expires_at):
+    """Move a lot that is still usable to a later expiry. No minutes move, so no ledger entry (the
+    caller audits it). Returns the lot as saved."""
+    with transaction.atomic():
+        _, lot = lot_lock(lot=lot)
+        if lot.is_expired():
+            raise LotExpired(lot)
+        _expiry_check(lot, expires_at)
+        lot.expires_at = expires_at
+        lot.save(update_fields=["expires_at"])
+    return lot
+
+
+def lots_postpone(*, lots, days):
+    """Move each of `lots` (read under their accounts' locks, which the caller holds) `days` later,
+    at the same local wall-clock time, in one update. Only lots still usable move."""
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("Lots move only inside the transaction that locked their accounts.")
+    if days <= 0:
+        raise LedgerError("An extension must be of at least one day.")
+    now = timezone.now()
+    for lot in lots:
+        if lot.is_expired(now):
+            raise LotExpired(lot)
+        lot.expires_at = timezone.localtime(lot.expires_at) + timedelta(days=days)
+    Lot.objects.bulk_update(lots, ["expires_at"])
+    return lots
+
+
+def _expiry_check(lot, expires_at):
+    if expires_at <= timezone.now():
+        raise LedgerError("The new expiry must be in the future.")
+    if expires_at <= lot.expires_at:
+        raise LedgerError(f"The new expiry must be later than the current one ({date_text(lot.expires_at)}).")
+
+
+def lot_reopen(*, lot, expires_at, reason, actor):
+    """Reopen an expired lot until `expires_at`. The minutes its expiry took come back in an
+    EXPIRY_REVERSAL entry (the EXPIRY entry stays: the ledger is append-only), and the lot expires
+    again on its new date, with an expiry entry of that date. A lot past its date that the expiry
+    job has not reached yet still holds its minutes: it only moves.
+
+    Returns the reversal entry, or None when no minutes had expired.
+    """
+    if not reason.strip():
+        raise LedgerError("A reason is required.")
+    with transaction.atomic():
+        account, lot = lot_lock(lot=lot)
+        now = timezone.now()
+        if not lot.is_expired(now):
+            raise LedgerError(f"{lot.name} has not expired; extend it instead.")
+        _expiry_check(lot, expires_at)
+        expiry = None
+        if lot.expired_at is not None:
+            expiry = LedgerEntry.objects.filter(
+                lot=lot, kind=LedgerEntry.Kind.EXPIRY, occurred_at=lot.expires_at
+            ).first()
+        lot.expires_at, lot.expired_at = expires_at, None
+        lot.save(update_fields=["expires_at", "expired_at"])
+        if expiry is None:
+            return None
+        return _book(
+            account=account,
+            lot=lot,
+            kind=LedgerEntry.Kind.EXPIRY_REVERSAL,
+            minutes=-expiry.minutes,
+            occurred_at=now,
+            reason=reason.strip(),
+            actor=actor,
+        )
 
 
 def lot_expire(*, lot):
@@ -166,10 +344,7 @@ def _expire_lots(lots_by_account):
     does, so that two runs never deadlock) and writing all entries at once."""
     now = timezone.now()
     with transaction.atomic():
-        accounts = {
-            account.pk: account
-            for account in Account.objects.select_for_update().filter(pk__in=lots_by_account).order_by("pk")
-        }
+        accounts = accounts_lock(account_ids=lots_by_account)
         lot_ids = [lot_id for lot_ids in lots_by_account.values() for lot_id in lot_ids]
         lots = list(
             Lot.objects.filter(pk__in=lot_ids, expired_at__isnull=True, expires_at__lte=now).order_by(
@@ -220,9 +395,13 @@ def lot_adjust(*, lot, minutes, reason, actor=None):
     return _change_lot(lot=lot, kind=LedgerEntry.Kind.ADJUSTMENT, minutes=minutes, reason=reason, actor=actor)
 
 
-def lot_adjust_by_staff(*, lot, minutes, reason, actor, ip_address=None):
-    """A correction made in the console: the adjustment and its audit entry, together."""
+def lot_adjust_by_staff(*, lot, minutes, reason, actor, ip_address=None, key=None):
+    """A correction made in the console: the adjustment and its audit entry, together. With the
+    form's one-time `key`, a second submit of the same form changes nothing (ActionAlreadyTaken)."""
     with transaction.atomic():
+        if key is not None:
+            lot_lock(lot=lot)
+            action_key_claim(key=key, action="hours.adjust", actor=actor)
         entry = lot_adjust(lot=lot, minutes=minutes, reason=reason, actor=actor)
         audit_record(
             actor=actor,
@@ -256,7 +435,7 @@ def _change_lot(*, lot, kind, minutes, reason, actor):
     if not reason.strip():
         raise LedgerError("A reason is required.")
     with transaction.atomic():
-        account, lot = _lock_lot(lot)
+        account, lot = lot_lock(lot=lot)
         if lot.is_expired():
             raise LotExpired(lot)
         if lot.minutes_remaining + minutes < 0:
@@ -285,7 +464,17 @@ def account_lock(*, account_id):
     return Account.objects.select_for_update().get(pk=account_id)
 
 
-def _lock_lot(lot):
+def accounts_lock(*, account_ids):
+    """Lock several accounts until the transaction ends, in id order (the order every batch takes,
+    so that two batches never deadlock). Returns {account id: account}, read afresh."""
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("The account lock holds only inside a transaction (transaction.atomic).")
+    return {
+        account.pk: account for account in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")
+    }
+
+
+def lot_lock(*, lot):
     """Lock the account a lot belongs to (as the database says, not as the caller's object says),
     then read the lot afresh under that lock."""
     account_id = Lot.objects.values_list("account_id", flat=True).get(pk=lot.pk)

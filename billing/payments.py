@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing import ledger, stripe_gateway
+from billing.audit import audit_reason, audit_record
 from billing.cards import card_forget, customer_ensure
 from billing.errors import (
     AccountBlocked,
@@ -544,6 +545,128 @@ def _fail(payment, *, code, message, intent_id=None):
         payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id
         payment.save()
     return payment
+
+
+# Failures that say nothing about the card: Stripe was not reached or made no charge (our own codes),
+# or its processor erred (Stripe's processing_error, which asks to try again). Finance may retry these
+# once. A decline is the bank's answer and is never repeated by us; nor is a payment the student
+# cancelled, one Stripe refused as invalid (it would refuse it again) or one whose card is gone.
+RETRYABLE_FAILURES = frozenset({Failure.PROVIDER_UNAVAILABLE, Failure.NOT_CHARGED, "processing_error"})
+# A retry charges the card without the student present: only while the purchase is recent.
+RETRY_WITHIN = timedelta(days=7)
+
+
+class FailedPaymentRefused(BillingError):
+    """A staff action on a failed payment (pay again, retry) that does not apply to it; nothing was
+    sent or charged."""
+
+
+def payment_again_refusal(*, payment):
+    """Why the student cannot be asked to pay again for `payment` (staff's words), or "" when they
+    can: a failed package payment, its package still on sale, the account not blocked, and no
+    package paid for since. The dashboard's pay-again button follows the same rule."""
+    if payment.status != Payment.Status.FAILED:
+        return f"This payment is {payment.get_status_display().lower()}, not failed; nothing was done."
+    if payment.for_subscription:
+        return (
+            "This is a subscription invoice: Stripe retries it, and the student's subscription page offers "
+            "Pay now; nothing was done."
+        )
+    if not payment.plan.is_active or payment.plan.is_subscription:
+        return f"{payment.plan.name} is no longer on sale; nothing was done."
+    if Account.objects.filter(pk=payment.account_id, blocked_at__isnull=False).exists():
+        return "This student's account is blocked, so they cannot buy; nothing was done."
+    if _paid_since(payment):
+        return "The student has paid for a package since this payment failed; nothing was done."
+    return ""
+
+
+def payment_retry_refusal(*, payment):
+    """Why Finance cannot retry `payment` (see payment_retry), or "" when they can."""
+    if payment.retry_of_id is not None:
+        return f"This payment is already the retry of payment {payment.retry_of_id}; it is not retried again."
+    if (retry := Payment.objects.filter(retry_of=payment).first()) is not None:
+        return (
+            f"This payment was already retried once (payment {retry.pk}, {retry.get_status_display().lower()}); "
+            "it is not retried again."
+        )
+    if refusal := payment_again_refusal(payment=payment):
+        return refusal
+    if payment.failure_code not in RETRYABLE_FAILURES:
+        return (
+            f"This payment failed with “{payment.failure_code}”, which is not a processing error: only a "
+            "payment that never reached the bank is retried. Ask the student to pay again instead."
+        )
+    if payment.payment_method is None or payment.payment_method.removed_at is not None:
+        return "The card of this payment has been removed; nothing was charged. Ask the student to pay again."
+    if timezone.now() - payment.created_at > RETRY_WITHIN:
+        return (
+            f"This payment failed more than {RETRY_WITHIN.days} days ago: it is not charged without the student. "
+            "Ask them to pay again instead."
+        )
+    if _one_off(payment.account.payments).filter(status__in=Payment.IN_FLIGHT).exists():
+        return "Another payment of this student is in progress; try again once it is settled."
+    return ""
+
+
+def payment_retry(*, payment, actor, reason, ip_address=None):
+    """Finance's one retry of a package payment that failed without reaching the bank (see
+    RETRYABLE_FAILURES): a new Payment (`retry_of` the failed one) for the same plan, amount, card,
+    kind and renewed lot, charged off-session like a one-click purchase and settled like any other
+    payment (hours and a receipt, a failure with its reason, or 3-D Secure for the student).
+
+    Made under the account's lock, and at most once per failed payment (OneToOne): a double click or
+    two concurrent requests make one retry and one charge; the later one is refused. Its Stripe
+    idempotency key is derived from the failed payment. Audited on the failed payment. Raises
+    FailedPaymentRefused (nothing charged) when payment_retry_refusal says why not."""
+    reason = audit_reason(reason, "Say why this payment is retried; it is kept in the audit log.")
+    with transaction.atomic():
+        ledger.account_lock(account_id=payment.account_id)
+        failed = Payment.objects.select_for_update().select_related("plan", "payment_method").get(pk=payment.pk)
+        if refusal := payment_retry_refusal(payment=failed):
+            raise FailedPaymentRefused(refusal)
+        retry = Payment.objects.create(
+            account_id=failed.account_id,
+            plan=failed.plan,
+            kind=failed.kind,
+            renewed_lot_id=failed.renewed_lot_id,
+            amount_cents=failed.amount_cents,
+            currency=failed.currency,
+            minutes=failed.minutes,
+            validity_days=failed.validity_days,
+            payment_method=failed.payment_method,
+            idempotency_key=f"retry-{failed.pk}",
+            retry_of=failed,
+        )
+        audit_record(
+            actor=actor,
+            action="payment.retry",
+            target=failed,
+            reason=reason,
+            before={"status": failed.status, "failure_code": failed.failure_code},
+            after={"retry_payment_id": retry.pk, "amount_cents": retry.amount_cents, "currency": retry.currency},
+            ip_address=ip_address,
+        )
+    retry = _charge(retry)
+    _fraud_rules_check(retry)
+    return retry
+
+
+def payment_again_offer(*, account, payment_id):
+    """The account's failed payment `payment_id` when the dashboard may offer to pay it again (the
+    link of a pay-again alert), else None: not theirs, not failed, or no longer payable."""
+    payment = _one_off(account.payments).select_related("plan", "renewed_lot").filter(pk=payment_id).first()
+    if payment is None or payment_again_refusal(payment=payment):
+        return None
+    return payment
+
+
+def _paid_since(payment):
+    return (
+        _one_off(Payment.objects)
+        .filter(account_id=payment.account_id, status=Payment.Status.SUCCEEDED, settled_at__gt=payment.created_at)
+        .exists()
+    )
 
 
 def _plan_for_sale(offer):

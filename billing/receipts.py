@@ -23,6 +23,7 @@ from billing import background
 from billing.audit import audit_record
 from billing.formatting import date_text, datetime_text, hours_text, money_text
 from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
+from billing.profiles import tax_id_label
 
 logger = logging.getLogger(__name__)
 
@@ -272,4 +273,8 @@ def _parties(account):
         "seller_email": settings.PORTAL_SELLER_EMAIL,
         "student_name": user.get_full_name() or user.email,
         "student_email": user.email,
+        # The billing details of the day: changed later, they print on later documents only.
+        "student_address": account.billing_address,
+        "student_tax_id": account.tax_id,
+        "student_tax_label": tax_id_label(account.tax_id) if account.tax_id else "",
     }

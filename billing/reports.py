@@ -49,6 +49,9 @@ class Overview:
     events_waiting: int
     in_flight: int
     needs_review: int
+    # Complimentary hours staff gave (no payment, no receipt): not sales, so never in the revenue.
+    grants_30d: int = 0
+    granted_minutes_30d: int = 0
     daily_revenue: list = field(default_factory=list)
 
     @property
@@ -85,6 +88,9 @@ def console_overview(*, now=None):
     disputes = Dispute.objects.filter(closed=False).aggregate(
         count=Count("id"), next_due=Min("evidence_due_by", filter=Q(evidence_due_by__gte=now))
     )
+    grants = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.GRANT, occurred_at__gte=since).aggregate(
+        count=Count("id"), minutes=Sum("minutes")
+    )
     events = WebhookEvent.objects.filter(status__in=[*FAILED_EVENT_STATUSES, WebhookEvent.Status.WAITING]).aggregate(
         failed=Count("id", filter=Q(status__in=FAILED_EVENT_STATUSES)),
         waiting=Count("id", filter=Q(status=WebhookEvent.Status.WAITING)),
@@ -105,6 +111,8 @@ def console_overview(*, now=None):
         events_waiting=events["waiting"],
         in_flight=Payment.objects.filter(status__in=Payment.IN_FLIGHT).count(),
         needs_review=Payment.objects.filter(status=Payment.Status.NEEDS_REVIEW).count(),
+        grants_30d=grants["count"],
+        granted_minutes_30d=grants["minutes"] or 0,
         daily_revenue=_daily_revenue(recent, today),
     )
 

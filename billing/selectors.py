@@ -3,11 +3,24 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, OuterRef, Q, Subquery, Sum
+from django.db import models
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import Account, LedgerEntry, Lot, Payment, PaymentMethod, Plan, Receipt, Subscription, Usage
+from billing.models import (
+    Account,
+    Dispute,
+    LedgerEntry,
+    Lot,
+    Payment,
+    PaymentMethod,
+    Plan,
+    Receipt,
+    Refund,
+    Subscription,
+    Usage,
+)
 
 
 @dataclass(frozen=True)
@@ -151,3 +164,152 @@ def receipts_for_account(*, account):
 def receipts_of(*, user):
     """Receipts a student may download: their own. (Staff download from the console.)"""
     return Receipt.objects.filter(account__user=user)
+
+
+class PurchaseState(models.TextChoices):
+    """What became of one row of a student's purchase history, the most telling first: a row that
+    is both partly refunded and disputed says "on hold" (its other facts are on the row too)."""
+
+    PAID = "paid", "Paid"
+    GRANTED = "granted", "Granted by your school"
+    RESTORED = "restored", "Restored"
+    REFUNDED = "refunded", "Refunded"
+    PARTLY_REFUNDED = "partly_refunded", "Partly refunded"
+    ON_HOLD = "on_hold", "Hours on hold"
+    DISPUTED = "disputed", "Disputed"
+    DISPUTE_LOST = "dispute_lost", "Dispute lost"
+    RELEASED = "released", "Hours released"
+    FAILED = "failed", "Failed"
+    CHECKING = "checking", "Being checked"
+    UNDER_REVIEW = "under_review", "Under review"
+    RESOLVED = "resolved", "Resolved by staff"
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    """One row of a student's purchase history: a payment (with what followed it), or a lot that no
+    payment made (granted by staff, restored from a voided session)."""
+
+    bought_at: datetime
+    name: str
+    kind: str  # how it came: Purchase, Renewal, Top-up, Subscription period, Granted by your school...
+    minutes: int
+    amount_cents: int  # what was paid (or asked, for an attempt that charged nothing); 0 for a free lot
+    currency: str
+    state: PurchaseState
+    charged: bool = False
+    lot: Lot | None = None
+    receipt: Receipt | None = None
+    refunded_cents: int = 0
+    minutes_taken_back: int = 0
+    minutes_held: int = 0  # by disputes still open
+    minutes_lost: int = 0  # held by disputes the student's bank decided against us: gone for good
+    minutes_released: int = 0
+    disputed: bool = False  # a dispute is open, whether or not it holds hours yet
+    failure_message: str = ""
+
+
+def purchase_history(*, account, declined=True):
+    """The account's payments, newest first, each with its refunds and disputes summed up, and the
+    lots no payment made. `declined=False` leaves out the attempts that failed. Payments cancelled
+    before the bank confirmed them (a new click, an abandoned check) charged nothing and were never
+    the student's decision to make: they are left out.
+
+    Two queries whatever the history's length: the sums are subqueries of the payments' one."""
+    payments = (
+        Payment.objects.filter(account=account)
+        .exclude(status=Payment.Status.FAILED, failure_code=Payment.Failure.CANCELED)
+        .select_related("plan", "lot", "receipt")
+        .annotate(
+            refunded_cents=_sum_of(Refund.objects.filter(status__in=Refund.APPLIED), "amount_cents"),
+            minutes_taken_back=_sum_of(Refund.objects.filter(status__in=Refund.APPLIED), "minutes_reversed"),
+            minutes_held=_sum_of(Dispute.objects.filter(closed=False), "minutes_held"),
+            minutes_lost=_sum_of(Dispute.objects.filter(status=Dispute.Status.LOST), "minutes_held"),
+            minutes_released=Coalesce(
+                Subquery(
+                    LedgerEntry.objects.filter(lot=OuterRef("lot_id"), kind=LedgerEntry.Kind.DISPUTE_RELEASE)
+                    .values("lot")
+                    .annotate(total=Sum("minutes"))
+                    .values("total")
+                ),
+                0,
+            ),
+            disputed=Exists(Dispute.objects.filter(payment=OuterRef("pk"), closed=False)),
+        )
+    )
+    if not declined:
+        payments = payments.exclude(status=Payment.Status.FAILED)
+    rows = [_payment_row(payment) for payment in payments]
+    free_lots = Lot.objects.filter(account=account, payment__isnull=True)
+    rows += [_lot_row(lot) for lot in free_lots]
+    return sorted(rows, key=lambda row: row.bought_at, reverse=True)
+
+
+def _sum_of(queryset, field):
+    """The sum of `field` over the rows of `queryset` that belong to the outer payment (0 if none)."""
+    total = queryset.filter(payment=OuterRef("pk")).values("payment").annotate(total=Sum(field)).values("total")
+    return Coalesce(Subquery(total), 0)
+
+
+def _payment_row(payment):
+    lot = payment.lot
+    return PurchaseRow(
+        bought_at=lot.purchased_at if lot else payment.created_at,
+        name=lot.name if lot else (payment.lot_name or payment.plan.name),
+        kind=payment.get_kind_display(),
+        minutes=lot.minutes_purchased if lot else payment.minutes,
+        amount_cents=payment.charged_cents,
+        currency=payment.charged_currency,
+        state=_payment_state(payment),
+        charged=payment.charged,
+        lot=lot,
+        receipt=getattr(payment, "receipt", None),
+        refunded_cents=payment.refunded_cents,
+        minutes_taken_back=payment.minutes_taken_back,
+        minutes_held=payment.minutes_held,
+        minutes_lost=payment.minutes_lost,
+        minutes_released=payment.minutes_released,
+        disputed=payment.disputed,
+        failure_message=payment.failure_message if payment.status == Payment.Status.FAILED else "",
+    )
+
+
+def _payment_state(payment):
+    Status = Payment.Status
+    if payment.status == Status.FAILED:
+        return PurchaseState.FAILED
+    if payment.status in Payment.IN_FLIGHT:
+        return PurchaseState.CHECKING
+    if payment.status == Status.NEEDS_REVIEW:
+        return PurchaseState.UNDER_REVIEW
+    if payment.status == Status.RESOLVED:
+        return PurchaseState.RESOLVED
+    if payment.minutes_lost:
+        return PurchaseState.DISPUTE_LOST
+    if payment.minutes_held:
+        return PurchaseState.ON_HOLD
+    if payment.refunded_cents:
+        full = payment.refunded_cents >= payment.charged_cents
+        return PurchaseState.REFUNDED if full else PurchaseState.PARTLY_REFUNDED
+    if payment.disputed:
+        return PurchaseState.DISPUTED
+    if payment.minutes_released:
+        return PurchaseState.RELEASED
+    return PurchaseState.PAID
+
+
+def _lot_row(lot):
+    state = {Lot.Source.GRANT: PurchaseState.GRANTED, Lot.Source.RESTORED: PurchaseState.RESTORED}.get(
+        lot.source, PurchaseState.PAID
+    )
+    return PurchaseRow(
+        bought_at=lot.purchased_at,
+        name=lot.name,
+        kind=lot.get_source_display(),
+        minutes=lot.minutes_purchased,
+        amount_cents=lot.price_cents,
+        currency=lot.currency,
+        state=state,
+        charged=lot.source == Lot.Source.PURCHASE,  # sold, credited without a payment row of ours
+        lot=lot,
+    )

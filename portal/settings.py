@@ -268,6 +268,9 @@ PORTAL_SELLER_EMAIL = os.environ.get("PORTAL_SELLER_EMAIL", "billing@example.com
 # The product's business defaults.
 PORTAL_CURRENCY = os.environ.get("PORTAL_CURRENCY", "EUR")
 PORTAL_LOW_BALANCE_MINUTES = int(os.environ.get("PORTAL_LOW_BALANCE_MINUTES", "120"))
+# How long after its expiry staff may still reopen a lot, and how long the minutes of a voided
+# session stay usable when the lot they came from has expired since.
+PORTAL_REOPEN_WINDOW_DAYS = int(os.environ.get("PORTAL_REOPEN_WINDOW_DAYS", "30"))
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")

@@ -31,9 +31,11 @@ def test_duration(minutes, text):
     assert formatting.duration_text(minutes) == text
 
 
-@pytest.mark.parametrize(("minutes", "text"), [(90, "1.5"), (600, "10"), (50, "0.8333"), (45, "0.75"), (0, "0")])
-def test_hours_for_a_form_field_are_exact_decimals(minutes, text):
-    assert formatting.hours_input(minutes) == text
+@pytest.mark.parametrize(
+    ("minutes", "text"), [(0, "0:00"), (5, "0:05"), (60, "1:00"), (75, "1:15"), (550, "9:10"), (-90, "-1:30")]
+)
+def test_a_duration_for_a_form_field_is_hours_and_minutes(minutes, text):
+    assert formatting.duration_input(minutes) == text
 
 
 @pytest.mark.parametrize(

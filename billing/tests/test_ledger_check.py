@@ -1,10 +1,16 @@
 """`manage.py ledger_check` finds any account whose cached balance drifted from its ledger."""
 
+import secrets
+from datetime import timedelta
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from billing.models import Account
-from billing.tests.builders import credit, make_student, use
+from billing import ledger
+from billing.hours_actions import hours_grant, lot_extend, usage_void
+from billing.models import Account, LedgerEntry
+from billing.tests.builders import credit, make_staff, make_student, use
 
 pytestmark = pytest.mark.django_db
 
@@ -32,3 +38,22 @@ def test_it_names_an_account_whose_cached_balance_drifted(capsys):
     err = capsys.readouterr().err
     assert "drifted@example.com: cached 700 min, ledger 600 min, lots 600 min" in err
     assert "fine@example.com" not in err
+
+
+def test_it_passes_after_staff_grant_reopen_and_void(capsys):
+    staff = make_staff("fiona.finance@example.com")
+    account = make_student()
+    lot = credit(account, 300, days_valid=30, bought_days_ago=32)
+    ledger.lots_expire_due()
+    extend_to = timezone.now() + timedelta(days=10)
+    lot_extend(lot=lot, expires_at=extend_to, reason="Reopened", actor=staff, key=secrets.token_urlsafe(18))
+    hours_grant(
+        account=account, name="Goodwill", minutes=60, expires_at=extend_to, reason="Sorry", actor=staff, key="grant-1"
+    )
+    usage_void(usage=use(account, 90), reason="Mistake", actor=staff, key="void-1", late_allowed=True)
+    kinds = set(account.ledger_entries.values_list("kind", flat=True))
+    assert {LedgerEntry.Kind.GRANT, LedgerEntry.Kind.EXPIRY_REVERSAL, LedgerEntry.Kind.VOID} <= kinds
+
+    call_command("ledger_check")
+
+    assert "All accounts balance." in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """Property-based: any sequence of ledger operations keeps the books exact.
 
 A state machine drives random credits, sessions, clock moves, expiry runs, adjustments and
-reversals against the real ledger, and subscription grants (a period's invoice paid, told once or
+reversals against the real ledger, staff's actions on hours (grants, extensions, reopened expiries,
+voided sessions, through billing.hours_actions), and subscription grants (a period's invoice paid, told once or
 more, crediting its lot) and refunds of them (taking that lot's hours back pro rata), and checks
 it against a plain model of lots after every step: balance == sum(entries) == sum(lot remainders)
 >= 0, and each lot holds what the model says.
@@ -13,17 +14,18 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.conf import settings as django_settings
 from django.db.models import Sum
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from billing import ledger, refunds, samples, stripe_gateway
-from billing.errors import InsufficientHours, LotExpired
-from billing.models import LedgerEntry, Lot, Payment, Subscription
+from billing import hours_actions, ledger, refunds, samples, stripe_gateway
+from billing.errors import HoursActionRefused, InsufficientHours, LotExpired
+from billing.models import LedgerEntry, Lot, Payment, Subscription, Usage
 from billing.subscriptions import period_after, subscription_invoice_settle
-from billing.tests.builders import make_student, make_subscription_plan
+from billing.tests.builders import make_staff, make_student, make_subscription_plan
 
 START = timezone.now().replace(microsecond=0)
 
@@ -36,7 +38,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.account = make_student()
         self.account.stripe_customer_id = f"cus_{secrets.token_hex(8)}"
         self.account.save(update_fields=["stripe_customer_id"])
-        self.model = {}  # lot id -> {"remaining", "purchased_at", "expires_at", "booked_expired"}
+        self.model = {}  # lot id -> {"remaining", "purchased_at", "expires_at", "booked_expired", "expired"}
+        self.sessions = {}  # usage id -> {lot id: minutes drawn}, while not voided
+        self.staff = make_staff(f"staff-{secrets.token_hex(4)}@example.com")
         self.subscription = Subscription.objects.create(
             account=self.account,
             plan=make_subscription_plan(),
@@ -93,10 +97,15 @@ class LedgerMachine(RuleBasedStateMachine):
                     account=self.account, minutes=minutes, occurred_at=occurred_at, tutor="T", subject="S"
                 )
             return
-        ledger.usage_record(account=self.account, minutes=minutes, occurred_at=occurred_at, tutor="T", subject="S")
+        usage = ledger.usage_record(
+            account=self.account, minutes=minutes, occurred_at=occurred_at, tutor="T", subject="S"
+        )
+        self.sessions[usage.pk] = {}
         for lot_id in usable:
             drawn = min(self.model[lot_id]["remaining"], minutes)
-            self.model[lot_id]["remaining"] -= drawn
+            if drawn:
+                self.model[lot_id]["remaining"] -= drawn
+                self.sessions[usage.pk][lot_id] = drawn
             minutes -= drawn
 
     @rule(hours=st.integers(1, 24 * 60))
@@ -107,9 +116,89 @@ class LedgerMachine(RuleBasedStateMachine):
     def expiry_job_runs(self):
         ledger.lots_expire_due()
         for lot in self.model.values():
-            if lot["expires_at"] <= timezone.now():
+            if lot["expires_at"] <= timezone.now() and not lot["booked_expired"]:
+                lot["expired"] = lot["remaining"]  # what a reopening gives back
+                lot["expired_at"] = timezone.now()
                 lot["remaining"] = 0
                 lot["booked_expired"] = True
+
+    def key(self):
+        return secrets.token_urlsafe(18)
+
+    @rule(minutes=st.integers(1, 1200), days_valid=st.integers(1, 120))
+    def staff_grant(self, minutes, days_valid):
+        lot = hours_actions.hours_grant(
+            account=self.account,
+            name="Goodwill",
+            minutes=minutes,
+            expires_at=timezone.now() + timedelta(days=days_valid),
+            reason="Goodwill",
+            actor=self.staff,
+            key=self.key(),
+        )
+        self.model[lot.id] = {
+            "remaining": minutes,
+            "purchased_at": lot.purchased_at,
+            "expires_at": lot.expires_at,
+            "booked_expired": False,
+        }
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), days=st.integers(1, 90))
+    def staff_extend(self, data, days):
+        """One lot to a later date: a usable one moves, an expired one within the window reopens
+        (its expired minutes come back), an older one is refused."""
+        lot_id = data.draw(st.sampled_from(sorted(self.model)))
+        lot = self.model[lot_id]
+        now = timezone.now()
+        new_expiry = max(now, lot["expires_at"]) + timedelta(days=days)
+        window = timedelta(days=django_settings.PORTAL_REOPEN_WINDOW_DAYS)
+        expired = lot["booked_expired"] or lot["expires_at"] <= now
+        # A lot whose purchase was refunded after its expiry was booked stays closed.
+        refunded_since = lot["booked_expired"] and any(at >= lot["expired_at"] for at in lot.get("refunds_at", []))
+        if expired and (lot["expires_at"] <= now - window or refunded_since):
+            with pytest.raises(HoursActionRefused):
+                self.extend(lot_id, new_expiry)
+            return
+        self.extend(lot_id, new_expiry)
+        if lot["booked_expired"]:
+            lot["remaining"] = lot.pop("expired")
+            lot["booked_expired"] = False
+        lot["expires_at"] = new_expiry
+
+    def extend(self, lot_id, expires_at):
+        hours_actions.lot_extend(
+            lot=self.lot(lot_id), expires_at=expires_at, reason="Extension", actor=self.staff, key=self.key()
+        )
+
+    @precondition(lambda self: self.sessions)
+    @rule(data=st.data())
+    def staff_void(self, data):
+        """A session's minutes go back to its lots; a lot's share expired since comes back in a new lot."""
+        usage_id = data.draw(st.sampled_from(sorted(self.sessions)))
+        drawn = self.sessions.pop(usage_id)
+        now = timezone.now()
+        known = set(self.model)
+        hours_actions.usage_void(
+            usage=Usage.objects.get(pk=usage_id), reason="Mistake", actor=self.staff, key=self.key(), late_allowed=True
+        )
+        restored = []
+        for lot_id, minutes in drawn.items():
+            lot = self.model[lot_id]
+            if lot["booked_expired"] or lot["expires_at"] <= now:
+                restored.append(minutes)
+            else:
+                lot["remaining"] += minutes
+        new_lots = Lot.objects.filter(account=self.account).exclude(pk__in=known)
+        assert sorted(lot.minutes_remaining for lot in new_lots) == sorted(restored)
+        for lot in new_lots:
+            assert lot.source == Lot.Source.RESTORED
+            self.model[lot.id] = {
+                "remaining": lot.minutes_remaining,
+                "purchased_at": lot.purchased_at,
+                "expires_at": lot.expires_at,
+                "booked_expired": False,
+            }
 
     @precondition(lambda self: self.model)
     @rule(data=st.data(), minutes=st.integers(-900, 900).filter(bool))
@@ -202,6 +291,7 @@ class LedgerMachine(RuleBasedStateMachine):
             status="succeeded",
         )
         self.refunded_cents[payment.pk] += amount
+        lot.setdefault("refunds_at", []).append(timezone.now())
         share = (payment.minutes * self.refunded_cents[payment.pk] + payment.amount_cents // 2) // payment.amount_cents
         due = max(share - self.minutes_stood_for[payment.pk], 0)
         unused = 0 if lot["booked_expired"] or lot["expires_at"] <= timezone.now() else lot["remaining"]
