@@ -91,10 +91,10 @@ def test_finance_refunds_part_of_a_payment(page, live_server, localstripe, scree
     expect(page.get_by_role("heading", name=f"Payment {payment.pk}")).to_be_visible()
     expect(page).to_have_url(f"{live_server.url}/console/payments/{payment.pk}/")
     expect(page.locator("h1")).to_have_count(1)  # a page of its own, not one swapped into the table
-    page.get_by_role("link", name="Refund").click()
+    page.get_by_role("link", name="Refund", exact=True).click()
     expect(dialog(page)).to_be_visible()
     expect(dialog(page).get_by_label("Amount to refund")).to_have_value("150.00")
-    expect(dialog(page).get_by_label("Hours to take back")).to_have_value("8")
+    expect(dialog(page).get_by_label("Hours to take back")).to_have_value("8:00")
     dialog(page).get_by_label("Amount to refund").fill("50.00")
     dialog(page).get_by_label("Hours to take back").fill("3")
     dialog(page).get_by_label("Reason").fill("Two sessions cancelled by the tutor.")
@@ -111,7 +111,7 @@ def test_finance_refunds_part_of_a_payment(page, live_server, localstripe, scree
     facts = page.locator(".facts")
     expect(facts.locator("div", has_text="Hours left on its package")).to_contain_text("5 h")
     expect(facts.locator("div", has_text="Refundable")).to_contain_text("EUR 100.00")
-    expect(page.get_by_role("link", name="Refund")).to_be_visible()  # EUR 100.00 can still be refunded
+    expect(page.get_by_role("link", name="Refund", exact=True)).to_be_visible()  # EUR 100.00 can still be refunded
     screenshot(page, "console-refund-done")
 
     refund = Refund.objects.get()

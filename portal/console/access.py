@@ -80,9 +80,10 @@ def _finance_only(finance, method):
     return finance is True or (bool(finance) and method in finance)
 
 
-def forbidden(request):
-    """A Support member asking for a Finance action: the console exists for them, the action not."""
-    return render(request, "console/forbidden.html", status=403)
+def forbidden(request, message=None):
+    """A Support member asking for a Finance action: the console exists for them, the action not.
+    `message` says why, where the general rule does not (a session too old for Support to void)."""
+    return render(request, "console/forbidden.html", {"message": message}, status=403)
 
 
 def _signed_in_with_totp(request):

@@ -21,6 +21,28 @@ def cents(value):
     return int((value * 100).to_integral_value())
 
 
+def student_match(value, *, user="account__user"):
+    """A search by student: the email contains `value`, or each of its first words is in the first
+    or the last name ("ana lopez"). `user` is the path from the searched rows to the student's user."""
+    value = value.strip()
+    words = value.split()[:NAME_WORDS]
+    by_name = Q()
+    for word in words:
+        by_name &= Q(**{f"{user}__first_name__icontains": word}) | Q(**{f"{user}__last_name__icontains": word})
+    return Q(**{f"{user}__email__icontains": value}) | (by_name if words else Q(pk__in=[]))
+
+
+def student_search_filter():
+    """The `q` filter of the lists searched by student (disputes, fraud flags, refunds)."""
+    return django_filters.CharFilter(
+        method="search",
+        label="Search",
+        help_text="Student's email or name",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Student's email or name"}),
+        max_length=TEXT_MAX_CHARS,
+    )
+
+
 class PaymentFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
@@ -62,7 +84,7 @@ class PaymentFilter(django_filters.FilterSet):
 
 class StudentFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
-        method="search", label="Email or Stripe customer id", widget=SEARCH, max_length=TEXT_MAX_CHARS
+        method="search", label="Email, name or Stripe customer id", widget=SEARCH, max_length=TEXT_MAX_CHARS
     )
 
     class Meta:
@@ -70,8 +92,7 @@ class StudentFilter(django_filters.FilterSet):
         fields = []
 
     def search(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(Q(user__email__icontains=value) | Q(stripe_customer_id=value))
+        return queryset.filter(student_match(value, user="user") | Q(stripe_customer_id=value.strip()))
 
 
 class SubscriptionFilter(django_filters.FilterSet):
@@ -101,14 +122,11 @@ class SubscriptionFilter(django_filters.FilterSet):
         value = value.strip()
         if value.startswith("sub_"):
             return queryset.filter(stripe_subscription_id=value)
-        words = value.split()[:NAME_WORDS]
-        by_name = Q()
-        for word in words:
-            by_name &= Q(account__user__first_name__icontains=word) | Q(account__user__last_name__icontains=word)
-        return queryset.filter(Q(account__user__email__icontains=value) | (by_name if words else Q(pk__in=[])))
+        return queryset.filter(student_match(value))
 
 
 class DisputeFilter(django_filters.FilterSet):
+    q = student_search_filter()
     status = django_filters.ChoiceFilter(choices=Dispute.Status.choices, empty_label="Any status")
     state = django_filters.ChoiceFilter(
         choices=[("open", "Open"), ("closed", "Closed")], method="by_state", empty_label="Open and closed"
@@ -121,22 +139,33 @@ class DisputeFilter(django_filters.FilterSet):
     def by_state(self, queryset, name, value):
         return queryset.filter(closed=value == "closed")
 
+    def search(self, queryset, name, value):
+        return queryset.filter(student_match(value, user="payment__account__user"))
+
 
 class RefundFilter(django_filters.FilterSet):
+    q = student_search_filter()
     status = django_filters.ChoiceFilter(choices=Refund.Status.choices, empty_label="Any status")
 
     class Meta:
         model = Refund
         fields = []
 
+    def search(self, queryset, name, value):
+        return queryset.filter(student_match(value, user="payment__account__user"))
+
 
 class FraudFlagFilter(django_filters.FilterSet):
+    q = student_search_filter()
     status = django_filters.ChoiceFilter(choices=FraudFlag.Status.choices, empty_label="Any status")
     rule = django_filters.ChoiceFilter(choices=FraudFlag.Rule.choices, empty_label="Any rule")
 
     class Meta:
         model = FraudFlag
         fields = []
+
+    def search(self, queryset, name, value):
+        return queryset.filter(student_match(value))
 
 
 class WebhookEventFilter(django_filters.FilterSet):

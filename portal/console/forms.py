@@ -1,35 +1,169 @@
 """Forms of the console's actions. Staff type hours and money as people write them; the forms turn
 them into exact minutes and cents, and refuse what cannot be exact."""
 
+import re
+import secrets
+from datetime import timedelta
 from decimal import Decimal
 
 from django import forms
 from django.utils import timezone
 
+from billing import hours_actions
 from billing.disputes.evidence import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
-from billing.formatting import date_text
-from billing.models import Lot
+from billing.formatting import date_text, duration_input, hours_text
+from billing.models import Lot, Plan
+from billing.profiles import LOW_BALANCE_LEVEL_MAX_MINUTES
+
+# No package holds this many hours: a longer duration is a typo.
+LONGEST_DURATION_MINUTES = 10_000 * 60
+DURATION_HELP = "Write 1:15, 75 min or 1.25 h."
+_SIGN = r"(?P<sign>[-+\u2212])?\s*"  # U+2212 is the minus sign the console prints before hours taken away
+_HOURS_UNIT = r"(?:h|hr|hrs|hour|hours)"
+_MINUTES_UNIT = r"(?:m|min|mins|minute|minutes)"
+# The ways people write a duration; digits are bounded, so no input makes an absurdly big number.
+DURATION_FORMATS = [
+    re.compile(_SIGN + r"(?P<hours>\d{1,6}):(?P<minutes>[0-5]\d)"),  # 1:15
+    re.compile(
+        _SIGN + rf"(?P<hours>\d{{1,6}})\s*{_HOURS_UNIT}\s*(?P<minutes>[0-5]?\d)\s*{_MINUTES_UNIT}?"
+    ),  # 1 h 15 min
+    re.compile(_SIGN + rf"(?P<minutes>\d{{1,7}})\s*{_MINUTES_UNIT}"),  # 75 min
+    re.compile(_SIGN + rf"(?P<decimal_hours>\d{{0,6}}(?:[.,]\d{{1,6}})?)\s*{_HOURS_UNIT}?"),  # 1.25 h, 1.25, 2h
+]
 
 
-class HoursField(forms.DecimalField):
-    """Hours as a decimal ("2.5", "0.75"), cleaned to whole minutes."""
+def duration_minutes(text):
+    """A duration as staff write it ("1:15", "75 min", "75m", "1.25 h", "1.25", "1 h 15 min", "2h",
+    "-1:30") in whole minutes. Raises ValidationError for anything else, and for a number of hours
+    that is not a whole number of minutes ("1.33 h" is 79.8 minutes)."""
+    text = text.strip().lower()
+    for pattern in DURATION_FORMATS:
+        if found := pattern.fullmatch(text):
+            break
+    else:
+        raise forms.ValidationError(DurationField.default_error_messages["invalid"], code="invalid")
+    parts = found.groupdict()
+    sign = -1 if parts["sign"] in ("-", "\u2212") else 1
+    if parts.get("decimal_hours") is None:
+        return sign * (int(parts.get("hours") or 0) * 60 + int(parts["minutes"]))
+    if parts["decimal_hours"] in ("", ".", ","):
+        raise forms.ValidationError(DurationField.default_error_messages["invalid"], code="invalid")
+    hours = Decimal(parts["decimal_hours"].replace(",", "."))
+    minutes = hours * 60
+    if minutes != minutes.to_integral_value():
+        raise forms.ValidationError(
+            DurationField.default_error_messages["fraction"],
+            code="fraction",
+            params={
+                "hours": f"{hours:f}",
+                "minutes": f"{minutes.normalize():f}",
+                "example": duration_input(max(1, int(minutes.to_integral_value()))),
+            },
+        )
+    return sign * int(minutes)
 
-    def __init__(self, *, allow_negative=False, **kwargs):
-        kwargs.setdefault("decimal_places", 4)
-        kwargs.setdefault("max_digits", 9)
-        if not allow_negative:
-            kwargs.setdefault("min_value", Decimal(0))
+
+class DurationField(forms.Field):
+    """A duration in any way staff write one (see duration_minutes), cleaned to whole minutes, shown
+    back as "H:MM". `min_minutes` and `max_minutes` bound it (a negative minimum lets it be signed)."""
+
+    widget = forms.TextInput
+    default_error_messages = {
+        "invalid": "Enter a duration such as 1:15, 75 min or 1.25 h.",
+        "fraction": "Enter whole minutes: %(hours)s h is %(minutes)s minutes. Write it in hours and minutes, "
+        "for example %(example)s.",
+        "not_zero": "Enter a duration longer than zero.",
+        "not_negative": "Enter a duration of zero or more, without a minus sign.",
+        "min_value": "Enter at least %(limit)s.",
+        "max_value": "Enter at most %(limit)s (%(hours)s).",
+    }
+
+    def __init__(self, *, min_minutes=1, max_minutes=LONGEST_DURATION_MINUTES, **kwargs):
+        self.min_minutes, self.max_minutes = min_minutes, max_minutes
+        kwargs.setdefault("help_text", DURATION_HELP)
         super().__init__(**kwargs)
-        self.widget.attrs.setdefault("step", "0.25")
+
+    def widget_attrs(self, widget):
+        placeholder = "-1:30" if self.min_minutes < 0 else "1:15"
+        return super().widget_attrs(widget) | {
+            "autocomplete": "off",
+            "spellcheck": "false",
+            "maxlength": "24",
+            "placeholder": placeholder,
+        }
+
+    def prepare_value(self, value):
+        # An initial value in minutes; anything else is what was typed, shown back as typed.
+        return duration_input(value) if isinstance(value, int) else value
+
+    def to_python(self, value):
+        if value in self.empty_values or not str(value).strip():
+            return None
+        return value if isinstance(value, int) else duration_minutes(str(value))
+
+    def validate(self, value):
+        super().validate(value)
+        if value is None:
+            return
+        if value < self.min_minutes:
+            if self.min_minutes == 1 and value <= 0:
+                raise forms.ValidationError(self.error_messages["not_zero"], code="not_zero")
+            if self.min_minutes == 0:
+                raise forms.ValidationError(self.error_messages["not_negative"], code="not_negative")
+            raise forms.ValidationError(
+                self.error_messages["min_value"], code="min_value", params={"limit": duration_input(self.min_minutes)}
+            )
+        if value > self.max_minutes:
+            raise forms.ValidationError(
+                self.error_messages["max_value"],
+                code="max_value",
+                params={"limit": duration_input(self.max_minutes), "hours": hours_text(self.max_minutes)},
+            )
+
+
+def action_key_new():
+    return secrets.token_urlsafe(18)
+
+
+class OneTimeKeyField(forms.SlugField):
+    """The one-time key of a form that changes hours (billing.audit.action_key_claim). Every rendering
+    of the form carries a fresh key: one rendering sent twice (a double click) acts once, and a form
+    shown again after an error, when nothing was done, acts when it is sent again."""
+
+    widget = forms.HiddenInput
+    default_error_messages = {"required": "This form was out of date, so nothing was done. Check it and send it again."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, initial=action_key_new, **kwargs)
+
+    def bound_data(self, data, initial):
+        return action_key_new()
+
+
+class OneTimeKeyForm(forms.Form):
+    key = OneTimeKeyField()
+
+
+# Expiry dates staff may pick: from tomorrow to ten years ahead (further is a typo).
+LATEST_EXPIRY_DAYS = 3650
+
+
+class ExpiryField(forms.DateField):
+    """A day staff pick for hours to expire on, later than today (the services keep the hours usable
+    through that whole local day)."""
+
+    widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
     def clean(self, value):
-        hours = super().clean(value)
-        if hours is None:
+        day = super().clean(value)
+        if day is None:
             return None
-        minutes = hours * 60
-        if minutes != minutes.to_integral_value():
-            raise forms.ValidationError("Enter hours that make whole minutes, e.g. 2.5 or 1.75.")
-        return int(minutes)
+        today = timezone.localdate()
+        if day <= today:
+            raise forms.ValidationError("Choose an expiry date after today.", code="past")
+        if day > today + timedelta(days=LATEST_EXPIRY_DAYS):
+            raise forms.ValidationError("Choose an expiry date within ten years.", code="too_far")
+        return day
 
 
 class MoneyField(forms.DecimalField):
@@ -53,7 +187,11 @@ class ReasonField(forms.CharField):
 
 class RefundForm(forms.Form):
     amount = MoneyField(label="Amount to refund")
-    hours = HoursField(label="Hours to take back", help_text="Defaults to the refund's share of the unused hours.")
+    hours = DurationField(
+        label="Hours to take back",
+        min_minutes=0,
+        help_text="Defaults to the refund's share of the unused hours. Write 1:15, 75 min or 1.25 h.",
+    )
     reason = ReasonField()
     key = forms.SlugField(required=False, max_length=40, widget=forms.HiddenInput)
 
@@ -73,16 +211,20 @@ class FlagConfirmForm(forms.Form):
 
 
 # A correction beyond this is a purchase or a refund, not an adjustment.
-MAX_ADJUSTMENT_HOURS = Decimal(100)
+MAX_ADJUSTMENT_MINUTES = 100 * 60
+# Nobody is tutored for longer at a stretch.
+MAX_SESSION_MINUTES = 12 * 60
+# A gift beyond this is a sale in disguise.
+MAX_GRANT_MINUTES = 100 * 60
 # Sessions are recorded for the portal's own lifetime, not for dates a typo makes up.
 EARLIEST_SESSION_YEAR = 2020
 
 
-class SessionForm(forms.Form):
+class SessionForm(OneTimeKeyForm):
     occurred_at = forms.DateTimeField(
         label="When", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
     )
-    duration = HoursField(label="Duration in hours", min_value=Decimal("0.01"), max_value=Decimal(12))
+    duration = DurationField(label="Duration", max_minutes=MAX_SESSION_MINUTES)
     tutor = forms.CharField(max_length=120)
     subject = forms.CharField(max_length=120)
 
@@ -95,14 +237,13 @@ class SessionForm(forms.Form):
         return occurred_at
 
 
-class AdjustmentForm(forms.Form):
+class AdjustmentForm(OneTimeKeyForm):
     lot = forms.ModelChoiceField(queryset=Lot.objects.none(), label="Package")
-    hours = HoursField(
+    hours = DurationField(
         label="Change in hours",
-        allow_negative=True,
-        min_value=-MAX_ADJUSTMENT_HOURS,
-        max_value=MAX_ADJUSTMENT_HOURS,
-        help_text="Negative to remove hours, e.g. -1.5.",
+        min_minutes=-MAX_ADJUSTMENT_MINUTES,
+        max_minutes=MAX_ADJUSTMENT_MINUTES,
+        help_text="Negative to remove hours, e.g. -1:30. Write 1:15, 75 min or 1.25 h.",
     )
     reason = ReasonField(max_length=200)  # kept on the ledger entry
 
@@ -116,6 +257,65 @@ class AdjustmentForm(forms.Form):
         if minutes == 0:
             raise forms.ValidationError("An adjustment must change the hours.")
         return minutes
+
+
+class GrantForm(OneTimeKeyForm):
+    name = forms.CharField(
+        max_length=80, initial="Complimentary hours", label="Package name", help_text="What the student sees."
+    )
+    duration = DurationField(label="Hours", max_minutes=MAX_GRANT_MINUTES)
+    expires_at = ExpiryField(label="Expires on")
+    reason = ReasonField(max_length=200)  # kept on the ledger entry
+
+
+class LotExtendForm(OneTimeKeyForm):
+    expires_at = ExpiryField(label="New expiry date")
+    reason = ReasonField()
+
+
+class ExtensionDaysField(forms.IntegerField):
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=hours_actions.MAX_EXTENSION_DAYS, label="Days later", **kwargs)
+
+
+class AccountLotsExtendForm(OneTimeKeyForm):
+    days = ExtensionDaysField(help_text="Every usable package of the student expires this many days later.")
+    reason = ReasonField()
+
+
+class BulkExtendForm(OneTimeKeyForm):
+    """The bulk extension: its selection (a plan's lots expiring between two dates), how far, why;
+    on confirmation also the number of lots the preview showed."""
+
+    plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("name"), label="Plan")
+    expires_from = forms.DateField(label="Expiring from", widget=forms.DateInput(attrs={"type": "date"}))
+    expires_to = forms.DateField(
+        label="Expiring up to", help_text="This day included.", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    days = ExtensionDaysField(help_text="Every one of these packages expires this many days later.")
+    reason = ReasonField()
+    expected_lots = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("expires_from"), cleaned.get("expires_to")
+        if since and until and since > until:
+            self.add_error("expires_to", "Choose an end date on or after the start date.")
+        return cleaned
+
+
+class VoidForm(OneTimeKeyForm):
+    reason = ReasonField()
+
+
+class LowBalanceLevelForm(forms.Form):
+    minutes = DurationField(
+        label="Remind the student at",
+        min_minutes=0,
+        max_minutes=LOW_BALANCE_LEVEL_MAX_MINUTES,
+        help_text="When the balance falls to this. 0:00 turns the reminder off. Write 2:00, 90 min or 1.5 h.",
+    )
+    reason = ReasonField()
 
 
 def _lot_label(lot):
@@ -174,3 +374,22 @@ class EvidenceForm(forms.Form):
                 widget=widget,
                 help_text=self.HELP.get(name, ""),
             )
+
+
+# Staff alerts (alerts.staff): the inbox's "mark read" and the email settings.
+
+
+class AlertReadForm(forms.Form):
+    """One alert to mark read; without it, every alert in the inbox."""
+
+    alert = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+
+class StaffEmailPreferencesForm(forms.Form):
+    """The staff kinds a person is offered, each to be emailed or not (the console shows them all)."""
+
+    emailed = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Email me about")
+
+    def __init__(self, *args, kinds, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["emailed"].choices = [(kind, kind.label) for kind in kinds]

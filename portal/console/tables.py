@@ -1,10 +1,12 @@
 """The console's tables. Sorting and paging are plain links that HTMX turns into table swaps."""
 
 import django_tables2 as tables
+from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
+from alerts.models import Notification
 from billing.formatting import (
     code_text,
     date_text,
@@ -28,7 +30,8 @@ from billing.models import (
     WebhookEvent,
 )
 from portal.console.badges import DANGER, OK, WARN, badge, status_badge
-from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order
+from portal.student.tables import NotificationTable
+from portal.tables import NUMERIC, DayColumn, UsageTable, WhenColumn, stable_order
 
 
 def student_link(account):
@@ -446,6 +449,37 @@ class LedgerTable(tables.Table):
         return hours_text(value)
 
 
+class SessionTable(UsageTable):
+    """A student's sessions as staff see them, with a Void button on each session the staff member
+    may still void: not on a voided one, and for Support only on those recorded since `void_since`
+    (None: every one, for Finance)."""
+
+    actions = tables.Column(empty_values=(), verbose_name="", orderable=False)
+
+    class Meta(UsageTable.Meta):
+        fields = [*UsageTable.Meta.fields, "actions"]
+        empty_text = "No sessions recorded."
+
+    caption = "Sessions"
+
+    def __init__(self, *args, void_since=None, **kwargs):
+        self.void_since = void_since
+        super().__init__(*args, **kwargs)
+
+    def render_actions(self, record):
+        if record.voided_at is not None or (self.void_since is not None and record.recorded_at < self.void_since):
+            return ""
+        url = reverse("console:usage_void", args=[record.account_id, record.pk])
+        # The table's card swaps itself (outerHTML) on sorting: this link swaps the dialog's content only.
+        return format_html(
+            '<a class="button button-secondary" href="{}" hx-get="{}" hx-target="#dialog-body" hx-swap="innerHTML" '
+            'aria-label="Void the session of {}">Void</a>',
+            url,
+            url,
+            datetime_text(record.occurred_at),
+        )
+
+
 class AuditTable(tables.Table):
     created_at = WhenColumn(verbose_name="When", orderable=False)
     actor_email = tables.Column(verbose_name="Staff", orderable=False)
@@ -492,3 +526,41 @@ def audit_target_url(entry):
     if entry.account_id:
         return reverse("console:student", args=[entry.account_id])
     return ""
+
+
+class StaffNotificationTable(NotificationTable):
+    """The console's inbox: the student inbox's columns, with links that name their subject and a
+    "mark read" of the console's own."""
+
+    LINK_TEXTS = {
+        Notification.Kind.STAFF_DISPUTE_OPENED: "Open the dispute",
+        Notification.Kind.STAFF_EVIDENCE_DUE: "Open the dispute",
+        Notification.Kind.STAFF_FRAUD_FLAG: "Open the flag",
+        Notification.Kind.STAFF_WEBHOOK_FAILED: "Open the failed events",
+        Notification.Kind.STAFF_PAYMENT_STUCK: "Open the payment",
+    }
+
+    class Meta(NotificationTable.Meta):
+        empty_text = "No alerts. New disputes, fraud flags, failing webhook events and stuck payments show here."
+
+    caption = "Your staff alerts"
+
+    def render_title(self, record):
+        text = self.LINK_TEXTS.get(record.kind, "Open")
+        link = format_html(' <a href="{}" hx-boost="false">{}</a>', record.link, text) if record.link else ""
+        return format_html("<strong>{}</strong><br>{}{}", record.title, record.body, link)
+
+    def render_state(self, record):
+        if record.read_at:
+            return "Read"
+        url = reverse("console:alerts_mark_read")
+        return format_html(
+            '<form method="post" action="{}" hx-post="{}" hx-target="#inbox" hx-swap="outerHTML">'
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+            '<input type="hidden" name="alert" value="{}">'
+            '<button type="submit" class="button button-secondary">Mark read</button></form>',
+            url,
+            url,
+            get_token(self.request),
+            record.pk,
+        )

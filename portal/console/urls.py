@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.console.views import disputes, fraud, overview, payments, students, subscriptions, webhooks
+from portal.console.views import alerts, disputes, fraud, lots, overview, payments, students, subscriptions, webhooks
 
 app_name = "console"
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("payments/<int:payment_id>/", payments.payment_detail, name="payment"),
     path("payments/<int:payment_id>/refund/", payments.refund_create, name="refund_create"),
     path("payments/<int:payment_id>/resolve/", payments.payment_resolve, name="payment_resolve"),
+    path("payments/<int:payment_id>/pay-again/", payments.payment_pay_again, name="payment_pay_again"),
+    path("payments/<int:payment_id>/retry/", payments.payment_retry, name="payment_retry"),
     path("refunds/", payments.refund_list, name="refunds"),
     path("refunds/<int:refund_id>/send/", payments.refund_send, name="refund_send"),
     path("receipts/<int:receipt_id>/pdf/", payments.receipt_download, name="receipt_download"),
@@ -42,7 +44,17 @@ urlpatterns = [
     path("students/<int:account_id>/", students.student_detail, name="student"),
     path("students/<int:account_id>/session/", students.session_create, name="session_create"),
     path("students/<int:account_id>/adjust/", students.hours_adjust, name="hours_adjust"),
+    path("students/<int:account_id>/grant/", students.hours_grant, name="hours_grant"),
+    path("students/<int:account_id>/extend/", students.account_lots_extend, name="account_lots_extend"),
+    path("students/<int:account_id>/lots/<int:lot_id>/extend/", students.lot_extend, name="lot_extend"),
+    path("students/<int:account_id>/sessions/<int:usage_id>/void/", students.usage_void, name="usage_void"),
+    path("students/<int:account_id>/low-balance/", students.low_balance_level, name="low_balance_level"),
     path("students/<int:account_id>/block/", students.student_block, {"block": True}, name="student_block"),
     path("students/<int:account_id>/unblock/", students.student_block, {"block": False}, name="student_unblock"),
+    path("lots/extend/", lots.lots_extend, name="lots_extend"),
     path("audit/", overview.audit_log, name="audit"),
+    path("alerts/", alerts.alert_inbox, name="alerts"),
+    path("alerts/bell/", alerts.alert_bell, name="alert_bell"),
+    path("alerts/read/", alerts.alerts_mark_read, name="alerts_mark_read"),
+    path("alerts/preferences/", alerts.alert_preferences, name="alert_preferences"),
 ]

@@ -4,9 +4,10 @@ including the next one someone adds."""
 from dataclasses import dataclass
 
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from alerts.models import Notification
-from billing import samples
+from billing import ledger, samples
 from billing.disputes.holds import dispute_record
 from billing.fraud.rules import fraud_flag_raise
 from billing.models import Plan, Refund, WebhookEvent
@@ -73,6 +74,9 @@ def ids_of_every_kind(paid):
     subscription = subscription_start(
         account=paid.account, token=subscribe_token_issue(account=paid.account, plan=_subscription_plan())
     )
+    session = ledger.usage_record(
+        account=paid.account, minutes=60, occurred_at=timezone.now(), tutor="Dr. Maria Keller", subject="Mathematics"
+    )
     return {
         "subscription_id": subscription.pk,
         "payment_id": paid.pk,
@@ -85,6 +89,7 @@ def ids_of_every_kind(paid):
         "lot_id": paid.lot_id,
         "card_id": paid.payment_method_id,
         "notification_id": alert.pk,
+        "usage_id": session.pk,
     }
 
 

@@ -28,7 +28,7 @@ def ids(localstripe):
 
 
 # What the Support level may do (portal.console.access): read, retry webhooks, resend receipts,
-# clear and note flags, record sessions.
+# clear and note flags, record sessions and void them within a day, set a student's reminder level.
 SUPPORT_ACTIONS = {
     "webhook_event.retry",
     "webhook_event.retry_all",
@@ -36,6 +36,8 @@ SUPPORT_ACTIONS = {
     "fraud_flag.clear",
     "fraud_flag.note",
     "session.record",
+    "session.void",
+    "account.low_balance",
 }
 
 

@@ -147,7 +147,7 @@ class TestRefunds:
         use(paid.account, 240)
         body = text(page(finance_client, "refund_create", paid.pk))
         assert 'value="150.00"' in body
-        assert 'value="6"' in body  # 10 h bought, 4 h used: 6 h left to take back
+        assert 'value="6:00"' in body  # 10 h bought, 4 h used: 6 h left to take back
 
     def test_a_refund_is_confirmed_before_stripe_is_called(self, finance_client, localstripe, paid):
         url = reverse("console:refund_create", args=[paid.pk])
@@ -175,7 +175,7 @@ class TestRefunds:
         [
             ({"amount": "150.01", "hours": "1"}, "At most EUR 150.00 can still be refunded."),
             ({"amount": "10", "hours": "10.5"}, "Only 10 h of this package are left to take back."),
-            ({"amount": "10", "hours": "0.001"}, "Enter hours that make whole minutes"),
+            ({"amount": "10", "hours": "0.001"}, "Enter whole minutes"),
             ({"amount": "-5", "hours": "1"}, "greater than or equal to 0.01"),
             ({"amount": "ten", "hours": "1"}, "Enter a number."),
         ],
@@ -346,7 +346,11 @@ class TestWebhookLog:
         assert audit_actions() == ["webhook_event.retry"]
 
     def test_retry_all_failed_queues_each_once_and_audits_once(self, support_client, failed_event):
-        response = support_client.post(reverse("console:webhooks_retry_failed"))
+        url = reverse("console:webhooks_retry_failed")
+        asked = support_client.post(url)
+        assert "1 event(s) that failed, wait or were orphaned will be processed again now." in text(asked)
+        assert not AuditEntry.objects.exists(), "nothing is retried before the confirmation"
+        response = support_client.post(url, {"confirm": "1"})
         assert response.status_code == 302
         assert audit_actions() == ["webhook_event.retry_all"]
         assert AuditEntry.objects.get().after == {"queued": 1}
@@ -368,7 +372,7 @@ class TestStudents:
         when = (timezone.localtime() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
         response = support_client.post(
             reverse("console:session_create", args=[account.pk]),
-            {"occurred_at": when, "duration": "1.5", "tutor": "Dr. Keller", "subject": "Physics"},
+            {"occurred_at": when, "duration": "1:30", "tutor": "Dr. Keller", "subject": "Physics", "key": "k1"},
         )
         assert response.status_code == 302
         account.refresh_from_db()
@@ -376,7 +380,7 @@ class TestStudents:
         assert audit_actions() == ["session.record"]
 
     @pytest.mark.parametrize(
-        ("duration", "message"), [("20", "less than or equal to 12"), ("0.5001", "whole minutes"), ("", "required")]
+        ("duration", "message"), [("20", "Enter at most 12:00 (12 h)."), ("0.5001", "whole minutes"), ("", "required")]
     )
     def test_a_session_with_a_bad_duration_is_refused(self, support_client, paid, duration, message):
         when = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
@@ -392,9 +396,9 @@ class TestStudents:
         when = timezone.localtime().strftime("%Y-%m-%dT%H:%M")
         response = support_client.post(
             reverse("console:session_create", args=[account.pk]),
-            {"occurred_at": when, "duration": "2", "tutor": "T", "subject": "S"},
+            {"occurred_at": when, "duration": "2", "tutor": "T", "subject": "S", "key": "k2"},
         )
-        assert response.status_code == 200 and "form-error" in text(response) or "notice-error" in text(response)
+        assert response.status_code == 200 and "Not enough hours" in text(response)
         account.refresh_from_db()
         assert account.balance_minutes == 60
 
@@ -402,7 +406,9 @@ class TestStudents:
         url = reverse("console:hours_adjust", args=[paid.account_id])
         refused = finance_client.post(url, {"lot": paid.lot.pk, "hours": "1", "reason": ""})
         assert "This field is required." in text(refused)
-        finance_client.post(url, {"lot": paid.lot.pk, "hours": "-1.25", "reason": "Session recorded twice."})
+        finance_client.post(
+            url, {"lot": paid.lot.pk, "hours": "-1:15", "reason": "Session recorded twice.", "key": "adjust-1"}
+        )
         entry = LedgerEntry.objects.get(kind="adjustment")
         assert (entry.minutes, entry.reason, entry.actor.email) == (
             -75,

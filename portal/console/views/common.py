@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect
 
-from billing.errors import BillingError
+from billing.errors import ActionAlreadyTaken, BillingError
 from portal.console.forms import ReasonForm
 from portal.ratelimits import client_ip
 from portal.tables import table_paginate
@@ -49,13 +49,32 @@ def action_done(request, message, *, redirect_to, level=messages.SUCCESS):
 def reason_action(request, act, *, done, redirect_to, texts):
     """An action staff confirm with a reason (block, accept a dispute, resolve a payment): on a valid
     POST, `act(actor=, reason=, ip_address=)`, then `done` and back to `redirect_to`; a refusal of
-    the domain is shown on the form. `texts` are the dialog's title, intro, submit and danger."""
+    the domain is shown on the form. `done` is the message, or a function of what `act` returned
+    giving (message level, message) when the outcome decides it (a retried charge). `texts` are the
+    dialog's title, intro, submit and danger."""
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            act(actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request))
+            outcome = act(actor=request.user, reason=form.cleaned_data["reason"], ip_address=client_ip(request))
         except BillingError as refused:
             form.add_error(None, str(refused))
         else:
-            return action_done(request, done, redirect_to=redirect_to)
+            level, message = done(outcome) if callable(done) else (messages.SUCCESS, done)
+            return action_done(request, message, redirect_to=redirect_to, level=level)
     return action_form(request, {"form": form} | texts)
+
+
+def keyed_action(request, form, act, *, done, redirect_to):
+    """Take the action of a valid form that carries a one-time key (portal.console.forms.OneTimeKeyForm):
+    `act()` calls the service; then `done` (the message, or a function of what `act` returned giving
+    it) and back to `redirect_to`. The same key sent again (a double submit) says it was done already,
+    as news rather than an error. A refusal of the domain goes onto the form and None is returned: the
+    caller shows the form again, with a fresh key, since nothing was done."""
+    try:
+        outcome = act()
+    except ActionAlreadyTaken as taken:
+        return action_done(request, str(taken), redirect_to=redirect_to, level=messages.INFO)
+    except BillingError as refused:
+        form.add_error(None, str(refused))
+        return None
+    return action_done(request, done(outcome) if callable(done) else done, redirect_to=redirect_to)

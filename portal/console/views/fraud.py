@@ -25,7 +25,9 @@ def _flags():
 @console_view
 @require_GET
 def flag_list(request):
-    query = request.GET if "status" in request.GET else {"status": FraudFlag.Status.OPEN}
+    # Open flags unless a status is chosen ("Any status" is one), whatever else is searched.
+    query = request.GET.copy()
+    query.setdefault("status", FraudFlag.Status.OPEN)
     found = FraudFlagFilter(query, queryset=_flags())
     table = table_page(request, FraudFlagTable(found.qs))
     return list_page(

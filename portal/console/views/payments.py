@@ -11,9 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import receipts, refunds
+from alerts.notifications import pay_again_send, payment_notify, refund_notify
+from billing import payments, receipts, refunds
 from billing.errors import BillingError, ProviderUnavailable
-from billing.formatting import hours_input, hours_text, iso_date, local, money_input, money_text
+from billing.formatting import hours_text, iso_date, local, money_input, money_text
 from billing.models import Payment, Receipt, Refund
 from billing.payment_reviews import payment_review_resolve
 from billing.reports import payment_timeline
@@ -114,7 +115,12 @@ def payment_detail(request, payment_id):
         "defaults": refunds.refund_defaults(payment=payment),
         "refunds": payment.refunds.all(),
         "receipt": Receipt.objects.filter(payment=payment).first(),
+        "retry": Payment.objects.filter(retry_of=payment).first(),
     }
+    if is_finance(request.user) and payment.status == Payment.Status.FAILED:
+        # Each action's button shows only where it can act; its refusal names the reason otherwise.
+        context["may_ask_again"] = not payments.payment_again_refusal(payment=payment)
+        context["may_retry"] = not payments.payment_retry_refusal(payment=payment)
     return render(request, "console/payment_detail.html", context)
 
 
@@ -133,7 +139,7 @@ def refund_create(request, payment_id):
     Stripe before the confirmation."""
     payment = get_object_or_404(Payment.objects.select_related("account__user", "lot"), pk=payment_id)
     defaults = refunds.refund_defaults(payment=payment)
-    initial = {"amount": money_input(defaults.refundable_cents), "hours": hours_input(defaults.default_minutes)}
+    initial = {"amount": money_input(defaults.refundable_cents), "hours": defaults.default_minutes}
     form = RefundForm(request.POST or None, initial=initial)
     context = {"form": form}
     if request.method == "POST" and form.is_valid() and _within_limits(form, defaults, payment):
@@ -166,6 +172,7 @@ def refund_create(request, payment_id):
         except BillingError as refused:
             form.add_error(None, str(refused))
         else:
+            refund_notify(refund=refund)  # the student hears of hours taken back now, not at the next scan
             return action_done(
                 request,
                 f"Refunded {money_text(refund.amount_cents, refund.currency)}; "
@@ -190,6 +197,76 @@ def payment_resolve(request, payment_id):
         done="Payment marked as resolved.",
         redirect_to=_payment_url(payment),
         texts={"title": f"Resolve payment {payment.pk}", "intro": intro, "submit": "Mark as resolved"},
+    )
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def payment_pay_again(request, payment_id):
+    """Finance asks the student (alert and email) to pay again for a failed package payment."""
+    payment = get_object_or_404(Payment.objects.select_related("account__user", "plan"), pk=payment_id)
+    intro = (
+        f"{payment.account.user.email} gets an alert and an email whose button pays "
+        f"{money_text(payment.amount_cents, payment.currency)} for {payment.plan.name} again, with one of their "
+        "saved cards. Say why: it is kept in the audit log."
+    )
+    return reason_action(
+        request,
+        partial(pay_again_send, payment=payment),
+        done="The student has been asked to pay again.",
+        redirect_to=_payment_url(payment),
+        texts={"title": f"Ask to pay again for payment {payment.pk}", "intro": intro, "submit": "Send the alert"},
+    )
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def payment_retry(request, payment_id):
+    """Finance's one retry of a payment that failed without reaching the bank."""
+    payment = get_object_or_404(
+        Payment.objects.select_related("account__user", "plan", "payment_method"), pk=payment_id
+    )
+    card = payment.payment_method.label if payment.payment_method else "the card"
+    intro = (
+        f"Charge {money_text(payment.amount_cents, payment.currency)} for {payment.plan.name} to {card} again, once: "
+        f"this payment failed without reaching the bank ({payment.failure_message}) The student is told the "
+        "outcome. Say why: it is kept in the audit log."
+    )
+    return reason_action(
+        request,
+        partial(_retry, payment=payment),
+        done=_retry_message,
+        redirect_to=_payment_url(payment),
+        texts={"title": f"Retry payment {payment.pk}", "intro": intro, "submit": "Retry the charge", "danger": True},
+    )
+
+
+def _retry(*, payment, **staff):
+    retry = payments.payment_retry(payment=payment, **staff)
+    payment_notify(payment=retry)  # the student hears of the outcome (or the 3-D Secure check) at once
+    return retry
+
+
+def _retry_message(retry):
+    amount = money_text(retry.amount_cents, retry.currency)
+    if retry.status == Payment.Status.SUCCEEDED:
+        return (
+            messages.SUCCESS,
+            f"The retry (payment {retry.pk}) went through: {amount} charged, {hours_text(retry.minutes)} added.",
+        )
+    if retry.status == Payment.Status.REQUIRES_ACTION:
+        return (
+            messages.WARNING,
+            f"The student's bank asks them to confirm the retry (payment {retry.pk}) with 3-D Secure; they have an "
+            "alert to complete it.",
+        )
+    if retry.status == Payment.Status.FAILED:
+        return messages.ERROR, f"The retry (payment {retry.pk}) failed too: {retry.failure_message}"
+    if retry.status == Payment.Status.NEEDS_REVIEW:
+        return messages.WARNING, f"The retry (payment {retry.pk}) is left for review: {retry.failure_message}"
+    return (
+        messages.INFO,
+        f"Stripe has not answered the retry (payment {retry.pk}) yet; it is settled as soon as it does.",
     )
 
 
@@ -234,6 +311,7 @@ def refund_send(request, refund_id):
     except BillingError as refused:
         messages.error(request, str(refused))
     else:
+        refund_notify(refund=sent)
         level, text = _send_again_message(sent)
         messages.add_message(request, level, text)
     return redirect(_payment_url(refund.payment))

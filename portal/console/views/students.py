@@ -1,25 +1,43 @@
-"""Students: search, a student's whole record, and the hours staff may change by hand."""
+"""Students: search, a student's whole record, and the hours staff may change by hand: record,
+void, adjust, grant and extend (Finance, except recording and voiding within a day), and the
+student's low-balance reminder level."""
 
 from functools import partial
 
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from alerts.models import Notification
 from alerts.notifications import session_record
-from billing import ledger
-from billing.errors import BillingError
+from billing import hours_actions, ledger, profiles
+from billing.errors import BillingError, VoidTooLate
+from billing.formatting import date_text, hours_text
 from billing.fraud import blocks
-from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment, Subscription
+from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment, Subscription, Usage
 from billing.selectors import balance_summary, cards_for_account
-from portal.console.access import console_view
+from portal.console.access import console_view, forbidden, is_finance
 from portal.console.filters import StudentFilter
-from portal.console.forms import AdjustmentForm, SessionForm
-from portal.console.tables import AuditTable, LedgerTable, PaymentTable, StudentTable
-from portal.console.views.common import action_done, action_form, list_page, reason_action, table_page
+from portal.console.forms import (
+    AccountLotsExtendForm,
+    AdjustmentForm,
+    GrantForm,
+    LotExtendForm,
+    LowBalanceLevelForm,
+    SessionForm,
+    VoidForm,
+)
+from portal.console.tables import AuditTable, LedgerTable, PaymentTable, SessionTable, StudentTable
+from portal.console.views.common import (
+    action_done,
+    action_form,
+    keyed_action,
+    list_page,
+    reason_action,
+    table_page,
+)
 from portal.ratelimits import client_ip
-from portal.tables import UsageTable
 
 SECTION_ROWS = 10
 
@@ -40,7 +58,7 @@ def student_detail(request, account_id):
     ledger_entries = LedgerEntry.objects.filter(account=account).select_related("lot", "usage", "actor").order_by("-id")
     tables = {
         "ledger-table": LedgerTable(ledger_entries, prefix="ledger-"),
-        "usage-table": UsageTable(account.usages.all(), prefix="usage-"),
+        "usage-table": SessionTable(account.usages.all(), prefix="usage-", void_since=_void_since(request.user)),
         "payments-table": PaymentTable(payments, prefix="payments-"),
         "audit-table": AuditTable(AuditEntry.objects.filter(account=account), prefix="audit-"),
     }
@@ -54,7 +72,7 @@ def student_detail(request, account_id):
     context = {
         "account": account,
         "summary": balance_summary(account=account),
-        "lots": Lot.objects.filter(account=account).select_related("payment").order_by("-purchased_at"),
+        "lots": _lot_rows(Lot.objects.filter(account=account).select_related("payment").order_by("-purchased_at")),
         "cards": cards_for_account(account=account),
         "subscriptions": Subscription.objects.filter(account=account).select_related("plan")[:SECTION_ROWS],
         "alerts": Notification.objects.filter(recipient=account.user).order_by("-created_at")[:SECTION_ROWS],
@@ -72,23 +90,59 @@ def session_create(request, account_id):
     form = SessionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            session_record(
-                account=account,
-                minutes=data["duration"],
-                occurred_at=data["occurred_at"],
-                tutor=data["tutor"],
-                subject=data["subject"],
-                recorded_by=request.user,
-                ip_address=client_ip(request),
-            )
-        except BillingError as refused:
-            form.add_error(None, str(refused))
-        else:
-            return action_done(request, "Session recorded.", redirect_to=_student_url(account))
+        act = partial(
+            session_record,
+            account=account,
+            minutes=data["duration"],
+            occurred_at=data["occurred_at"],
+            tutor=data["tutor"],
+            subject=data["subject"],
+            recorded_by=request.user,
+            key=data["key"],
+            ip_address=client_ip(request),
+        )
+        if done := keyed_action(request, form, act, done="Session recorded.", redirect_to=_student_url(account)):
+            return done
     return action_form(
         request,
         {"form": form, "title": f"Record a session for {account.user.email}", "submit": "Record the session"},
+    )
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def usage_void(request, account_id, usage_id):
+    """Void a session recorded by mistake: its minutes go back to the packages it drew on. Support
+    may within SUPPORT_VOID_WINDOW of its recording (a slip noticed the same day); after that it is
+    Finance's call, and Support is refused as for any Finance action."""
+    usage = get_object_or_404(Usage.objects.select_related("account__user"), pk=usage_id, account=_account(account_id))
+    late_allowed = is_finance(request.user)
+    if not late_allowed and timezone.now() - usage.recorded_at > hours_actions.SUPPORT_VOID_WINDOW:
+        return forbidden(request, str(VoidTooLate()))
+    form = VoidForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        act = partial(
+            hours_actions.usage_void,
+            usage=usage,
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+            key=form.cleaned_data["key"],
+            late_allowed=late_allowed,
+            ip_address=client_ip(request),
+        )
+        try:
+            done = keyed_action(request, form, act, done="Session voided.", redirect_to=_student_url(usage.account))
+        except VoidTooLate as refused:  # the day ran out while the form was open
+            return forbidden(request, str(refused))
+        if done:
+            return done
+    intro = (
+        f"{usage.subject} with {usage.tutor} on {date_text(usage.occurred_at)}: {hours_text(usage.minutes)} go back "
+        "to the packages the session drew on. The session stays in both histories, marked voided with your reason."
+    )
+    return action_form(
+        request,
+        {"form": form, "title": "Void a session", "intro": intro, "submit": "Void the session", "danger": True},
     )
 
 
@@ -99,18 +153,17 @@ def hours_adjust(request, account_id):
     form = AdjustmentForm(request.POST or None, account=account)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            ledger.lot_adjust_by_staff(
-                lot=data["lot"],
-                minutes=data["hours"],
-                reason=data["reason"],
-                actor=request.user,
-                ip_address=client_ip(request),
-            )
-        except BillingError as refused:
-            form.add_error(None, str(refused))
-        else:
-            return action_done(request, "Hours adjusted.", redirect_to=_student_url(account))
+        act = partial(
+            ledger.lot_adjust_by_staff,
+            lot=data["lot"],
+            minutes=data["hours"],
+            reason=data["reason"],
+            actor=request.user,
+            key=data["key"],
+            ip_address=client_ip(request),
+        )
+        if done := keyed_action(request, form, act, done="Hours adjusted.", redirect_to=_student_url(account)):
+            return done
     return action_form(
         request,
         {
@@ -118,6 +171,149 @@ def hours_adjust(request, account_id):
             "title": f"Adjust the hours of {account.user.email}",
             "intro": "Corrections are ledger entries with your name and reason; nothing is edited.",
             "submit": "Adjust the hours",
+        },
+    )
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def hours_grant(request, account_id):
+    """Give a student complimentary hours: a package of their own, with no payment and no receipt."""
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    form = GrantForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        act = partial(
+            hours_actions.hours_grant,
+            account=account,
+            name=data["name"],
+            minutes=data["duration"],
+            expires_at=data["expires_at"],
+            reason=data["reason"],
+            actor=request.user,
+            key=data["key"],
+            ip_address=client_ip(request),
+        )
+        done = keyed_action(request, form, act, done=_granted_text, redirect_to=_student_url(account))
+        if done:
+            return done
+    return action_form(
+        request,
+        {
+            "form": form,
+            "title": f"Grant hours to {account.user.email}",
+            "intro": "The student sees a package granted by your school; it is not a sale, so no receipt is issued.",
+            "submit": "Grant the hours",
+        },
+    )
+
+
+def _granted_text(lot):
+    return f"{hours_text(lot.minutes_purchased)} granted, usable until {date_text(lot.expires_at)}."
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def lot_extend(request, account_id, lot_id):
+    """One package to a later expiry; an expired one is reopened (within the reopening window)."""
+    lot = get_object_or_404(Lot.objects.select_related("account__user"), pk=lot_id, account=_account(account_id))
+    reopening = lot.is_expired()
+    form = LotExtendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        act = partial(
+            hours_actions.lot_extend,
+            lot=lot,
+            expires_at=data["expires_at"],
+            reason=data["reason"],
+            actor=request.user,
+            key=data["key"],
+            ip_address=client_ip(request),
+        )
+        done = keyed_action(request, form, act, done=_extended_text, redirect_to=_student_url(lot.account))
+        if done:
+            return done
+    if reopening:
+        texts = {
+            "title": f"Reopen {lot.name} #{lot.pk}",
+            "intro": f"It expired on {date_text(lot.expires_at)}. Reopening gives back the hours its expiry took, "
+            "through the ledger, until the new date.",
+            "submit": "Reopen the package",
+        }
+    else:
+        texts = {
+            "title": f"Extend {lot.name} #{lot.pk}",
+            "intro": f"It expires on {date_text(lot.expires_at)} with {hours_text(lot.minutes_remaining)} left.",
+            "submit": "Extend the package",
+        }
+    return action_form(request, {"form": form} | texts)
+
+
+def _extended_text(lot):
+    return f"{lot.name} #{lot.pk} now expires on {date_text(lot.expires_at)}."
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def account_lots_extend(request, account_id):
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    form = AccountLotsExtendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        act = partial(
+            hours_actions.account_lots_extend,
+            account=account,
+            days=data["days"],
+            reason=data["reason"],
+            actor=request.user,
+            key=data["key"],
+            ip_address=client_ip(request),
+        )
+        done = keyed_action(request, form, act, done=_lots_extended_text, redirect_to=_student_url(account))
+        if done:
+            return done
+    return action_form(
+        request,
+        {
+            "form": form,
+            "title": f"Extend every usable package of {account.user.email}",
+            "intro": "Each package that can still be used expires that many days later than it does now.",
+            "submit": "Extend the packages",
+        },
+    )
+
+
+def _lots_extended_text(lots):
+    return f"{len(lots)} package(s) extended."
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def low_balance_level(request, account_id):
+    """The balance at which the student is reminded to buy more. Support may change it: it moves no
+    money and no hours."""
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    form = LowBalanceLevelForm(request.POST or None, initial={"minutes": account.low_balance_threshold_minutes})
+    if request.method == "POST" and form.is_valid():
+        try:
+            profiles.low_balance_level_set(
+                account=account,
+                minutes=form.cleaned_data["minutes"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                ip_address=client_ip(request),
+            )
+        except BillingError as refused:
+            form.add_error(None, str(refused))
+        else:
+            return action_done(request, "Low-balance reminder level saved.", redirect_to=_student_url(account))
+    return action_form(
+        request,
+        {
+            "form": form,
+            "title": f"Low-balance reminder of {account.user.email}",
+            "intro": "The student gets an alert when their balance falls to this level; they can change it too.",
+            "submit": "Save the level",
         },
     )
 
@@ -145,3 +341,27 @@ def student_block(request, account_id, block):
 
 def _student_url(account):
     return reverse("console:student", args=[account.pk])
+
+
+def _void_since(user):
+    """Sessions recorded since when `user` may void (None: any session, for Finance)."""
+    return None if is_finance(user) else timezone.now() - hours_actions.SUPPORT_VOID_WINDOW
+
+
+def _lot_rows(lots):
+    """Each lot with what may be done to its expiry: "extend" while it is usable, "reopen" once it
+    has expired but within the reopening window, else None."""
+    now = timezone.now()
+
+    def action(lot):
+        if not lot.is_expired(now):
+            return "extend"
+        return "reopen" if hours_actions.lot_reopenable(lot, now=now) else None
+
+    return [{"lot": lot, "action": action(lot)} for lot in lots]
+
+
+def _account(account_id):
+    """The student of a path; found by primary key, whose lookup answers "none" for an id past any
+    integer column (a foreign key's lookup would hand it to SQLite, which overflows)."""
+    return get_object_or_404(Account, pk=account_id)

@@ -2,9 +2,10 @@
 
 import json
 
+from django import forms
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.events import events_retry_by_staff
 from billing.models import WebhookEvent
@@ -12,7 +13,7 @@ from billing.models.webhooks import secrets_redacted
 from portal.console.access import console_view
 from portal.console.filters import WebhookEventFilter
 from portal.console.tables import WebhookEventTable
-from portal.console.views.common import action_done, list_page, table_page
+from portal.console.views.common import action_done, action_form, list_page, table_page
 from portal.ratelimits import client_ip
 
 
@@ -49,9 +50,22 @@ def webhook_retry(request, event_id):
 
 
 @console_view
-@require_POST
+@require_http_methods(["GET", "POST"])
 def webhook_retry_failed(request):
-    queued = events_retry_by_staff(actor=request.user, ip_address=client_ip(request))
-    return action_done(
-        request, f"{queued} event(s) queued for another attempt.", redirect_to=reverse("console:webhooks")
+    """Retry every failed, waiting or orphaned event, once staff have seen how many that is."""
+    if request.method == "POST" and "confirm" in request.POST:
+        queued = events_retry_by_staff(actor=request.user, ip_address=client_ip(request))
+        return action_done(
+            request, f"{queued} event(s) queued for another attempt.", redirect_to=reverse("console:webhooks")
+        )
+    retryable = WebhookEvent.objects.filter(status__in=WebhookEvent.RETRYABLE).count()
+    return action_form(
+        request,
+        {
+            "form": forms.Form(),
+            "confirming": True,
+            "title": "Retry all failed events",
+            "intro": f"{retryable} event(s) that failed, wait or were orphaned will be processed again now.",
+            "submit": f"Retry {retryable} event(s)",
+        },
     )
