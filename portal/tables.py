@@ -6,6 +6,7 @@ import django_tables2 as tables
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Paginator
+from django.utils.html import format_html
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
@@ -16,6 +17,8 @@ NUMERIC = {"td": {"class": "num"}, "th": {"class": "num"}}
 # Beyond this a page number is a typo (and an OFFSET the database cannot take).
 MAX_PAGE = 100_000
 PAGE_NUMBER = forms.IntegerField(min_value=1)
+VOIDED = "Voided"
+NOT_COUNTED = "not counted"
 
 
 class DayColumn(tables.Column):
@@ -69,6 +72,9 @@ def _page_number(value):
 
 
 class UsageTable(tables.Table):
+    """A student's sessions, newest first; a voided one stays, marked with its reason and its
+    minutes struck through."""
+
     occurred_at = WhenColumn(verbose_name="Date")
     subject = tables.Column()
     tutor = tables.Column()
@@ -80,6 +86,7 @@ class UsageTable(tables.Table):
         order_by = "-occurred_at"
         empty_text = "No sessions yet. Your tutoring sessions will be listed here."
         attrs = {"class": "data-table"}
+        row_attrs = {"class": lambda record: "is-voided" if record.voided_at else ""}
 
     caption = "Your tutoring sessions"
 
@@ -88,5 +95,18 @@ class UsageTable(tables.Table):
     order_tutor = stable_order("tutor")
     order_minutes = stable_order("minutes")
 
-    def render_minutes(self, value):
-        return duration_text(value)
+    def render_subject(self, value, record):
+        if record.voided_at is None:
+            return value
+        # A voided session stays listed (both histories keep it), marked in words, not colour only.
+        return format_html(
+            '{} <span class="badge badge-muted">{}</span><br><span class="small muted">{}</span>',
+            value,
+            VOIDED,
+            record.void_reason,
+        )
+
+    def render_minutes(self, value, record):
+        if record.voided_at is None:
+            return duration_text(value)
+        return format_html('<s>{}</s><br><span class="small">{}</span>', duration_text(value), NOT_COUNTED)

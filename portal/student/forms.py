@@ -1,6 +1,8 @@
 from django import forms
 
 from alerts.models import STUDENT_KINDS, Notification
+from billing.errors import AccountDetailsInvalid
+from billing.profiles import LEVEL_OUT_OF_RANGE, LOW_BALANCE_LEVEL_MAX_MINUTES, tax_id_normalise
 
 # Our rows' ids are BigAutoFields (settings.DEFAULT_AUTO_FIELD): a larger number names no row.
 MAX_ID = 2**63 - 1
@@ -13,9 +15,27 @@ class PayForm(forms.Form):
 
 class DashboardQuery(forms.Form):
     """The dashboard's query string: the payment whose 3-D Secure check a "confirm your payment"
-    alert reopens."""
+    alert reopens, and the failed payment a "please pay again" alert offers to pay again."""
 
     resume = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    again = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
+SHOW_DECLINED, HIDE_DECLINED = "show", "hide"
+
+
+class PurchaseHistoryQuery(forms.Form):
+    """The purchase history's filter: declined attempts shown (the default) or hidden. The page's
+    checkbox sits after a hidden "hide" of the same name and sends "show" when ticked (the last
+    value counts), so that an unticked box is told apart from a first visit."""
+
+    prefix = "purchases"
+    declined = forms.ChoiceField(choices=[(SHOW_DECLINED, "Show"), (HIDE_DECLINED, "Hide")], required=False)
+
+    @property
+    def declined_shown(self):
+        self.is_valid()
+        return self.cleaned_data.get("declined") != HIDE_DECLINED
 
 
 class PaymentCheckQuery(forms.Form):
@@ -51,3 +71,60 @@ class PlanChangeForm(forms.Form):
 
 class SubscriptionCardForm(forms.Form):
     payment_method = forms.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class BillingDetailsForm(forms.Form):
+    """The name and billing details printed on the receipts issued from now on. All may be left
+    empty: a receipt then names the student by their email address."""
+
+    first_name = forms.CharField(max_length=150, required=False, label="First name")
+    last_name = forms.CharField(max_length=150, required=False, label="Last name")
+    billing_address = forms.CharField(
+        max_length=300, required=False, label="Billing address", widget=forms.Textarea(attrs={"rows": 3})
+    )
+    tax_id = forms.CharField(
+        max_length=30,
+        required=False,
+        label="Tax number (NIF)",
+        help_text="A Portuguese NIF (9 digits, with or without PT in front), or an EU VAT number starting "
+        "with its two-letter country code. Portuguese numbers are checked; others are printed as you enter them.",
+    )
+
+    def clean_tax_id(self):
+        try:
+            return tax_id_normalise(self.cleaned_data["tax_id"])
+        except AccountDetailsInvalid as invalid:
+            raise forms.ValidationError(str(invalid)) from invalid
+
+
+MINUTES_OUT_OF_RANGE = "Enter 0 to 59 minutes; put whole hours in the hours box."
+
+
+class LowBalanceLevelForm(forms.Form):
+    """The low-balance reminder level as hours and minutes; 0 h 0 min turns the reminder off."""
+
+    hours = forms.IntegerField(
+        min_value=0,
+        max_value=LOW_BALANCE_LEVEL_MAX_MINUTES // 60,
+        label="Hours",
+        error_messages={"min_value": LEVEL_OUT_OF_RANGE, "max_value": LEVEL_OUT_OF_RANGE},
+    )
+    minutes = forms.IntegerField(
+        min_value=0,
+        max_value=59,
+        label="Minutes",
+        error_messages={"min_value": MINUTES_OUT_OF_RANGE, "max_value": MINUTES_OUT_OF_RANGE},
+    )
+
+    @classmethod
+    def for_level(cls, minutes):
+        hours, rest = divmod(minutes, 60)
+        return cls(initial={"hours": hours, "minutes": rest})
+
+    def clean(self):
+        cleaned = super().clean()
+        if "hours" in cleaned and "minutes" in cleaned:
+            cleaned["level_minutes"] = cleaned["hours"] * 60 + cleaned["minutes"]
+            if cleaned["level_minutes"] > LOW_BALANCE_LEVEL_MAX_MINUTES:
+                raise forms.ValidationError(LEVEL_OUT_OF_RANGE)
+        return cleaned

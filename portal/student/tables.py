@@ -4,44 +4,129 @@ Sort and page links work as plain links; HTMX swaps only the table."""
 import django_tables2 as tables
 from django.middleware.csrf import get_token
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from alerts.models import Notification
 from billing.formatting import hours_text, money_text, price_paid_text, signed_hours_text
-from billing.models import LedgerEntry, Lot, Receipt
+from billing.models import LedgerEntry, Receipt
+from billing.selectors import PurchaseState
+from portal.student.forms import HIDE_DECLINED, SHOW_DECLINED, PurchaseHistoryQuery
 from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order
+
+DECLINED_PARAM = PurchaseHistoryQuery().add_prefix("declined")
+# A state's badge: its colour echoes what the words already say.
+STATE_BADGES = {
+    PurchaseState.PAID: "badge-ok",
+    PurchaseState.GRANTED: "badge-accent",
+    PurchaseState.RESTORED: "badge-accent",
+    PurchaseState.RELEASED: "badge-ok",
+    PurchaseState.ON_HOLD: "badge-warn",
+    PurchaseState.DISPUTED: "badge-warn",
+    PurchaseState.UNDER_REVIEW: "badge-warn",
+    PurchaseState.DISPUTE_LOST: "badge-danger",
+    PurchaseState.FAILED: "badge-danger",
+}
+FREE = {PurchaseState.GRANTED, PurchaseState.RESTORED}
+NOT_CHARGED = "Not charged"
+NOT_CHARGED_YET = "Not charged yet"
+FREE_TEXT = "Free"
+REFUNDED_TEXT = "{amount} refunded, {hours} taken back."
+REFUNDED_MONEY_ONLY_TEXT = "{amount} refunded; no hours taken back."
+ON_HOLD_TEXT = "Disputed with your bank: {hours} on hold until the dispute is settled."
+DISPUTED_TEXT = "Disputed with your bank; no hours are on hold."
+LOST_TEXT = "The dispute went against the payment: {hours} removed."
+RELEASED_TEXT = "The dispute is settled: {hours} released."
+RESTORED_TEXT = "Hours of a voided session, back in a package of their own."
+GRANTED_TEXT = "A gift from your school: no payment, no receipt."
 
 
 class PurchaseTable(tables.Table):
-    purchased_at = DayColumn(verbose_name="Bought")
-    name = tables.Column(verbose_name="Package")
-    minutes_purchased = tables.Column(verbose_name="Hours", attrs=NUMERIC)
-    price_cents = tables.Column(verbose_name="Paid", attrs=NUMERIC)
-    expires_at = DayColumn(verbose_name="Expires")
+    """The student's payments and free lots (billing.selectors.purchase_history), each saying what
+    became of it: refunded, on hold for a dispute, declined and why, granted."""
+
+    bought_at = DayColumn(verbose_name="Bought")
+    name = tables.Column(verbose_name="Package", orderable=False)
+    minutes = tables.Column(verbose_name="Hours", attrs=NUMERIC)
+    amount_cents = tables.Column(verbose_name="Paid", attrs=NUMERIC)
+    state = tables.Column(empty_values=(), verbose_name="Status", orderable=False, attrs={"td": {"class": "wide"}})
     receipt = tables.Column(empty_values=(), verbose_name="Receipt", orderable=False)
 
     class Meta:
-        model = Lot
-        fields = ["purchased_at", "name", "minutes_purchased", "price_cents", "expires_at", "receipt"]
-        order_by = "-purchased_at"
+        order_by = "-bought_at"
         empty_text = "No purchases yet."
         attrs = {"class": "data-table"}
+        template_name = "portal/_purchase_table.html"
 
-    caption = "Packages you bought"
+    caption = "Packages you bought or were given"
 
-    def render_minutes_purchased(self, value):
+    declined_param = DECLINED_PARAM
+    show_declined, hide_declined = SHOW_DECLINED, HIDE_DECLINED
+
+    def __init__(self, *args, declined_shown=True, **kwargs):
+        self.declined_shown = declined_shown
+        super().__init__(*args, **kwargs)
+
+    def filter_kept_query(self):
+        """The query string's other parameters (the other table's sort and page), which the filter's
+        form sends along; the page starts again at 1."""
+        dropped = {DECLINED_PARAM, self.prefixed_page_field}
+        return [(name, value) for name, values in self.request.GET.lists() if name not in dropped for value in values]
+
+    def render_name(self, record):
+        return format_html('{}<br><span class="small muted">{}</span>', record.name, record.kind)
+
+    def render_minutes(self, value):
         return hours_text(value)
 
-    def render_receipt(self, record):
-        receipt = getattr(getattr(record, "payment", None), "receipt", None)
-        if receipt is None:
-            return "—"
-        url = reverse("student:receipt_download", args=[receipt.pk])
-        # Not boosted: the table swaps itself with HTMX, a file must download normally.
-        return format_html('<a href="{}" download hx-boost="false">Receipt {}</a>', url, receipt.number)
+    def render_amount_cents(self, record):
+        if record.state in FREE:
+            return FREE_TEXT
+        if not record.charged:
+            # Under review without Stripe's word: it may yet turn out charged, and staff will say.
+            waiting = record.state in {PurchaseState.CHECKING, PurchaseState.UNDER_REVIEW}
+            return NOT_CHARGED_YET if waiting else NOT_CHARGED
+        return price_paid_text(record.amount_cents, record.currency)
 
-    def render_price_cents(self, record):
-        return price_paid_text(record.price_cents, record.currency)
+    def render_state(self, record):
+        badge = format_html(
+            '<span class="badge {}">{}</span>', STATE_BADGES.get(record.state, "badge-muted"), record.state.label
+        )
+        facts = format_html_join("", '<br><span class="small">{}</span>', ((fact,) for fact in _facts(record)))
+        return badge + facts
+
+    def render_receipt(self, record):
+        if record.receipt is None:
+            return "—"
+        url = reverse("student:receipt_download", args=[record.receipt.pk])
+        # Not boosted: the table swaps itself with HTMX, a file must download normally.
+        return format_html('<a href="{}" download hx-boost="false">Receipt {}</a>', url, record.receipt.number)
+
+
+def _facts(row):
+    """The sentences under a row's badge: everything that happened to it, not only the main state."""
+    if row.failure_message:
+        yield row.failure_message
+    if row.state == PurchaseState.GRANTED:
+        yield GRANTED_TEXT
+    if row.state == PurchaseState.RESTORED:
+        yield RESTORED_TEXT
+    if row.refunded_cents:
+        amount = money_text(row.refunded_cents, row.currency)
+        if row.minutes_taken_back:
+            yield REFUNDED_TEXT.format(amount=amount, hours=hours_text(row.minutes_taken_back))
+        else:
+            yield REFUNDED_MONEY_ONLY_TEXT.format(amount=amount)
+    if row.minutes_held:
+        yield ON_HOLD_TEXT.format(hours=hours_text(row.minutes_held))
+    elif row.disputed:
+        yield DISPUTED_TEXT
+    if row.minutes_lost:
+        yield LOST_TEXT.format(hours=hours_text(row.minutes_lost))
+    if row.minutes_released:
+        yield RELEASED_TEXT.format(hours=hours_text(row.minutes_released))
+
+
+SESSION_VOIDED = "Session voided ({reason})"
 
 
 class LotHistoryTable(tables.Table):
@@ -54,6 +139,11 @@ class LotHistoryTable(tables.Table):
         model = LedgerEntry
         fields = ["occurred_at", "kind", "detail", "minutes"]
         attrs = {"class": "data-table"}
+
+    def render_kind(self, value, record):
+        if record.kind == LedgerEntry.Kind.VOID:
+            return SESSION_VOIDED.format(reason=record.usage.void_reason)
+        return value
 
     def render_detail(self, record):
         if record.usage_id:

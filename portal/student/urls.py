@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.student import views
+from portal.student import account_views, views
 
 app_name = "student"
 urlpatterns = [
@@ -22,7 +22,10 @@ urlpatterns = [
     path("alerts/banner/", views.alert_banner, name="alert_banner"),
     path("alerts/read/", views.alert_mark_read, name="alert_mark_all_read"),
     path("alerts/<int:notification_id>/read/", views.alert_mark_read, name="alert_mark_read"),
-    path("alerts/preferences/", views.alert_preferences, name="alert_preferences"),
+    path("alerts/preferences/", account_views.alert_preferences, name="alert_preferences"),
+    path("account/", account_views.account_page, name="account"),
+    path("account/details/", account_views.account_details, name="account_details"),
+    path("account/reminder/", account_views.account_reminder, name="account_reminder"),
     path("cards/", views.card_list, name="cards"),
     path("cards/setup/", views.card_setup, name="card_setup"),
     path("cards/save/", views.card_save, name="card_save"),

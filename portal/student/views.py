@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from alerts.models import Notification
-from alerts.notifications import email_preferences_save, notification_mark_read, payment_notify
-from alerts.selectors import emailed_kinds, inbox, most_urgent_unread, unread_count
+from alerts.notifications import notification_mark_read, payment_notify
+from alerts.selectors import inbox, most_urgent_unread, unread_count
 from billing import cards, payments, subscriptions
 from billing.errors import AccountBlocked, BillingError, ProviderAnswerUnreadable, ProviderUnavailable
 from billing.formatting import date_text, hours_text, money_text
@@ -27,6 +27,7 @@ from billing.selectors import (
     lots_of,
     payments_of,
     plans_for_sale,
+    purchase_history,
     receipts_for_account,
     receipts_of,
     subscription_invoices,
@@ -39,10 +40,10 @@ from portal.student.access import student_view
 from portal.student.forms import (
     CardSaveForm,
     DashboardQuery,
-    EmailPreferencesForm,
     PayForm,
     PaymentCheckQuery,
     PlanChangeForm,
+    PurchaseHistoryQuery,
     SubscribeForm,
     SubscriptionCardForm,
 )
@@ -53,7 +54,9 @@ from portal.tables import UsageTable, table_paginate
 # tells the student they may leave: the reconciliation job settles the payment anyway.
 POLL_ATTEMPTS = 15
 # Fragments of the dashboard holding pay buttons, which HTMX refreshes by their id.
-BUTTON_FRAGMENTS = {"balance", "lots", "plans", "subscription-plans"}
+BUTTON_FRAGMENTS = {"pay-again", "balance", "lots", "plans", "subscription-plans"}
+# The dashboard's history tables, which HTMX swaps by their id on a sort, page or filter link.
+TABLE_FRAGMENTS = {"usage-table", "purchase-table"}
 TABLES_PER_PAGE = 10
 # The most recent expired packages shown as cards; a long history's older ones are in Purchases.
 EXPIRED_LOTS_SHOWN = 6
@@ -68,9 +71,14 @@ def dashboard(request):
         return redirect("console:index")
     account = account_open(user=request.user)
     target = request.htmx.target if request.htmx else None
+    if target in TABLE_FRAGMENTS:
+        # A table's sort, page or filter: both tables come back, the other one out-of-band, so that
+        # its links keep the new query string.
+        return render(request, "portal/_table_swap.html", _history_tables(request, account) | {"swapped": target})
     summary = balance_summary(account=account)
     saved_cards = cards_for_account(account=account)
     plans = list(plans_for_sale())
+    query = _query(DashboardQuery, request)
     context = {
         "account": account,
         "purchases_paused": AccountBlocked.MESSAGE,
@@ -81,21 +89,39 @@ def dashboard(request):
         "plans": plans,
         "top_up_plan": next((plan for plan in plans if plan.is_featured), plans[0] if plans else None),
         # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
-        "resume_payment_id": _query(DashboardQuery, request).get("resume"),
+        "resume_payment_id": query.get("resume"),
     }
+    if query.get("again"):
+        context |= _pay_again(account, query["again"], saved_cards)
     if target in (None, "subscription-plans"):
         context |= _subscription_offer(account)
     if target in BUTTON_FRAGMENTS:
         # Refreshed after a payment or a new card: no history tables to count and page.
         return render(request, f"portal/dashboard.html#{target}", context)
-    context["usage_table"] = UsageTable(usage_history(account=account), prefix="usage-")
-    context["purchase_table"] = PurchaseTable(summary.all_lots, prefix="purchases-")
-    for table in (context["usage_table"], context["purchase_table"]):
+    return render(request, "portal/dashboard.html", context | _history_tables(request, account))
+
+
+def _history_tables(request, account):
+    """The dashboard's sessions and purchase history, sorted, filtered and paged from the query string."""
+    declined_shown = PurchaseHistoryQuery(request.GET).declined_shown
+    purchases = purchase_history(account=account, declined=declined_shown)
+    tables = {
+        "usage_table": UsageTable(usage_history(account=account), prefix="usage-"),
+        "purchase_table": PurchaseTable(purchases, prefix="purchases-", declined_shown=declined_shown),
+    }
+    for table in tables.values():
         _paginate(request, table)
-    if target in {"usage-table", "purchase-table"}:
-        # Both tables come back: the other one out-of-band, so its links keep the new query string.
-        return render(request, "portal/_table_swap.html", context | {"swapped": target})
-    return render(request, "portal/dashboard.html", context)
+    return tables
+
+
+def _pay_again(account, payment_id, saved_cards):
+    """From a "please pay again" alert: that payment's package on top of the page, one button per
+    saved card (the renewal of the same lot for a renewal). A payment that is not the student's is
+    ignored; one of theirs no longer to be paid (paid since, its package withdrawn) says so."""
+    payment = payments.payment_again_offer(account=account, payment_id=payment_id)
+    if payment is None:
+        return {"pay_again_gone": payments_of(user=account.user).filter(pk=payment_id).exists()}
+    return {"pay_again": payment, "pay_again_cards": saved_cards}
 
 
 def _paginate(request, table):
@@ -335,7 +361,8 @@ def _alert_banner(request):
     are left to the balance card (it says them, live) and good news to the bell and inbox."""
     Kind = Notification.Kind
     alert = most_urgent_unread(
-        user=request.user, besides=[Kind.LOW_BALANCE, Kind.BALANCE_DEPLETED, Kind.PAYMENT_SUCCEEDED]
+        user=request.user,
+        besides=[Kind.LOW_BALANCE, Kind.BALANCE_DEPLETED, Kind.PAYMENT_SUCCEEDED, Kind.DISPUTE_RELEASED],
     )
     return render(request, "portal/_alert_banner.html", {"alert": alert})
 
@@ -365,19 +392,6 @@ def alert_mark_read(request, notification_id=None):
     else:
         response = render(request, "portal/alerts.html#inbox", {"table": _inbox_table(request)})
     return trigger_client_event(response, "alertsChanged")
-
-
-@student_view
-def alert_preferences(request):
-    if request.method == "POST":
-        form = EmailPreferencesForm(request.POST)
-        if form.is_valid():
-            email_preferences_save(user=request.user, emailed_kinds=form.cleaned_data["emailed"])
-            messages.success(request, "Your email choices are saved. In the app you always see every alert.")
-            return redirect("student:alert_preferences")
-    else:
-        form = EmailPreferencesForm(initial={"emailed": emailed_kinds(user=request.user)})
-    return render(request, "portal/alert_preferences.html", {"form": form})
 
 
 # Subscriptions: subscribe in one click (on the dashboard or the subscription page), and the

@@ -87,7 +87,7 @@ def test_email_settings_turn_kinds_off(student_client, student):
     assert response.status_code == 302
     off = set(EmailOptOut.objects.filter(user=student.user).values_list("kind", flat=True))
     assert "low_balance" in off and "payment_failed" not in off
-    page = student_client.get(reverse("student:alert_preferences")).content.decode()
+    page = student_client.get(reverse("student:alert_preferences"), follow=True).content.decode()  # the account page
     assert re.search(r'value="payment_failed" id="id_emailed_\d+" checked>', page)
     assert re.search(r'value="low_balance" id="id_emailed_\d+">', page)
 

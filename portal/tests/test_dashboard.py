@@ -247,7 +247,9 @@ def test_the_dashboard_query_count_does_not_grow_with_history(client):
     long = _dashboard_queries(client, make_student(), sessions=2000, lots=40)
 
     assert short == long
-    assert long <= 10, long  # + the subscription plans on sale and the live subscription
+    # + the subscription plans on sale and the live subscription, the purchase history's payments
+    # (their refunds and disputes summed in the same query) and its lots no payment made.
+    assert long <= 12, long
 
 
 @pytest.mark.django_db

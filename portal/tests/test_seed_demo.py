@@ -15,11 +15,14 @@ from billing.models import (
     Payment,
     PaymentMethod,
     Plan,
+    Receipt,
     Subscription,
     Usage,
     WebhookEvent,
 )
+from billing.receipts import receipt_pdf
 from billing.selectors import accounts_out_of_balance, balance_summary
+from billing.tests.pdfs import pdf_text
 from portal.models import User
 
 pytestmark = pytest.mark.django_db
@@ -102,3 +105,28 @@ def test_a_student_has_an_active_monthly_subscription_with_this_periods_lot():
     assert payment.status == Payment.Status.SUCCEEDED and payment.lot.minutes_remaining == subscription.plan.minutes
     assert payment.lot.name.startswith("Monthly 8 h, ")
     assert payment.lot.expires_at > subscription.current_period_end
+
+
+def test_every_seeded_purchase_has_its_numbered_receipt_with_a_pdf_and_no_email_goes_out(mailoutbox):
+    call_command("seed_demo", "--not-production")
+
+    paid = Payment.objects.filter(status=Payment.Status.SUCCEEDED)
+    issued = Receipt.objects.filter(kind=Receipt.Kind.RECEIPT).order_by("sequence")
+    assert sorted(receipt.payment_id for receipt in issued) == sorted(paid.values_list("pk", flat=True))
+    year = timezone.localdate().year
+    assert [receipt.number for receipt in issued] == [f"{year}-{n:06d}" for n in range(1, paid.count() + 1)]
+    ana_first = issued.filter(account__user__email="ana.student@example.com").first()
+    assert ana_first.snapshot["student_name"] == "Ana Moreno" and ana_first.snapshot["plan"] == "Intensive"
+    for receipt in issued:
+        assert receipt.pdf and receipt.pdf_rendered_at is not None
+    assert ana_first.number in pdf_text(receipt_pdf(receipt=ana_first))
+    assert mailoutbox == []  # history: those emails went out when the purchases were made
+
+
+def test_seeding_again_issues_no_second_receipt():
+    call_command("seed_demo", "--not-production")
+    numbers = list(Receipt.objects.values_list("number", flat=True))
+
+    call_command("seed_demo", "--not-production")
+
+    assert list(Receipt.objects.values_list("number", flat=True)) == numbers

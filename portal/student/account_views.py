@@ -1,0 +1,119 @@
+"""The student's account page: name and billing details, the low-balance reminder level, email
+alert choices, links to allauth's email, password and two-factor pages, and recent sign-ins.
+
+Each section is its own small form: under HTMX the section's partial comes back in place (with its
+errors, or a notice); without JavaScript a saved form redirects to its section with a message, and
+a refused one renders the whole page with the errors."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from alerts.notifications import email_preferences_save
+from alerts.selectors import emailed_kinds
+from billing.formatting import hours_text
+from billing.ledger import account_open
+from billing.profiles import billing_details_save, low_balance_level_set
+from portal.student.access import student_view
+from portal.student.forms import BillingDetailsForm, EmailPreferencesForm, LowBalanceLevelForm
+
+# The sign-ins listed: enough to spot one that was not the student, short enough for a phone.
+RECENT_SIGN_INS = 10
+DETAILS_SAVED = "Your details are saved. Receipts issued from now on show them; earlier receipts stay as they were."
+REMINDER_SAVED = "We remind you when your balance falls below {level}."
+REMINDER_OFF = "The low-balance reminder is off. We still tell you when you have no hours left."
+ALERTS_SAVED = "Your email choices are saved. In the app you always see every alert."
+
+
+@require_GET
+@student_view
+def account_page(request):
+    account = account_open(user=request.user)
+    return render(request, "portal/account.html", _page_context(request, account))
+
+
+@require_POST
+@student_view
+def account_details(request):
+    account = account_open(user=request.user)
+    form = BillingDetailsForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, account, "details", form)
+    account = billing_details_save(account=account, **form.cleaned_data)
+    return _saved(request, account, "details", _details_form(account, account.user), notice=DETAILS_SAVED)
+
+
+@require_POST
+@student_view
+def account_reminder(request):
+    account = account_open(user=request.user)
+    form = LowBalanceLevelForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, account, "reminder", form)
+    account = low_balance_level_set(account=account, minutes=form.cleaned_data["level_minutes"])
+    level = account.low_balance_threshold_minutes
+    notice = REMINDER_SAVED.format(level=hours_text(level)) if level else REMINDER_OFF
+    return _saved(request, account, "reminder", LowBalanceLevelForm.for_level(level), notice=notice)
+
+
+@require_http_methods(["GET", "POST"])
+@student_view
+def alert_preferences(request):
+    """The email alert choices, a section of the account page. The address of the page they once had
+    still opens them (GET goes to the section)."""
+    if request.method == "GET":
+        return redirect(_section_url("alerts"))
+    account = account_open(user=request.user)
+    form = EmailPreferencesForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, account, "alerts", form)
+    email_preferences_save(user=request.user, emailed_kinds=form.cleaned_data["emailed"])
+    return _saved(request, account, "alerts", _alerts_form(request.user), notice=ALERTS_SAVED)
+
+
+def _page_context(request, account):
+    return {
+        "account": account,
+        "details_form": _details_form(account, request.user),
+        "reminder_form": LowBalanceLevelForm.for_level(account.low_balance_threshold_minutes),
+        "alerts_form": _alerts_form(request.user),
+        "sign_ins": request.user.sign_ins.all()[:RECENT_SIGN_INS],
+    }
+
+
+def _details_form(account, user):
+    return BillingDetailsForm(
+        initial={
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "billing_address": account.billing_address,
+            "tax_id": account.tax_id,
+        }
+    )
+
+
+def _alerts_form(user):
+    return EmailPreferencesForm(initial={"emailed": emailed_kinds(user=user)})
+
+
+def _saved(request, account, section, fresh_form, *, notice):
+    """A section saved: its partial with the saved values and the notice, or (without HTMX) a
+    redirect to the section with the notice as a message."""
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(_section_url(section))
+    context = {"account": account, f"{section}_form": fresh_form, f"{section}_notice": notice}
+    return render(request, f"portal/account.html#{section}", context)
+
+
+def _refused(request, account, section, form):
+    """A section refused: nothing was saved; the form comes back with its errors, in place or on the
+    whole page."""
+    if request.htmx:
+        return render(request, f"portal/account.html#{section}", {"account": account, f"{section}_form": form})
+    return render(request, "portal/account.html", _page_context(request, account) | {f"{section}_form": form})
+
+
+def _section_url(section):
+    return f"{reverse('student:account')}#{section}"
