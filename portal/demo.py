@@ -12,11 +12,11 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from billing import ledger, samples, subscriptions
+from billing import ledger, receipts, samples, subscriptions
 from billing.disputes.holds import dispute_record
 from billing.formatting import period_text
 from billing.fraud.rules import fraud_flag_raise
-from billing.models import Account, Payment, PaymentMethod, Plan, Subscription, WebhookEvent
+from billing.models import Account, Payment, PaymentMethod, Plan, Receipt, Subscription, WebhookEvent
 from portal.models import User
 
 DEMO_PASSWORD = "tutor-demo-2026"
@@ -105,6 +105,7 @@ def seed_demo():
     ledger.lots_expire_due()
     if not Payment.objects.exists():
         _console_history()
+    _demo_receipts()
     return logins
 
 
@@ -162,6 +163,23 @@ def _console_history():
         last_error="ProviderUnavailable: the payment provider did not answer (demo).",
     )
     return failed
+
+
+def _demo_receipts():
+    """The receipt the Receipts page promises for every seeded purchase: numbered by the real
+    series (issued now, so this year's numbers, stating when each was paid) and its PDF rendered
+    here (about 0.1 s each), so the first one opened is there. Their emails count as sent when the
+    purchase was made: a fresh demo mails no one, and the delivery job finds nothing to send."""
+    seeded = Payment.objects.filter(
+        idempotency_key__startswith="demo-", status=Payment.Status.SUCCEEDED, receipt__isnull=True
+    )
+    for payment in seeded.select_related("account__user", "plan", "payment_method", "lot").order_by("settled_at"):
+        with transaction.atomic():
+            receipt = receipts.receipt_issue(payment=payment)
+            Receipt.objects.filter(pk=receipt.pk).update(emailed_at=payment.settled_at)
+        receipt.refresh_from_db()
+        if not receipt.pdf:  # an immediate queue (tests) has rendered it on commit already
+            receipts.receipt_render(receipt=receipt)
 
 
 def _demo_payment(account, card, *, lot, at):
