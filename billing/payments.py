@@ -622,7 +622,9 @@ def payment_retry(*, payment, actor, reason, ip_address=None):
     reason = audit_reason(reason, "Say why this payment is retried; it is kept in the audit log.")
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)
-        failed = Payment.objects.select_for_update().select_related("plan", "payment_method").get(pk=payment.pk)
+        failed = (
+            Payment.objects.select_for_update(of=("self",)).select_related("plan", "payment_method").get(pk=payment.pk)
+        )
         if refusal := payment_retry_refusal(payment=failed):
             raise FailedPaymentRefused(refusal)
         retry = Payment.objects.create(

@@ -96,7 +96,7 @@ def billing_details_save(*, account, first_name, last_name, billing_address, tax
     number normalised by tax_id_normalise. Returns the account."""
     tax_id = tax_id_normalise(tax_id)
     with transaction.atomic():
-        account = Account.objects.select_for_update().select_related("user").get(pk=account.pk)
+        account = Account.objects.select_for_update(of=("self",)).select_related("user").get(pk=account.pk)
         user = account.user
         user.first_name = first_name.strip()
         user.last_name = last_name.strip()

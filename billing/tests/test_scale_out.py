@@ -110,7 +110,8 @@ def cluster(localstripe):
 def _answers(url):
     try:
         return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):
+        # Not up yet, or its first answer is slow on a loaded machine: ask again until the deadline.
         return False
 
 
