@@ -6,6 +6,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import translation
 
 from billing.tests.builders import PASSWORD, make_console_user, make_staff, make_student, totp_code
 from billing.tests.localstripe import PUBLISHABLE_KEY, SECRET_KEY, LocalStripe
@@ -26,6 +27,14 @@ def student_client(client, student):
 @pytest.fixture
 def staff_user(db):
     return make_staff()
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in the default language: a request served in Portuguese leaves its language
+    active in the thread (LocaleMiddleware, like Django's, activates and never deactivates)."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

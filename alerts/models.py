@@ -4,45 +4,53 @@ opts out of that kind). Staff kinds start with "staff_" and never reach a studen
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Notification(models.Model):
     class Kind(models.TextChoices):
         # Students' kinds, most urgent first (the banner's order), then staff's.
-        PAY_AGAIN = "pay_again", "Please pay again"
-        PAYMENT_FAILED = "payment_failed", "Payment failed"
-        SUBSCRIPTION_PAST_DUE = "subscription_past_due", "Subscription payment failed"
-        PAYMENT_NEEDS_ACTION = "payment_needs_action", "Payment needs your confirmation"
-        PAYMENT_UNDER_REVIEW = "payment_under_review", "Payment under review"
-        DISPUTE_HOLD = "dispute_hold", "Hours on hold for a dispute"
-        REFUND_HOURS = "refund_hours", "Hours taken back after a refund"
-        BALANCE_DEPLETED = "balance_depleted", "No hours left"
-        LOT_EXPIRING_1D = "lot_expiring_1d", "Hours expiring tomorrow"
-        LOW_BALANCE = "low_balance", "Low balance"
-        LOT_EXPIRING_7D = "lot_expiring_7d", "Hours expiring within a week"
-        LOT_EXPIRED = "lot_expired", "Hours expired"
-        CARD_EXPIRING = "card_expiring", "Card expiring"
-        PAYMENT_SUCCEEDED = "payment_succeeded", "Payment received"
-        SUBSCRIPTION_RENEWING = "subscription_renewing", "Subscription renews soon"
-        SUBSCRIPTION_ENDED = "subscription_ended", "Subscription ended"
-        DISPUTE_RELEASED = "dispute_released", "Hours released after a dispute"
-        STAFF_DISPUTE_OPENED = "staff_dispute_opened", "New dispute"
-        STAFF_EVIDENCE_DUE = "staff_evidence_due", "Dispute evidence due soon"
-        STAFF_FRAUD_FLAG = "staff_fraud_flag", "New fraud flag"
-        STAFF_WEBHOOK_FAILED = "staff_webhook_failed", "Webhook events failed"
-        STAFF_PAYMENT_STUCK = "staff_payment_stuck", "Payments stuck in flight"
+        PAY_AGAIN = "pay_again", _("Please pay again")
+        PAYMENT_FAILED = "payment_failed", _("Payment failed")
+        SUBSCRIPTION_PAST_DUE = "subscription_past_due", _("Subscription payment failed")
+        PAYMENT_NEEDS_ACTION = "payment_needs_action", _("Payment needs your confirmation")
+        PAYMENT_UNDER_REVIEW = "payment_under_review", _("Payment under review")
+        DISPUTE_HOLD = "dispute_hold", _("Hours on hold for a dispute")
+        REFUND_HOURS = "refund_hours", _("Hours taken back after a refund")
+        BALANCE_DEPLETED = "balance_depleted", _("No hours left")
+        LOT_EXPIRING_1D = "lot_expiring_1d", _("Hours expiring tomorrow")
+        LOW_BALANCE = "low_balance", _("Low balance")
+        LOT_EXPIRING_7D = "lot_expiring_7d", _("Hours expiring within a week")
+        LOT_EXPIRED = "lot_expired", _("Hours expired")
+        CARD_EXPIRING = "card_expiring", _("Card expiring")
+        PAYMENT_SUCCEEDED = "payment_succeeded", _("Payment received")
+        SUBSCRIPTION_RENEWING = "subscription_renewing", _("Subscription renews soon")
+        SUBSCRIPTION_ENDED = "subscription_ended", _("Subscription ended")
+        DISPUTE_RELEASED = "dispute_released", _("Hours released after a dispute")
+        STAFF_DISPUTE_OPENED = "staff_dispute_opened", _("New dispute")
+        STAFF_EVIDENCE_DUE = "staff_evidence_due", _("Dispute evidence due soon")
+        STAFF_FRAUD_FLAG = "staff_fraud_flag", _("New fraud flag")
+        STAFF_WEBHOOK_FAILED = "staff_webhook_failed", _("Webhook events failed")
+        STAFF_PAYMENT_STUCK = "staff_payment_stuck", _("Payments stuck in flight")
 
     class Email(models.TextChoices):
-        PENDING = "pending", "To send"
-        SENDING = "sending", "Being sent"
-        SENT = "sent", "Sent"
-        SKIPPED = "skipped", "Turned off by the recipient"
-        FAILED = "failed", "Could not be sent"
+        PENDING = "pending", pgettext_lazy("alert email", "To send")
+        SENDING = "sending", pgettext_lazy("alert email", "Being sent")
+        SENT = "sent", pgettext_lazy("alert email", "Sent")
+        SKIPPED = "skipped", pgettext_lazy("alert email", "Turned off by the recipient")
+        FAILED = "failed", pgettext_lazy("alert email", "Could not be sent")
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=30, choices=Kind.choices)
-    title = models.CharField(max_length=200)
-    body = models.TextField()
+    # What it says as written when raised, in the site's default language and time zone: what reads
+    # the table itself (the admin, dispute evidence for Stripe) and the text of an alert without
+    # `params`. People read `title` and `body`, in their own language.
+    stored_title = models.CharField(max_length=200, db_column="title")
+    stored_body = models.TextField(db_column="body")
+    # The facts its text is built from (alerts.texts), so that each reader gets it in their language
+    # and time zone; null for an alert written as fixed text (raised before alerts were translated).
+    params = models.JSONField(null=True, blank=True)
     link = models.CharField(max_length=300, blank=True)
     # The same alert about the same subject in the same period has the same key: it exists once.
     dedupe_key = models.CharField(max_length=200, unique=True)
@@ -75,6 +83,30 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} for {self.recipient}"
+
+    @property
+    def title(self):
+        return self._text()[0]
+
+    @title.setter
+    def title(self, text):
+        self.stored_title = text
+
+    @property
+    def body(self):
+        return self._text()[1]
+
+    @body.setter
+    def body(self, text):
+        self.stored_body = text
+
+    def _text(self):
+        """(title, body) in the active language and time zone."""
+        if self.params is None:
+            return self.stored_title, self.stored_body
+        from alerts.texts import alert_text  # here, not on top: it reads billing's models and services
+
+        return alert_text(self.kind, self.params)
 
 
 STAFF_KINDS = frozenset(kind for kind in Notification.Kind.values if kind.startswith("staff_"))

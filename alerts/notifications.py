@@ -19,13 +19,15 @@ from django.db.models.functions import Cast, Coalesce, Concat
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from alerts.models import STUDENT_KINDS, EmailOptOut, Notification
+from alerts.texts import moment, written_text
 from billing import ledger
 from billing.audit import action_key_claim, audit_reason, audit_record
-from billing.formatting import date_text, datetime_text, hours_text, money_text
+from billing.formatting import datetime_text, reader_locale
 from billing.models import Account, Dispute, LedgerEntry, Lot, Payment, PaymentMethod, Refund, Subscription
-from billing.payments import PAYMENT_UNDER_REVIEW, FailedPaymentRefused, payment_again_refusal
+from billing.payments import FailedPaymentRefused, payment_again_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ def pay_again_send(*, payment, actor, reason, ip_address=None):
     most per payment (sooner is refused, saying when the last one went): a new one replaces the
     earlier in the bell. Audited. Raises FailedPaymentRefused when payments.payment_again_refusal
     says why not (not failed, a subscription's, no longer on sale, blocked, paid since)."""
-    reason = audit_reason(reason, "Say why the student is asked to pay again; it is kept in the audit log.")
+    reason = audit_reason(reason, _("Say why the student is asked to pay again; it is kept in the audit log."))
     now = timezone.now()
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)  # two sends at once: the later one sees the first
@@ -130,20 +132,22 @@ def pay_again_send(*, payment, actor, reason, ip_address=None):
         last = earlier.order_by("-created_at").first()
         if last is not None and now - last.created_at < PAY_AGAIN_RESEND_AFTER:
             raise FailedPaymentRefused(
-                f"The student was already asked to pay again on {datetime_text(last.created_at)}; you can ask again "
-                f"from {datetime_text(last.created_at + PAY_AGAIN_RESEND_AFTER)}."
+                _("The student was already asked to pay again on %(sent)s; you can ask again from %(again)s.")
+                % {
+                    "sent": datetime_text(last.created_at),
+                    "again": datetime_text(last.created_at + PAY_AGAIN_RESEND_AFTER),
+                }
             )
         earlier.filter(resolved_at__isnull=True).update(resolved_at=now)
-        notification = Notification.objects.create(
+        notification = notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.PAY_AGAIN,
             subject_id=payment.pk,
             dedupe_key=f"pay-again:{payment.pk}:{int(now.timestamp())}",
-            title=f"Please pay again for {payment.plan.name}",
-            body=f"Your payment for {_what(payment)} on {date_text(payment.created_at)} did not go through: "
-            f"{payment.failure_message} No hours were added. Open the link to pay again with one click.",
+            params=_paid(payment) | {"paid_at": moment(payment.created_at), "reason": payment.failure_message},
             link=reverse("student:dashboard") + f"?again={payment.pk}",
         )
+        notification.save()
         audit_record(
             actor=actor,
             action="payment.pay_again",
@@ -202,6 +206,13 @@ def email_preferences_save(*, user, emailed_kinds, offered_kinds=STUDENT_KINDS):
         [EmailOptOut(user=user, kind=kind) for kind in offered_kinds if kind not in emailed_kinds],
         ignore_conflicts=True,
     )
+
+
+def notification_build(*, kind, params, **fields):
+    """A new alert of `kind` about `params` (read in each reader's language: alerts.texts), its text
+    also stored as written in the site's default language."""
+    title, body = written_text(kind, params)
+    return Notification(kind=kind, params=params, stored_title=title, stored_body=body, **fields)
 
 
 def _quietly(function, *args, **kwargs):
@@ -351,25 +362,22 @@ def _balance_alerts(now, accounts=None):
     )
     link = reverse("student:dashboard") + "#plans"
     for user_id, account_id, last_refill_id in depleted.values_list("user_id", "pk", "last_refill"):
-        yield Notification(
+        yield notification_build(
             recipient_id=user_id,
             kind=Kind.BALANCE_DEPLETED,
             subject_id=account_id,
             dedupe_key=f"depleted:{account_id}:{last_refill_id}",
-            title="You have no tutoring hours left",
-            body="Your balance is 0 h. Top up to keep booking sessions.",
+            params={},
             link=link,
         )
     fields = ("user_id", "pk", "available", "low_balance_threshold_minutes", "last_refill")
     for user_id, account_id, available, threshold, last_refill_id in running_low.values_list(*fields):
-        yield Notification(
+        yield notification_build(
             recipient_id=user_id,
             kind=Kind.LOW_BALANCE,
             subject_id=account_id,
             dedupe_key=f"low:{account_id}:{last_refill_id}",
-            title=f"Only {hours_text(available)} left",
-            body=f"Your balance is {hours_text(available)}, below your reminder level of "
-            f"{hours_text(threshold)}. Top up to keep your sessions going.",
+            params={"minutes": available, "threshold_minutes": threshold},
             link=link,
         )
 
@@ -385,15 +393,12 @@ def _expiry_alerts(now):
         for lot_id, user_id, name, remaining, expires_at, key in lots.values_list(
             "pk", "account__user_id", "name", "minutes_remaining", "expires_at", "alert_key"
         ):
-            when = datetime_text(expires_at)
-            yield Notification(
+            yield notification_build(
                 recipient_id=user_id,
                 kind=Kind.LOT_EXPIRING_1D if soon else Kind.LOT_EXPIRING_7D,
                 subject_id=lot_id,
                 dedupe_key=key,
-                title=f"{hours_text(remaining)} expire {'tomorrow' if soon else 'within a week'}",
-                body=f"{hours_text(remaining)} of your {name} package expire on {when}. "
-                "Book a session to use them, or renew to add more.",
+                params={"lot": name, "minutes": remaining, "expires_at": moment(expires_at)},
                 link=reverse("student:lot_detail", args=[lot_id]),
             )
 
@@ -408,14 +413,12 @@ def _expired_alerts(now):
     for lot_id, user_id, name, minutes, key in expired.values_list(
         "lot_id", "account__user_id", "lot__name", "minutes", "alert_key"
     ):
-        lost = hours_text(-minutes)
-        yield Notification(
+        yield notification_build(
             recipient_id=user_id,
             kind=Kind.LOT_EXPIRED,
             subject_id=lot_id,
             dedupe_key=key,
-            title=f"{lost} expired unused",
-            body=f"Your {name} package expired with {lost} unused.",
+            params={"lot": name, "minutes": -minutes},
             link=reverse("student:lot_detail", args=[lot_id]),
         )
 
@@ -426,14 +429,12 @@ def _card_alerts(now):
     expiring = PaymentMethod.objects.active().filter(exp_year=year, exp_month=month)
     expiring = _not_alerted(expiring, "card:", _as_text("pk"), f":{year}-{month}")
     for card in expiring.select_related("account"):
-        yield Notification(
+        yield notification_build(
             recipient_id=card.account.user_id,
             kind=Kind.CARD_EXPIRING,
             subject_id=card.pk,
             dedupe_key=f"card:{card.pk}:{year}-{month}",
-            title=f"{card.label} expires at the end of next month",
-            body=f"Your {card.label} expires {card.exp_month:02d}/{card.exp_year}. Add a new card so your "
-            "renewals keep working.",
+            params={"card": card.label, "exp_month": card.exp_month, "exp_year": card.exp_year},
             link=reverse("student:cards"),
         )
 
@@ -458,47 +459,42 @@ def _payment_alerts(now, payments=None):
     succeeded = _not_alerted(recent.filter(status=Payment.Status.SUCCEEDED), "payment-ok:", _as_text("pk"))
     in_review = _not_alerted(recent.filter(status=Payment.Status.NEEDS_REVIEW), "payment-review:", _as_text("pk"))
     for payment in failed.select_related("account", "plan"):
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.PAYMENT_FAILED,
             subject_id=payment.pk,
             dedupe_key=f"payment-failed:{payment.pk}",
-            title="A payment failed",
-            body=f"Your payment for {_what(payment)} failed: {payment.failure_message} No hours were added.",
+            params=_paid(payment) | {"reason": payment.failure_message},
             link=reverse("student:dashboard") + "#plans",
         )
     for payment in waiting.select_related("account", "plan"):
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.PAYMENT_NEEDS_ACTION,
             subject_id=payment.pk,
             dedupe_key=f"payment-action:{payment.pk}",
-            title="Your bank asks you to confirm a payment",
-            body=f"Your payment for {_what(payment)} waits for your bank's check (3-D Secure). "
-            "Open the link to finish it.",
+            params=_paid(payment),
             link=_completion_link(payment),
         )
     for payment in in_review.select_related("account", "plan"):
         # Found by a pay click, a refresh or a webhook: the student may have left the page. In our
         # words only (our price, never Stripe's amount or ids): staff explain the rest.
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.PAYMENT_UNDER_REVIEW,
             subject_id=payment.pk,
             dedupe_key=f"payment-review:{payment.pk}",
-            title="A payment is under review",
-            body=f"Your payment for {_what(payment)} is under review. {PAYMENT_UNDER_REVIEW}",
+            params=_paid(payment),
             link=reverse("student:dashboard"),
         )
     for payment in succeeded.select_related("account", "plan", "receipt"):
         receipt = getattr(payment, "receipt", None)
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.PAYMENT_SUCCEEDED,
             subject_id=payment.pk,
             dedupe_key=f"payment-ok:{payment.pk}",
-            title=f"{hours_text(payment.minutes)} added",
-            body=f"Your payment for {_what(payment)} went through and {hours_text(payment.minutes)} were added.",
+            params=_paid(payment) | {"minutes": payment.minutes},
             link=reverse("student:receipt_download", args=[receipt.pk]) if receipt else reverse("student:receipts"),
         )
 
@@ -511,15 +507,17 @@ def _refund_alerts(now, refunds=None):
         "payment__account", "payment__lot"
     ):
         payment = refund.payment
-        amount, hours = money_text(refund.amount_cents, refund.currency), hours_text(refund.minutes_reversed)
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.REFUND_HOURS,
             subject_id=refund.pk,
             dedupe_key=f"refund-hours:{refund.pk}",
-            title=f"{amount} refunded, {hours} taken back from {payment.lot.name}",
-            body=f"{amount} of your payment for {payment.lot.name} was refunded to your card, and {hours} of that "
-            "package were taken back with it.",
+            params={
+                "lot": payment.lot.name,
+                "amount_cents": refund.amount_cents,
+                "currency": refund.currency,
+                "minutes": refund.minutes_reversed,
+            },
             link=reverse("student:lot_detail", args=[payment.lot_id]),
         )
 
@@ -531,16 +529,17 @@ def _dispute_alerts(now):
         "payment__account", "payment__lot"
     ):
         payment = dispute.payment
-        hours = hours_text(dispute.minutes_held)
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.DISPUTE_HOLD,
             subject_id=dispute.pk,
             dedupe_key=f"dispute-hold:{dispute.pk}",
-            title=f"{hours} on hold for a dispute",
-            body=f"Your bank opened a dispute about your payment for {payment.lot.name} "
-            f"({money_text(dispute.amount_cents, dispute.currency)}). Until it is settled, {hours} of that package "
-            "are on hold and cannot be used. If you did not mean to dispute this payment, please talk to your bank.",
+            params={
+                "lot": payment.lot.name,
+                "amount_cents": dispute.amount_cents,
+                "currency": dispute.currency,
+                "minutes": dispute.minutes_held,
+            },
             link=reverse("student:lot_detail", args=[payment.lot_id]),
         )
     released = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.DISPUTE_RELEASE, recorded_at__gte=now - RECENT_PAYMENTS)
@@ -548,14 +547,12 @@ def _dispute_alerts(now):
     for entry_id, user_id, lot_id, name, minutes in released.values_list(
         "pk", "account__user_id", "lot_id", "lot__name", "minutes"
     ):
-        hours = hours_text(minutes)
-        yield Notification(
+        yield notification_build(
             recipient_id=user_id,
             kind=Kind.DISPUTE_RELEASED,
             subject_id=lot_id,
             dedupe_key=f"dispute-released:{entry_id}",
-            title=f"{hours} released after a dispute",
-            body=f"The dispute about your payment for {name} is settled: the {hours} on hold can be used again.",
+            params={"lot": name, "minutes": minutes},
             link=reverse("student:lot_detail", args=[lot_id]),
         )
 
@@ -577,14 +574,12 @@ def _subscription_alerts(now):
         "account", "plan", "subscription"
     ):
         reason = payment.subscription.failure_message or payment.failure_message
-        yield Notification(
+        yield notification_build(
             recipient_id=payment.account.user_id,
             kind=Kind.SUBSCRIPTION_PAST_DUE,
             subject_id=payment.subscription_id,
             dedupe_key=f"subscription-past-due:{payment.pk}",
-            title="Your subscription payment failed",
-            body=f"We could not charge {_what(payment)} for your subscription: {reason} Pay now with a saved card "
-            "to keep your hours coming; your bank may try again on its own in a few days.",
+            params=_paid(payment) | {"reason": reason},
             link=page,
         )
     renewing = Subscription.objects.filter(
@@ -601,28 +596,31 @@ def _subscription_alerts(now):
     for subscription in renewing.exclude(Exists(reminded)).select_related("account", "plan"):
         plan = subscription.plan
         card = subscription.account.payment_methods.active().filter(is_default=True).first()
-        yield Notification(
+        yield notification_build(
             recipient_id=subscription.account.user_id,
             kind=Kind.SUBSCRIPTION_RENEWING,
             subject_id=subscription.pk,
             dedupe_key=f"subscription-renewal:{subscription.pk}:{int(subscription.current_period_end.timestamp())}",
-            title=f"{plan.name} renews on {datetime_text(subscription.current_period_end)}",
-            body=f"Your subscription renews on {datetime_text(subscription.current_period_end)}: we will charge "
-            f"{money_text(plan.price_cents, plan.currency)} to {card.label if card else 'your default card'} "
-            f"and add {hours_text(plan.minutes)}.",
+            params={
+                "plan": plan.name,
+                "renews_at": moment(subscription.current_period_end),
+                "amount_cents": plan.price_cents,
+                "currency": plan.currency,
+                "card": card.label if card else "",
+                "minutes": plan.minutes,
+            },
             link=page,
         )
     ended = Subscription.objects.filter(
         status=Subscription.Status.CANCELED, ended_at__gte=now - RECENT_SUBSCRIPTION_ENDS
     )
     for subscription in _not_alerted(ended, "subscription-ended:", _as_text("pk")).select_related("account", "plan"):
-        yield Notification(
+        yield notification_build(
             recipient_id=subscription.account.user_id,
             kind=Kind.SUBSCRIPTION_ENDED,
             subject_id=subscription.pk,
             dedupe_key=f"subscription-ended:{subscription.pk}",
-            title=f"Your {subscription.plan.name} subscription has ended",
-            body="No more hours will be added or charged. Hours you already have stay until they expire.",
+            params={"plan": subscription.plan.name},
             link=page,
         )
 
@@ -633,8 +631,9 @@ def _completable(payments):
     return payments.filter(status=Payment.Status.REQUIRES_ACTION, account__blocked_at__isnull=True)
 
 
-def _what(payment):
-    return f"{payment.plan.name} ({money_text(payment.amount_cents, payment.currency)})"
+def _paid(payment):
+    """What an alert about a payment names: its plan and our price (never Stripe's amount)."""
+    return {"plan": payment.plan.name, "amount_cents": payment.amount_cents, "currency": payment.currency}
 
 
 def _claim(notification, now):
@@ -661,12 +660,14 @@ def _send(notification, connection):
 
 
 def _email(notification, connection):
+    """In the recipient's language and time zone, whoever raised the alert and whatever runs this."""
     context = {"notification": notification, "base_url": settings.PORTAL_BASE_URL}
-    message = EmailMultiAlternatives(
-        subject=notification.title,
-        body=render_to_string(f"email/alerts/{notification.kind}.txt", context),
-        to=[notification.recipient.email],
-        connection=connection,
-    )
-    message.attach_alternative(render_to_string(f"email/alerts/{notification.kind}.html", context), "text/html")
+    with reader_locale(notification.recipient):
+        message = EmailMultiAlternatives(
+            subject=notification.title,
+            body=render_to_string(f"email/alerts/{notification.kind}.txt", context),
+            to=[notification.recipient.email],
+            connection=connection,
+        )
+        message.attach_alternative(render_to_string(f"email/alerts/{notification.kind}.html", context), "text/html")
     message.send()

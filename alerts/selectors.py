@@ -45,7 +45,8 @@ LOT_KINDS = [Notification.Kind.LOT_EXPIRING_7D, Notification.Kind.LOT_EXPIRING_1
 
 def messages_about_payment(*, payment):
     """(time, text) of every alert the student got about a payment and the package it bought: what a
-    dispute's "customer communication" quotes."""
+    dispute's "customer communication" quotes. In English, as written when raised (evidence goes to
+    Stripe in English, whichever language the student reads)."""
     about = Q(kind__in=PAYMENT_KINDS, subject_id=payment.pk)
     if payment.lot_id:
         about |= Q(kind__in=LOT_KINDS, subject_id=payment.lot_id)
@@ -53,7 +54,7 @@ def messages_about_payment(*, payment):
     return [
         (
             notification.created_at,
-            f"{notification.title}: {notification.body}"
+            f"{notification.stored_title}: {notification.stored_body}"
             + (
                 " (in the portal and by email)"
                 if notification.email_status == Notification.Email.SENT

@@ -17,10 +17,10 @@ from django.db.models import Count, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import ngettext
 
 from alerts.models import Notification
-from billing.formatting import datetime_text, money_text
+from alerts.notifications import notification_build
+from alerts.texts import moment
 from billing.models import Dispute, FraudFlag, Payment, WebhookEvent
 from billing.payments import ABANDONED_AFTER, STUCK_AFTER
 
@@ -156,10 +156,11 @@ def _create(candidates):
 
 
 def _each(recipients, **alert):
-    """The same alert, once per recipient: its key starts with the recipient's id."""
+    """The same alert, once per recipient (each reads it in their own language): its key ends with the
+    recipient's id."""
     key = alert.pop("key")
     for recipient_id in sorted(recipients):
-        yield Notification(recipient_id=recipient_id, dedupe_key=f"{key}:{recipient_id}", **alert)
+        yield notification_build(recipient_id=recipient_id, dedupe_key=f"{key}:{recipient_id}", **alert)
 
 
 def _dispute_alerts(now, opened_to, due_to):
@@ -167,36 +168,34 @@ def _dispute_alerts(now, opened_to, due_to):
     if opened_to:
         new = _not_alerted_to_all(awaiting.filter(created_at__gte=now - RECENT), Kind.STAFF_DISPUTE_OPENED, opened_to)
         for dispute in new:
-            student, amount = dispute.payment.account.user.email, money_text(dispute.amount_cents, dispute.currency)
-            due = (
-                f"Evidence is due by {datetime_text(dispute.evidence_due_by)}."
-                if dispute.evidence_due_by
-                else "Stripe gave no evidence due date."
-            )
             yield from _each(
                 opened_to,
                 kind=Kind.STAFF_DISPUTE_OPENED,
                 subject_id=dispute.pk,
                 key=f"staff-dispute:{dispute.pk}",
-                title=f"New dispute of {amount} by {student}",
-                body=f"{student} disputed a payment of {amount} ({dispute.reason or 'no reason given'}). {due}",
+                params=_disputed(dispute) | {"reason": dispute.reason},
                 link=reverse("console:dispute", args=[dispute.pk]),
             )
     if due_to:
         soon = awaiting.filter(evidence_due_by__gt=now, evidence_due_by__lte=now + EVIDENCE_DUE_WITHIN)
         for dispute in _not_alerted_to_all(soon, Kind.STAFF_EVIDENCE_DUE, due_to):
-            student, amount = dispute.payment.account.user.email, money_text(dispute.amount_cents, dispute.currency)
-            due = datetime_text(dispute.evidence_due_by)
             yield from _each(
                 due_to,
                 kind=Kind.STAFF_EVIDENCE_DUE,
                 subject_id=dispute.pk,
                 key=f"staff-evidence:{dispute.pk}",
-                title=f"Dispute evidence due by {due}",
-                body=f"The evidence for the dispute of {amount} by {student} is due by {due} and has not been "
-                "submitted. Submit it, or accept the dispute.",
+                params=_disputed(dispute),
                 link=reverse("console:dispute", args=[dispute.pk]),
             )
+
+
+def _disputed(dispute):
+    return {
+        "student": dispute.payment.account.user.email,
+        "amount_cents": dispute.amount_cents,
+        "currency": dispute.currency,
+        "due_by": moment(dispute.evidence_due_by),
+    }
 
 
 def _flag_alerts(now, recipients):
@@ -210,8 +209,7 @@ def _flag_alerts(now, recipients):
             kind=Kind.STAFF_FRAUD_FLAG,
             subject_id=flag.pk,
             key=f"staff-flag:{flag.pk}",
-            title=f"New fraud flag on {student}",
-            body=f"{flag.get_rule_display()} for {student}. Clear the flag or confirm the fraud.",
+            params={"student": student, "rule": flag.rule},
             link=f"{reverse('console:flags')}?{urlencode({'status': FraudFlag.Status.OPEN, 'q': student})}",
         )
 
@@ -232,15 +230,7 @@ def _webhook_alerts(recipients):
         kind=Kind.STAFF_WEBHOOK_FAILED,
         subject_id=failing["newest"],
         key=f"staff-webhooks:{failing['newest']}",
-        title="Stripe events are failing",
-        body=ngettext(
-            "%(count)d Stripe event could not be applied: its handler kept failing, or what it is about never "
-            "arrived. Read the error and retry it in the console.",
-            "%(count)d Stripe events could not be applied: their handlers kept failing, or what they are about "
-            "never arrived. Read the errors and retry them in the console.",
-            failing["count"],
-        )
-        % {"count": failing["count"]},
+        params={"count": failing["count"]},
         link=link,
     )
 
@@ -250,15 +240,18 @@ def _stuck_payment_alerts(now, recipients):
         return
     stuck = _not_alerted_to_all(_stuck_payments(now), Kind.STAFF_PAYMENT_STUCK, recipients)
     for payment in stuck.select_related("account__user"):
-        amount = money_text(payment.amount_cents, payment.currency)
         yield from _each(
             recipients,
             kind=Kind.STAFF_PAYMENT_STUCK,
             subject_id=payment.pk,
             key=f"staff-stuck:{payment.pk}",
-            title=f"Payment {payment.pk} is stuck in flight",
-            body=f"Payment {payment.pk} of {amount} by {payment.account.user.email} started on "
-            f"{datetime_text(payment.created_at)} and still reads “{payment.get_status_display()}”: the "
-            "reconciliation job has not settled it. Look it up in Stripe's Dashboard and resolve it.",
+            params={
+                "payment": payment.pk,
+                "amount_cents": payment.amount_cents,
+                "currency": payment.currency,
+                "student": payment.account.user.email,
+                "started_at": moment(payment.created_at),
+                "status": payment.status,
+            },
             link=reverse("console:payment", args=[payment.pk]),
         )

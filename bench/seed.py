@@ -326,7 +326,7 @@ class Seeder:
         snapshot = self.parties | {
             "student_name": state["name"], "student_email": state["email"],
             "description": f"Refund for {plan.name}", "corrects": "", "amount_cents": cents, "currency": "EUR",
-            "amount": self.money_text(cents, "EUR", symbol=True), "hours_reversed": self.hours_text(minutes),
+            "amount": self.money_text(cents, "EUR"), "hours_reversed": self.hours_text(minutes),
             "hours_not_reversed": "", "refund": f"re_bench_{refund_id}", "payment_intent": f"pi_bench_{lot.payment_id}",
         }  # fmt: skip
         self._document(state, "credit_note", at, snapshot, refund_id=refund_id)
@@ -338,9 +338,9 @@ class Seeder:
             "student_name": state["name"], "student_email": state["email"],
             "description": f"{plan.name}: {self.hours_text(plan.minutes)} of tutoring", "plan": plan.name,
             "minutes": plan.minutes, "hours": self.hours_text(plan.minutes),
-            "unit_price": self.money_text(plan.price_per_hour_cents, "EUR", symbol=True),
+            "unit_price": self.money_text(plan.price_per_hour_cents, "EUR"),
             "amount_cents": plan.price_cents, "currency": "EUR",
-            "amount": self.money_text(plan.price_cents, "EUR", symbol=True), "card": "Visa 4242",
+            "amount": self.money_text(plan.price_cents, "EUR"), "card": "Visa 4242",
             "paid_at": local.strftime("%d %b %Y, %H:%M"), "payment_intent": f"pi_bench_{payment_id}",
             "expires": lot.expires_at.astimezone(_zone(self.tz)).strftime("%d %b %Y"),
             "balance_after": self.hours_text(state["balance"]),
@@ -463,8 +463,8 @@ class Seeder:
                                "account_id", "payment_id", "before", "after", "reason", "ip_address", "created_at"],
         "billing.Receipt": ["id", "kind", "number", "year", "sequence", "account_id", "payment_id", "refund_id",
                             "issued_at", "snapshot", "pdf", "emailed_at"],
-        "alerts.Notification": ["id", "recipient_id", "kind", "title", "body", "dedupe_key", "created_at", "read_at",
-                                "email_status", "email_attempts", "subject_id"],
+        "alerts.Notification": ["id", "recipient_id", "kind", "stored_title", "stored_body", "dedupe_key",
+                                "created_at", "read_at", "email_status", "email_attempts", "subject_id"],
         "billing.WebhookEvent": ["id", "stripe_event_id", "type", "livemode", "api_version", "payload",
                                  "payment_intent_id", "stripe_created_at", "source", "status", "attempts",
                                  "last_error", "received_at", "claimed_at", "processed_at", "processing_ms"],

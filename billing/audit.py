@@ -1,6 +1,7 @@
 """The audit log: every console action is written here, in the same transaction as its effect."""
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from billing.errors import ActionAlreadyTaken, LedgerError, ReasonRequired
 from billing.models import ActionKey, AuditEntry
@@ -27,11 +28,12 @@ def audit_record(*, actor, action, target, reason="", before=None, after=None, i
     )
 
 
-def audit_reason(text, message="Please give a reason."):
-    """The reason (or note) an audited staff action must give, trimmed; ReasonRequired if empty."""
+def audit_reason(text, message=None):
+    """The reason (or note) an audited staff action must give, trimmed; ReasonRequired if empty,
+    saying `message` (already translated by the caller) or "Please give a reason."."""
     text = (text or "").strip()
     if not text:
-        raise ReasonRequired(message)
+        raise ReasonRequired(message or _("Please give a reason."))
     return text
 
 
@@ -48,7 +50,7 @@ def action_key_claim(*, key, action, actor):
         raise LedgerError("A one-time key is claimed only inside the action's transaction (transaction.atomic).")
     key = (key or "").strip()
     if not key or len(key) > ActionKey._meta.get_field("key").max_length:
-        raise LedgerError("This form has expired. Please open it again.")
+        raise LedgerError(_("This form has expired. Please open it again."))
     try:
         with transaction.atomic():
             ActionKey.objects.create(key=key, action=action, actor=actor)

@@ -10,6 +10,8 @@ import secrets
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing import stripe_gateway
 from billing.errors import BillingError, CardNotFound
@@ -20,7 +22,10 @@ from billing.models import Account, CardSetup, PaymentMethod, Subscription
 logger = logging.getLogger(__name__)
 
 
-CARDS_PAUSED = "Adding cards is paused on your account, like purchases. Please contact your tutoring coordinator."
+# English, as tests name it; shown through gettext.
+CARDS_PAUSED = gettext_noop(
+    "Adding cards is paused on your account, like purchases. Please contact your tutoring coordinator."
+)
 
 
 class CardSetupFailed(BillingError):
@@ -50,7 +55,7 @@ def card_setup_start(*, account):
     account gets none (CardSetupFailed): its secret would let the browser try a card with Stripe.
     """
     if Account.objects.filter(pk=account.pk, blocked_at__isnull=False).exists():  # as staff left it, now
-        raise CardSetupFailed(CARDS_PAUSED)
+        raise CardSetupFailed(_(CARDS_PAUSED))
     if account.stripe_customer_id and not stripe_gateway.customer_exists(account.stripe_customer_id):
         customer_forget(account=account)
     setup_intent = stripe_gateway.setup_intent_create(
@@ -88,9 +93,9 @@ def card_save(*, account, setup_intent_id):
     intent = stripe_gateway.setup_intent_retrieve(setup_intent_id)
     if intent.customer_id != customer_id:
         # Someone else's SetupIntent: answer as if it did not exist.
-        raise CardSetupFailed("We could not find that card setup. Please try again.")
+        raise CardSetupFailed(_("We could not find that card setup. Please try again."))
     if intent.status != stripe_gateway.StripeStatus.SUCCEEDED or not intent.payment_method_id:
-        raise CardSetupFailed("The card was not confirmed. Please try again.")
+        raise CardSetupFailed(_("The card was not confirmed. Please try again."))
     card = stripe_gateway.card_retrieve(intent.payment_method_id)
     if card.customer_id != customer_id:
         # Real Stripe attaches on confirmation; the stand-in does not, so attach explicitly.

@@ -1,4 +1,8 @@
-"""Domain errors of the billing domain. Each carries a message fit to show a student or staff."""
+"""Domain errors of the billing domain. Each carries a message fit to show a student or staff, in
+the language active where it is raised (the request's, or the reader's under reader_locale)."""
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing.formatting import date_text
 
@@ -15,13 +19,19 @@ class InsufficientHours(BillingError):
     def __init__(self, *, available_minutes, requested_minutes):
         self.available_minutes = available_minutes
         self.requested_minutes = requested_minutes
-        super().__init__(f"Not enough hours: {requested_minutes} minutes requested, {available_minutes} available.")
+        super().__init__(
+            _("Not enough hours: %(requested)s minutes requested, %(available)s available.")
+            % {"requested": requested_minutes, "available": available_minutes}
+        )
 
 
 class LotExpired(BillingError):
     def __init__(self, lot):
         self.lot = lot
-        super().__init__(f"{lot.name} expired on {date_text(lot.expires_at)}; its hours can no longer change.")
+        super().__init__(
+            _("%(lot)s expired on %(date)s; its hours can no longer change.")
+            % {"lot": lot.name, "date": date_text(lot.expires_at)}
+        )
 
 
 class PaymentRefused(BillingError):
@@ -30,7 +40,7 @@ class PaymentRefused(BillingError):
 
 class PaymentInProgress(PaymentRefused):
     def __init__(self):
-        super().__init__("Another payment for your account is being processed. Please wait a moment.")
+        super().__init__(_("Another payment for your account is being processed. Please wait a moment."))
 
 
 class PaymentDeclined(BillingError):
@@ -46,7 +56,7 @@ class CardNotFound(BillingError):
     """Stripe no longer knows a card we had saved."""
 
     def __init__(self):
-        super().__init__("This card is no longer available. Please add it again or choose another card.")
+        super().__init__(_("This card is no longer available. Please add it again or choose another card."))
 
 
 class SubscriptionRefused(BillingError):
@@ -84,16 +94,17 @@ class ProviderUnavailable(BillingError):
 
     def __init__(self, *, maybe_charged):
         self.maybe_charged = maybe_charged
-        super().__init__("We could not reach the payment provider.")
+        super().__init__(_("We could not reach the payment provider."))
 
 
 class AccountBlocked(PaymentRefused):
     """The account is blocked (after a confirmed fraud flag): no purchase starts, nothing is charged."""
 
-    MESSAGE = "Purchases are paused on your account. Please contact your tutoring coordinator."
+    # English, as tests and views name it; shown through gettext (`_(AccountBlocked.MESSAGE)`).
+    MESSAGE = gettext_noop("Purchases are paused on your account. Please contact your tutoring coordinator.")
 
     def __init__(self):
-        super().__init__(self.MESSAGE)
+        super().__init__(_(self.MESSAGE))
 
 
 class FraudFlagRefused(BillingError):
@@ -101,7 +112,15 @@ class FraudFlagRefused(BillingError):
 
     def __init__(self, flag):
         self.flag = flag
-        super().__init__(f"This flag was already {flag.get_status_display().lower()}; nothing was changed.")
+        if flag.status == flag.Status.CONFIRMED:
+            message = _("This flag was already confirmed; nothing was changed.")
+        elif flag.status == flag.Status.CLEARED:
+            message = _("This flag was already cleared; nothing was changed.")
+        else:
+            message = _("This flag was already %(status)s; nothing was changed.") % {
+                "status": flag.get_status_display().lower()
+            }
+        super().__init__(message)
 
 
 class ReasonRequired(BillingError):
@@ -116,10 +135,11 @@ class AccountDetailsInvalid(BillingError):
 class ActionAlreadyTaken(BillingError):
     """A console form's one-time key that was used already (a double submit, or two at once)."""
 
-    MESSAGE = "This was already done; nothing was changed again."
+    # English, as tests name it; shown through gettext.
+    MESSAGE = gettext_noop("This was already done; nothing was changed again.")
 
     def __init__(self):
-        super().__init__(self.MESSAGE)
+        super().__init__(_(self.MESSAGE))
 
 
 class HoursActionRefused(BillingError):
@@ -131,4 +151,4 @@ class VoidTooLate(HoursActionRefused):
     """Support may void a session only within a day of its recording; Finance may at any time."""
 
     def __init__(self):
-        super().__init__("This session was recorded more than 24 hours ago; only Finance can void it now.")
+        super().__init__(_("This session was recorded more than 24 hours ago; only Finance can void it now."))

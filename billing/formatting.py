@@ -1,38 +1,75 @@
 """How minutes, cents, dates and times read as text: the one implementation, used by pages, tables,
 emails, receipts and the texts we send Stripe alike.
 
-Dates and times are always shown in the viewer's local time (the active time zone): every function
-here converts an aware datetime first, so no caller formats UTC by mistake. The formats themselves
-are the constants below, so that a change of format (or of language) is made here once.
+Everything here reads in the active language (English or European Portuguese) through Babel's CLDR
+data: "€150.00" and "1 Dec 2026" in English, "150,00 €" and "1/12/2026" in Portuguese. Dates and
+times are shown in the reader's local time (the active time zone): every function converts an aware
+datetime first, so no caller formats UTC by mistake. `reader_locale` switches both to someone who
+is not the one asking (the recipient of an email, a PDF or an alert).
 """
 
+import zoneinfo
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.utils import dateformat, timezone
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from django.conf import settings
+from django.utils import dateformat, timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
-# Django's date format characters (https://docs.djangoproject.com/en/5.2/ref/templates/builtins/#date).
-DATE = "j M Y"  # 1 Dec 2026
-DAY_MONTH = "j M"  # 1 Dec
-DATETIME = "j M Y, H:i"  # 1 Dec 2026, 19:16
-DATETIME_SECONDS = "j M Y, H:i:s"  # 1 Dec 2026, 19:16:05
-MONTH = "F Y"  # December 2026: a monthly subscription's period
-DATETIME_ZONE = "j M Y, H:i T"  # 1 Dec 2026, 19:16 CET: for texts read far from the portal (Stripe)
+# Django's language codes -> the CLDR locale whose conventions they read in (British English:
+# "1 Dec 2026", "€150.00").
+BABEL_LOCALES = {"en": "en_GB", "pt-pt": "pt_PT"}
+# CLDR skeletons: which parts a date shows; the locale decides their order and punctuation.
+DATE = "yMMMd"  # 1 Dec 2026 / 1/12/2026
+DAY_MONTH = "MMMd"  # 1 Dec / 1/12
+MONTH = "yMMMM"  # December 2026 / dezembro de 2026: a monthly subscription's period
+
+
+def babel_locale():
+    """The CLDR locale of the active language."""
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    return BABEL_LOCALES.get(language.lower(), BABEL_LOCALES[settings.LANGUAGE_CODE])
+
+
+def language_of(user):
+    """The language to write to `user` in: their own, else the site's default."""
+    language = getattr(user, "language", "")
+    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def time_zone_of(user):
+    """The zone `user` reads times in: their own, else the site's default."""
+    name = getattr(user, "time_zone", "") or settings.TIME_ZONE
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+@contextmanager
+def reader_locale(user):
+    """Write for `user`, not for whoever is asking: a staff refund's credit note, an email sent by a
+    background job, an alert created by a webhook all read in the recipient's language and zone."""
+    with translation.override(language_of(user)), timezone.override(time_zone_of(user)):
+        yield
 
 
 def period_text(start, interval):
     """The period a subscription payment pays for, by its start: "December 2026" for a month,
     "week of 7 Dec 2026" for a week."""
     if interval == "week":
-        return f"week of {date_text(start)}"
-    return dateformat.format(timezone.localtime(start), MONTH)
+        return _("week of %(date)s") % {"date": date_text(start)}
+    return babel_dates.format_skeleton(MONTH, local(start), locale=babel_locale())
 
 
 def hours_text(minutes):
-    """210 -> "3.5 h"; 50 -> "0.83 h"; 600 -> "10 h"."""
+    """210 -> "3.5 h" ("3,5 h" in Portuguese); 50 -> "0.83 h"; 600 -> "10 h"."""
     value = (Decimal(minutes) / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"{value:f}".rstrip("0").rstrip(".") + " h"
+    return f"{babel_numbers.format_decimal(value.normalize(), locale=babel_locale())} h"
 
 
 def signed_hours_text(minutes):
@@ -55,17 +92,14 @@ def duration_input(minutes):
     return f"{'-' if minutes < 0 else ''}{whole_hours}:{rest:02d}"
 
 
-def money_text(cents, currency, *, symbol=False):
-    """15000, "EUR" -> "EUR 150.00" (pages: the code spelled out) or "€150.00" (printed documents)."""
-    amount = f"{_units(cents):,.2f}"
-    if symbol and currency in CURRENCY_SYMBOLS:
-        return f"{CURRENCY_SYMBOLS[currency]}{amount}"
-    return f"{currency} {amount}"
+def money_text(cents, currency):
+    """15000, "EUR" -> "€150.00" in English, "150,00 €" in Portuguese (the locale's own pattern)."""
+    return babel_numbers.format_currency(_units(cents), currency, locale=babel_locale())
 
 
 def price_paid_text(cents, currency):
     """What a lot cost, or "Included" for hours granted without a payment."""
-    return money_text(cents, currency) if cents else "Included"
+    return money_text(cents, currency) if cents else _("Included")
 
 
 def money_input(cents):
@@ -86,18 +120,23 @@ def local(moment):
 
 def date_text(moment):
     """1 Dec 2026 (the local calendar date of a datetime)."""
-    return dateformat.format(local(moment), DATE)
+    return babel_dates.format_skeleton(DATE, local(moment), locale=babel_locale())
 
 
 def day_month_text(moment):
     """1 Dec."""
-    return dateformat.format(local(moment), DAY_MONTH)
+    return babel_dates.format_skeleton(DAY_MONTH, local(moment), locale=babel_locale())
 
 
 def datetime_text(moment, *, seconds=False, zone=False):
     """1 Dec 2026, 19:16 in local time; with `seconds` 19:16:05, with `zone` 19:16 CET."""
-    pattern = DATETIME_ZONE if zone else DATETIME_SECONDS if seconds else DATETIME
-    return dateformat.format(local(moment), pattern)
+    moment = local(moment)
+    locale = babel_locale()
+    time = babel_dates.format_time(moment, "medium" if seconds else "short", locale=locale)
+    if zone:
+        time = f"{time} {dateformat.format(moment, 'T')}"
+    pattern = babel_dates.get_datetime_format("medium", locale=locale)
+    return pattern.replace("{1}", date_text(moment)).replace("{0}", time)
 
 
 def iso_date(moment):
@@ -122,8 +161,10 @@ def until_text(moment):
     """ "today", "tomorrow" or "in 5 days": how far off a date is, in the viewer's calendar."""
     days = days_until(moment)
     if days <= 0:
-        return "today"
-    return "tomorrow" if days == 1 else f"in {days} days"
+        return _("today")
+    if days == 1:
+        return _("tomorrow")
+    return ngettext("in %(days)d day", "in %(days)d days", days) % {"days": days}
 
 
 def code_text(code):

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from billing import background, ledger
 from billing.audit import action_key_claim, audit_reason, audit_record
@@ -58,12 +60,12 @@ def hours_grant(*, account, name, minutes, expires_at, reason, actor, key, ip_ad
     reason = audit_reason(reason)
     name = (name or "").strip()
     if not name:
-        raise HoursActionRefused("Please give the granted hours a name.")
+        raise HoursActionRefused(_("Please give the granted hours a name."))
     if minutes <= 0:
-        raise HoursActionRefused("Please grant a positive number of minutes.")
+        raise HoursActionRefused(_("Please grant a positive number of minutes."))
     expires_at = _expiry(expires_at)
     if expires_at <= timezone.now():
-        raise HoursActionRefused("The expiry must be in the future.")
+        raise HoursActionRefused(_("The expiry must be in the future."))
     with transaction.atomic():
         account = ledger.account_lock(account_id=account.pk)
         action_key_claim(key=key, action="hours.grant", actor=actor)
@@ -133,7 +135,7 @@ def account_lots_extend(*, account, days, reason, actor, key, ip_address=None):
         action_key_claim(key=key, action="lots.extend", actor=actor)
         lots = list(Lot.objects.usable(timezone.now()).filter(account=account).order_by("expires_at", "pk"))
         if not lots:
-            raise HoursActionRefused("This student has no usable lots to extend.")
+            raise HoursActionRefused(_("This student has no usable lots to extend."))
         _lots_move(account, lots, days=days, reason=reason, actor=actor, ip_address=ip_address)
     return lots
 
@@ -162,9 +164,16 @@ def lots_extend_bulk(*, plan, expires_from, expires_to, days, reason, actor, key
         # Read again under the locks: a lot used up or expired meanwhile has left the selection.
         lots = list(selection.order_by("account_id", "expires_at", "pk"))
         if len(lots) != expected_lots:
+            # The English reads "lots" whatever the count; a language with plural forms chooses.
             raise HoursActionRefused(
-                f"The selection changed since the preview: it now holds {len(lots)} lots, not {expected_lots}. "
-                "Please check the preview again."
+                ngettext(
+                    "The selection changed since the preview: it now holds %(lots)s lots, not %(expected)s. "
+                    "Please check the preview again.",
+                    "The selection changed since the preview: it now holds %(lots)s lots, not %(expected)s. "
+                    "Please check the preview again.",
+                    len(lots),
+                )
+                % {"lots": len(lots), "expected": expected_lots}
             )
         preview = ExtendPreview(
             lots=len(lots),
@@ -215,19 +224,19 @@ def _expiry(value):
         return value
     if isinstance(value, date):
         return timezone.make_aware(datetime.combine(value, time.max))
-    raise HoursActionRefused("Please give the expiry as a date.")
+    raise HoursActionRefused(_("Please give the expiry as a date."))
 
 
 def _days_check(days):
     if not 1 <= days <= MAX_EXTENSION_DAYS:
-        raise HoursActionRefused(f"Please extend by 1 to {MAX_EXTENSION_DAYS} days.")
+        raise HoursActionRefused(_("Please extend by 1 to %(max)s days.") % {"max": MAX_EXTENSION_DAYS})
 
 
 def _reopen_check(lot, now):
     if not lot_reopenable(lot, now=now):
         raise HoursActionRefused(
-            f"{lot.name} expired more than {settings.PORTAL_REOPEN_WINDOW_DAYS} days ago and can no longer be "
-            "reopened. Grant hours instead."
+            _("%(lot)s expired more than %(days)s days ago and can no longer be reopened. Grant hours instead.")
+            % {"lot": lot.name, "days": settings.PORTAL_REOPEN_WINDOW_DAYS}
         )
     payment = Payment.objects.filter(lot=lot).first()
     if payment is not None and lot.expired_at is not None:
@@ -235,8 +244,11 @@ def _reopen_check(lot, now):
         disputed = payment.disputes.filter(created_at__gte=lot.expired_at).exists()
         if refunded or disputed:
             raise HoursActionRefused(
-                f"{lot.name} was refunded or disputed after it expired, so it cannot be reopened. "
-                "Grant hours instead if the student should have some."
+                _(
+                    "%(lot)s was refunded or disputed after it expired, so it cannot be reopened. "
+                    "Grant hours instead if the student should have some."
+                )
+                % {"lot": lot.name}
             )
 
 
@@ -266,7 +278,7 @@ def _lots_move(account, lots, *, days, reason, actor, ip_address):
 
 def _bulk_selection(plan, expires_from, expires_to):
     if expires_from > expires_to:
-        raise HoursActionRefused("The first expiry date must not be after the last one.")
+        raise HoursActionRefused(_("The first expiry date must not be after the last one."))
     start = timezone.make_aware(datetime.combine(expires_from, time.min))
     end = timezone.make_aware(datetime.combine(expires_to + timedelta(days=1), time.min))
     return Lot.objects.usable(timezone.now()).filter(plan=plan, expires_at__gte=start, expires_at__lt=end)

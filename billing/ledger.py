@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.audit import action_key_claim, audit_record
 from billing.errors import InsufficientHours, LedgerError, LotExpired
@@ -26,7 +27,7 @@ ACCOUNTS_PER_EXPIRY_BATCH = 200
 
 def account_open(*, user):
     """The user's hours account, created on first use."""
-    account, _ = Account.objects.get_or_create(user=user)
+    account, _created = Account.objects.get_or_create(user=user)
     return account
 
 
@@ -180,7 +181,7 @@ def usage_reverse(*, usage, reason, actor):
         account = account_lock(account_id=Usage.objects.values_list("account_id", flat=True).get(pk=usage.pk))
         usage = Usage.objects.get(pk=usage.pk)
         if usage.voided_at is not None:
-            raise LedgerError(f"This session was already voided on {date_text(usage.voided_at)}.")
+            raise LedgerError(_("This session was already voided on %(date)s.") % {"date": date_text(usage.voided_at)})
         now = timezone.now()
         drawn = defaultdict(int)
         for lot_id, minutes in usage.ledger_entries.filter(kind=LedgerEntry.Kind.USAGE).values_list(
@@ -243,7 +244,7 @@ def lots_postpone(*, lots, days):
     if not transaction.get_connection().in_atomic_block:
         raise LedgerError("Lots move only inside the transaction that locked their accounts.")
     if days <= 0:
-        raise LedgerError("An extension must be of at least one day.")
+        raise LedgerError(_("An extension must be of at least one day."))
     now = timezone.now()
     for lot in lots:
         if lot.is_expired(now):
@@ -255,9 +256,11 @@ def lots_postpone(*, lots, days):
 
 def _expiry_check(lot, expires_at):
     if expires_at <= timezone.now():
-        raise LedgerError("The new expiry must be in the future.")
+        raise LedgerError(_("The new expiry must be in the future."))
     if expires_at <= lot.expires_at:
-        raise LedgerError(f"The new expiry must be later than the current one ({date_text(lot.expires_at)}).")
+        raise LedgerError(
+            _("The new expiry must be later than the current one (%(date)s).") % {"date": date_text(lot.expires_at)}
+        )
 
 
 def lot_reopen(*, lot, expires_at, reason, actor):
@@ -391,7 +394,7 @@ def lot_reverse(*, lot, minutes, reason, actor=None):
 def lot_adjust(*, lot, minutes, reason, actor=None):
     """A staff correction of a lot's hours, up or down, always with a reason."""
     if minutes == 0:
-        raise LedgerError("An adjustment must change the hours.")
+        raise LedgerError(_("An adjustment must change the hours."))
     return _change_lot(lot=lot, kind=LedgerEntry.Kind.ADJUSTMENT, minutes=minutes, reason=reason, actor=actor)
 
 

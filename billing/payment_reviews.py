@@ -3,6 +3,7 @@ had): Finance records how it was resolved, with a reason, in the audit log. Mone
 through billing.refunds (for what Stripe charged); hours, if staff add any, through an adjustment."""
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from billing import ledger
 from billing.audit import audit_reason, audit_record
@@ -17,14 +18,14 @@ class PaymentReviewRefused(BillingError):
 def payment_review_resolve(*, payment, actor, reason, ip_address=None):
     """Mark a payment waiting for review as resolved (what was done and why is the audited reason).
     Its failure code and message stay, as the record of what was found."""
-    reason = audit_reason(reason, "Say how this payment was resolved; it is kept in the audit log.")
+    reason = audit_reason(reason, _("Say how this payment was resolved; it is kept in the audit log."))
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status != Payment.Status.NEEDS_REVIEW:
             raise PaymentReviewRefused(
-                f"This payment is not waiting for review (it is {payment.get_status_display().lower()}); "
-                "nothing was changed."
+                _("This payment is not waiting for review (it is %(status)s); nothing was changed.")
+                % {"status": payment.get_status_display().lower()}
             )
         payment.status = Payment.Status.RESOLVED
         payment.save(update_fields=["status", "updated_at"])

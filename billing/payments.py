@@ -18,6 +18,8 @@ from django.core import signing
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing import ledger, stripe_gateway
 from billing.audit import audit_reason, audit_record
@@ -57,23 +59,27 @@ ABANDONED_AFTER = timedelta(hours=24)
 # every five minutes for ever.
 CANCEL_GIVEN_UP_AFTER = timedelta(hours=24)
 Failure = Payment.Failure
-NOT_CHARGED = "We could not reach the payment provider. You were not charged; please try again."
-REFUSED = "The payment provider refused this payment. You were not charged; please try another card."
-CANCELLED = "This payment was cancelled before your bank confirmed it. You were not charged."
+# The texts below are English, as a payment stores them (failure_message) and as tests and views name
+# them; they are only marked for translation, and translated where a person reads them (`_(NOT_CHARGED)`).
+NOT_CHARGED = gettext_noop("We could not reach the payment provider. You were not charged; please try again.")
+REFUSED = gettext_noop("The payment provider refused this payment. You were not charged; please try another card.")
+CANCELLED = gettext_noop("This payment was cancelled before your bank confirmed it. You were not charged.")
 # What the student reads about a payment left for staff: never Stripe's ids or amounts. It gets its
 # hours once Stripe confirms the charge, or its money back from staff; nothing holds the next
 # purchase back meanwhile.
-PAYMENT_UNDER_REVIEW = (
+PAYMENT_UNDER_REVIEW = gettext_noop(
     "We could not confirm this payment automatically, so no hours were added for it yet. Our staff will check it: "
     "if you were charged, you get its hours or your money back. You may buy again meanwhile if you need hours now."
 )
 
 # What the student reads about a payment staff resolved (refunded, corrected by hand...): what was
 # done is between staff and the student, so no amounts or ids here either.
-PAYMENT_RESOLVED = (
+PAYMENT_RESOLVED = gettext_noop(
     "Our staff have checked this payment and settled it; nothing more happens to it here. If you have a question "
     "about it, write to your tutoring coordinator."
 )
+BUTTON_EXPIRED = gettext_noop("This button has expired. Please reload the page and try again.")
+BUTTON_INVALID = gettext_noop("This payment button is not valid. Please reload the page and try again.")
 
 
 class UnknownPaymentIntent(BillingError):
@@ -139,9 +145,9 @@ def payment_offer_read(*, account, token):
     try:
         raw = signing.loads(token or "", salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
     except signing.SignatureExpired:
-        raise PaymentRefused("This button has expired. Please reload the page and try again.") from None
+        raise PaymentRefused(_(BUTTON_EXPIRED)) from None
     except signing.BadSignature:
-        raise PaymentRefused("This payment button is not valid. Please reload the page and try again.") from None
+        raise PaymentRefused(_(BUTTON_INVALID)) from None
     offer = PaymentOffer(
         account_id=raw["a"],
         plan_id=raw["p"],
@@ -154,7 +160,7 @@ def payment_offer_read(*, account, token):
         nonce=raw["n"],
     )
     if offer.account_id != account.pk or offer.kind not in Payment.Kind.values:
-        raise PaymentRefused("This payment button is not valid. Please reload the page and try again.")
+        raise PaymentRefused(_(BUTTON_INVALID))
     return offer
 
 
@@ -566,46 +572,49 @@ def payment_again_refusal(*, payment):
     can: a failed package payment, its package still on sale, the account not blocked, and no
     package paid for since. The dashboard's pay-again button follows the same rule."""
     if payment.status != Payment.Status.FAILED:
-        return f"This payment is {payment.get_status_display().lower()}, not failed; nothing was done."
+        return _("This payment is %(status)s, not failed; nothing was done.") % {
+            "status": payment.get_status_display().lower()
+        }
     if payment.for_subscription:
-        return (
+        return _(
             "This is a subscription invoice: Stripe retries it, and the student's subscription page offers "
             "Pay now; nothing was done."
         )
     if not payment.plan.is_active or payment.plan.is_subscription:
-        return f"{payment.plan.name} is no longer on sale; nothing was done."
+        return _("%(plan)s is no longer on sale; nothing was done.") % {"plan": payment.plan.name}
     if Account.objects.filter(pk=payment.account_id, blocked_at__isnull=False).exists():
-        return "This student's account is blocked, so they cannot buy; nothing was done."
+        return _("This student's account is blocked, so they cannot buy; nothing was done.")
     if _paid_since(payment):
-        return "The student has paid for a package since this payment failed; nothing was done."
+        return _("The student has paid for a package since this payment failed; nothing was done.")
     return ""
 
 
 def payment_retry_refusal(*, payment):
     """Why Finance cannot retry `payment` (see payment_retry), or "" when they can."""
     if payment.retry_of_id is not None:
-        return f"This payment is already the retry of payment {payment.retry_of_id}; it is not retried again."
+        return _("This payment is already the retry of payment %(payment)s; it is not retried again.") % {
+            "payment": payment.retry_of_id
+        }
     if (retry := Payment.objects.filter(retry_of=payment).first()) is not None:
-        return (
-            f"This payment was already retried once (payment {retry.pk}, {retry.get_status_display().lower()}); "
-            "it is not retried again."
-        )
+        return _(
+            "This payment was already retried once (payment %(payment)s, %(status)s); it is not retried again."
+        ) % {"payment": retry.pk, "status": retry.get_status_display().lower()}
     if refusal := payment_again_refusal(payment=payment):
         return refusal
     if payment.failure_code not in RETRYABLE_FAILURES:
-        return (
-            f"This payment failed with “{payment.failure_code}”, which is not a processing error: only a "
+        return _(
+            "This payment failed with “%(code)s”, which is not a processing error: only a "
             "payment that never reached the bank is retried. Ask the student to pay again instead."
-        )
+        ) % {"code": payment.failure_code}
     if payment.payment_method is None or payment.payment_method.removed_at is not None:
-        return "The card of this payment has been removed; nothing was charged. Ask the student to pay again."
+        return _("The card of this payment has been removed; nothing was charged. Ask the student to pay again.")
     if timezone.now() - payment.created_at > RETRY_WITHIN:
-        return (
-            f"This payment failed more than {RETRY_WITHIN.days} days ago: it is not charged without the student. "
+        return _(
+            "This payment failed more than %(days)s days ago: it is not charged without the student. "
             "Ask them to pay again instead."
-        )
+        ) % {"days": RETRY_WITHIN.days}
     if _one_off(payment.account.payments).filter(status__in=Payment.IN_FLIGHT).exists():
-        return "Another payment of this student is in progress; try again once it is settled."
+        return _("Another payment of this student is in progress; try again once it is settled.")
     return ""
 
 
@@ -619,7 +628,7 @@ def payment_retry(*, payment, actor, reason, ip_address=None):
     two concurrent requests make one retry and one charge; the later one is refused. Its Stripe
     idempotency key is derived from the failed payment. Audited on the failed payment. Raises
     FailedPaymentRefused (nothing charged) when payment_retry_refusal says why not."""
-    reason = audit_reason(reason, "Say why this payment is retried; it is kept in the audit log.")
+    reason = audit_reason(reason, _("Say why this payment is retried; it is kept in the audit log."))
     with transaction.atomic():
         ledger.account_lock(account_id=payment.account_id)
         failed = (
@@ -674,10 +683,12 @@ def _paid_since(payment):
 def _plan_for_sale(offer):
     plan = Plan.objects.filter(pk=offer.plan_id).first()
     if plan is None or not plan.is_active or plan.is_subscription:
-        raise PaymentRefused("This package is no longer on sale. Please choose another one.")
+        raise PaymentRefused(_("This package is no longer on sale. Please choose another one."))
     promised = (offer.price_cents, offer.minutes, offer.currency, offer.validity_days)
     if (plan.price_cents, plan.minutes, plan.currency, plan.validity_days) != promised:
-        raise PaymentRefused(f"{plan.name} has changed. Please check it on the page and try again.")
+        raise PaymentRefused(
+            _("%(plan)s has changed. Please check it on the page and try again.") % {"plan": plan.name}
+        )
     return plan
 
 
@@ -686,7 +697,7 @@ def _renewed_lot(account, offer):
         return None
     lot = Lot.objects.filter(pk=offer.renewed_lot_id, account=account).first()
     if lot is None:
-        raise PaymentRefused("This payment button is not valid. Please reload the page and try again.")
+        raise PaymentRefused(_(BUTTON_INVALID))
     return lot
 
 
@@ -695,8 +706,8 @@ def _card_to_charge(account, payment_method_id):
     card = cards.filter(pk=payment_method_id).first() if payment_method_id else cards.filter(is_default=True).first()
     if card is None:
         if payment_method_id:
-            raise PaymentRefused("That card is not one of your saved cards.")
-        raise PaymentRefused("Please add a card first.")
+            raise PaymentRefused(_("That card is not one of your saved cards."))
+        raise PaymentRefused(_("Please add a card first."))
     return card
 
 

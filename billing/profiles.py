@@ -8,6 +8,8 @@ raises the "no hours left" alert at any level (alerts.notifications): having not
 import re
 
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing.audit import audit_reason, audit_record
 from billing.errors import AccountDetailsInvalid
@@ -15,13 +17,15 @@ from billing.models import Account
 
 # The highest reminder level a student (or staff) may set: far above any package, so a typo shows.
 LOW_BALANCE_LEVEL_MAX_MINUTES = 200 * 60
-LEVEL_OUT_OF_RANGE = "The reminder level must be between 0 h and 200 h."
-TAX_ID_INVALID = (
+# English, as tests and forms name them; only marked for translation, and translated where shown
+# (`_(TAX_ID_INVALID)`; a form's class-level error_messages need `gettext_lazy(LEVEL_OUT_OF_RANGE)`).
+LEVEL_OUT_OF_RANGE = gettext_noop("The reminder level must be between 0 h and 200 h.")
+TAX_ID_INVALID = gettext_noop(
     "This is not a valid tax number. Enter a Portuguese NIF (9 digits, optionally starting with PT) "
     "or an EU VAT number starting with its country code, such as ES12345678Z."
 )
-NIF_LABEL = "NIF"
-VAT_LABEL = "VAT number"
+NIF_LABEL = "NIF"  # the same word in both languages
+VAT_LABEL = gettext_noop("VAT number")
 # Country prefixes of the other EU VAT numbers (Portugal's is read as a NIF; Greece's is EL; XI is
 # Northern Ireland under the Windsor Framework).
 EU_VAT_PREFIXES = frozenset(
@@ -72,17 +76,18 @@ def tax_id_normalise(text):
         compact = compact[2:]
     if _NIF.match(compact):
         if not _nif_check_digit_ok(compact):
-            raise AccountDetailsInvalid(TAX_ID_INVALID)
+            raise AccountDetailsInvalid(_(TAX_ID_INVALID))
         return compact
     vat = _VAT.match(compact)
     if vat is None or vat.group(1) not in EU_VAT_PREFIXES:
-        raise AccountDetailsInvalid(TAX_ID_INVALID)
+        raise AccountDetailsInvalid(_(TAX_ID_INVALID))
     return compact
 
 
 def tax_id_label(tax_id):
-    """What a document calls the number: "NIF" for a Portuguese one, "VAT number" for another."""
-    return NIF_LABEL if _NIF.match(tax_id) else VAT_LABEL
+    """What a document calls the number: "NIF" for a Portuguese one, "VAT number" for another (in
+    the active language: a receipt's, under the student's reader_locale)."""
+    return NIF_LABEL if _NIF.match(tax_id) else _(VAT_LABEL)
 
 
 def _nif_check_digit_ok(nif):
@@ -112,7 +117,7 @@ def low_balance_level_set(*, account, minutes, actor=None, reason="", ip_address
     (`actor`) must give a reason, and the change is audited with the level before and after.
     Returns the account."""
     if not 0 <= minutes <= LOW_BALANCE_LEVEL_MAX_MINUTES:
-        raise AccountDetailsInvalid(LEVEL_OUT_OF_RANGE)
+        raise AccountDetailsInvalid(_(LEVEL_OUT_OF_RANGE))
     if actor is not None:
         reason = audit_reason(reason)
     with transaction.atomic():

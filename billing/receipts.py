@@ -6,6 +6,10 @@ is answered by a cancellation of that credit note, not by an edit.
 Numbers are allocated inside the transaction that settles the payment (or records the refund), on
 a locked counter row: concurrent settlements wait for each other, and a rolled-back settlement
 gives its number back, so numbers never repeat and never skip.
+
+A document reads in its recipient's language and time zone, whoever causes it (a staff refund, a
+webhook, a backfill): its snapshot is made under `reader_locale` of the student, and records the
+language, which every later rendering of its PDF and email uses again.
 """
 
 import logging
@@ -17,11 +21,12 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from billing import background
 from billing.audit import audit_record
-from billing.formatting import date_text, datetime_text, hours_text, money_text
+from billing.formatting import date_text, datetime_text, hours_text, money_text, reader_locale
 from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
 from billing.profiles import tax_id_label
 
@@ -43,7 +48,7 @@ NUMBER_FORMATS = {Receipt.Kind.RECEIPT: "{year}-{sequence:06d}", Receipt.Kind.CR
 
 def receipt_number_allocate(*, kind, year):
     """The next number of a kind's series. Call inside the transaction that issues the document."""
-    counter, _ = ReceiptCounter.objects.get_or_create(series=SERIES[kind], year=year)
+    counter, _created = ReceiptCounter.objects.get_or_create(series=SERIES[kind], year=year)
     counter = ReceiptCounter.objects.select_for_update().get(pk=counter.pk)
     counter.last_number += 1
     counter.save(update_fields=["last_number"])
@@ -55,22 +60,26 @@ def receipt_issue(*, payment):
     existing = Receipt.objects.filter(payment=payment).first()
     if existing:
         return existing
-    paid_at = timezone.localtime(payment.settled_at or timezone.now())
+    with reader_locale(payment.account.user):
+        return _receipt_issue(payment)
+
+
+def _receipt_issue(payment):
+    paid_at = payment.settled_at or timezone.now()
     lot = payment.lot
     card = payment.payment_method
     snapshot = _parties(payment.account) | {
-        "description": f"{payment.lot_name or payment.plan.name}: {hours_text(payment.minutes)} of tutoring",
+        "description": _("%(package)s: %(hours)s of tutoring")
+        % {"package": payment.lot_name or payment.plan.name, "hours": hours_text(payment.minutes)},
         # A subscription invoice names the period it pays for.
         "period": _period(payment),
         "plan": payment.plan.name,
         "minutes": payment.minutes,
         "hours": hours_text(payment.minutes),
-        "unit_price": money_text(
-            price_per_hour_cents(payment.amount_cents, payment.minutes), payment.currency, symbol=True
-        ),
+        "unit_price": money_text(price_per_hour_cents(payment.amount_cents, payment.minutes), payment.currency),
         "amount_cents": payment.amount_cents,
         "currency": payment.currency,
-        "amount": money_text(payment.amount_cents, payment.currency, symbol=True),
+        "amount": money_text(payment.amount_cents, payment.currency),
         "card": f"{card.label}" if card else "",
         "paid_at": datetime_text(paid_at),
         "payment_intent": payment.stripe_payment_intent_id or "",
@@ -86,13 +95,18 @@ def credit_note_issue(*, refund):
     if existing:
         return existing
     payment = refund.payment
+    with reader_locale(payment.account.user):
+        return _credit_note_issue(refund, payment)
+
+
+def _credit_note_issue(refund, payment):
     original = Receipt.objects.filter(payment=payment).first()
     snapshot = _parties(payment.account) | {
-        "description": f"Refund for {payment.plan.name}",
+        "description": _("Refund for %(plan)s") % {"plan": payment.plan.name},
         "corrects": original.number if original else "",
         "amount_cents": refund.amount_cents,
         "currency": refund.currency,
-        "amount": money_text(refund.amount_cents, refund.currency, symbol=True),
+        "amount": money_text(refund.amount_cents, refund.currency),
         "hours_reversed": hours_text(refund.minutes_reversed),
         "hours_not_reversed": hours_text(refund.minutes_short) if refund.minutes_short else "",
         # A payment left for review credited no hours: the note must not read as if some were used.
@@ -114,15 +128,21 @@ def credit_note_cancel(*, refund, minutes_given_back):
     existing = Receipt.objects.filter(cancels=credit_note).first()
     if existing:
         return existing
+    with reader_locale(credit_note.account.user):
+        return _credit_note_cancel(refund, credit_note, minutes_given_back)
+
+
+def _credit_note_cancel(refund, credit_note, minutes_given_back):
     cancelled = credit_note.snapshot
     snapshot = _parties(credit_note.account) | {
-        "description": f"Cancels credit note {credit_note.number}: the refund failed",
+        "description": _("Cancels credit note %(number)s: the refund failed") % {"number": credit_note.number},
         "cancels": credit_note.number,
-        "cancels_issued_at": cancelled["issued_at"],
+        # Formatted again rather than copied: the student may read another language by now.
+        "cancels_issued_at": date_text(credit_note.issued_at),
         "corrects": cancelled["corrects"],
         "amount_cents": cancelled["amount_cents"],
         "currency": cancelled["currency"],
-        "amount": cancelled["amount"],
+        "amount": money_text(cancelled["amount_cents"], cancelled["currency"]),
         "minutes_given_back": minutes_given_back,
         "hours_given_back": hours_text(minutes_given_back),
         "refund": refund.stripe_refund_id,
@@ -151,7 +171,9 @@ def receipt_render(*, receipt):
     stored wins and the other's file is removed. The number and snapshot never change."""
     from weasyprint import HTML  # heavy import (~0.6 s): only where PDFs are made
 
-    html = render_to_string("billing/receipt.html", {"receipt": receipt, "doc": receipt.snapshot})
+    with translation.override(receipt_language(receipt)):
+        context = {"receipt": receipt, "doc": receipt.snapshot, "page_numbers": _page_numbers_css()}
+        html = render_to_string("billing/receipt.html", context)
     pdf = HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
     rendered = Receipt(pk=receipt.pk)
     rendered.pdf.save(f"{receipt.year}/{receipt.filename}", ContentFile(pdf), save=False)
@@ -164,17 +186,25 @@ def receipt_render(*, receipt):
 
 
 def receipt_email(*, receipt, to=None):
-    """Send the document as a PDF attachment (plain text and HTML), to the student or to `to`."""
+    """Send the document as a PDF attachment (plain text and HTML), to the student or to `to`, in
+    the document's language (its texts quote the snapshot's)."""
     context = {"receipt": receipt, "doc": receipt.snapshot}
-    message = EmailMultiAlternatives(
-        subject=f"Your {receipt.get_kind_display().lower()} {receipt.number}",
-        body=render_to_string("email/receipt.txt", context),
-        to=[to or receipt.account.user.email],
-    )
-    message.attach_alternative(render_to_string("email/receipt.html", context), "text/html")
+    with translation.override(receipt_language(receipt)):
+        message = EmailMultiAlternatives(
+            subject=_email_subject(receipt),
+            body=render_to_string("email/receipt.txt", context),
+            to=[to or receipt.account.user.email],
+        )
+        message.attach_alternative(render_to_string("email/receipt.html", context), "text/html")
     message.attach(receipt.filename, receipt_pdf(receipt=receipt), "application/pdf")
     message.send()
     return receipt
+
+
+def receipt_language(receipt):
+    """The language a document was issued in (English for those issued before documents recorded
+    it): every rendering uses it again, so an issued document never changes."""
+    return receipt.snapshot.get("language") or settings.LANGUAGE_CODE
 
 
 def receipt_resend(*, receipt, actor, to=None, ip_address=None):
@@ -233,8 +263,11 @@ def receipts_deliver_undelivered(*, limit=100):
 
 
 def _issue(*, kind, account, snapshot, **links):
+    """Number and store a document. Called under the student's `reader_locale`: the snapshot's
+    texts are in their language, which it records for every later rendering."""
     issued_at = timezone.now()
-    year = timezone.localtime(issued_at).year
+    # The series' calendar year is the seller's, not the student's time zone.
+    year = timezone.localtime(issued_at, timezone.get_default_timezone()).year
     with transaction.atomic():
         sequence = receipt_number_allocate(kind=kind, year=year)
         receipt = Receipt.objects.create(
@@ -244,13 +277,35 @@ def _issue(*, kind, account, snapshot, **links):
             sequence=sequence,
             account=account,
             issued_at=issued_at,
-            snapshot=snapshot | {"issued_at": date_text(issued_at)},
+            snapshot=snapshot | {"issued_at": date_text(issued_at), "language": translation.get_language()},
             **links,
         )
     # Robust: a queue that is down must not turn a settled payment into an error; the sweep
     # (render_missing_receipts) delivers the receipt later.
     background.deliver_receipt.on_commit(receipt.pk, robust=True)
     return receipt
+
+
+def _email_subject(receipt):
+    number = {"number": receipt.number}
+    if receipt.kind == Receipt.Kind.CREDIT_NOTE:
+        return _("Your credit note %(number)s") % number
+    if receipt.kind == Receipt.Kind.CANCELLATION:
+        return _("Your credit note cancellation %(number)s") % number
+    return _("Your receipt %(number)s") % number
+
+
+def _page_numbers_css():
+    """ "page 1 of 2" as the CSS `content` of the PDF's footer, from one translated sentence: the
+    page counters are CSS, so the sentence is split around them."""
+    counters = {"page": "\0counter(page)\0", "pages": "\0counter(pages)\0"}
+    parts = (_("page %(page)s of %(pages)s") % counters).split("\0")
+    # Even parts are text (quoted as CSS strings), odd ones the counters.
+    return " ".join(
+        part if index % 2 else '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for index, part in enumerate(parts)
+        if part or index % 2
+    )
 
 
 def _period(payment):

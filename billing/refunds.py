@@ -20,11 +20,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing import ledger, stripe_gateway
 from billing.audit import audit_record
 from billing.errors import BillingError, LotExpired, ProviderRequestInvalid, ProviderUnavailable
-from billing.formatting import duration_text, money_text
+from billing.formatting import duration_text, money_text, reader_locale
 from billing.models import Payment, Refund, share_of_minutes
 from billing.receipts import credit_note_cancel, credit_note_issue
 
@@ -40,16 +42,17 @@ SEND_CLAIM_AT_LEAST = timedelta(minutes=5)
 SEND_UNATTENDED_WITHIN = timedelta(hours=24)
 CLOCK_SKEW_SECONDS = 60  # between our clock and Stripe's, when comparing creation times
 
-# Why a refund was failed by us (Refund.failure_reason), as the console shows it.
-STRIPE_REFUSED = "Stripe refused the refund; nothing was refunded and no hours were taken back."
-NOT_SENT_OVER_PAID = (
+# Why a refund was failed by us (Refund.failure_reason), as the console shows it. Stored in English
+# (a job may fail a refund), only marked here: translated where staff read them, and when raised.
+STRIPE_REFUSED = gettext_noop("Stripe refused the refund; nothing was refunded and no hours were taken back.")
+NOT_SENT_OVER_PAID = gettext_noop(
     "Not sent: with the payment's other refunds it would give back more than was paid. Nothing was refunded."
 )
-NOT_SENT_OTHER_REFUND = (
+NOT_SENT_OTHER_REFUND = gettext_noop(
     "Not sent again automatically: another refund of this payment was made meanwhile (in the Stripe "
     "Dashboard?). Nothing was refunded; refund again if money is still owed."
 )
-NOT_SENT_TOO_OLD = (
+NOT_SENT_TOO_OLD = gettext_noop(
     "Not sent again automatically: Stripe had no answer for it within 24 hours. Nothing was refunded; "
     "refund again if money is still owed."
 )
@@ -71,7 +74,7 @@ class RefundBeingSent(BillingError):
     """Another request for this refund is on its way to Stripe: its answer settles the refund."""
 
     def __init__(self):
-        super().__init__("This refund is being sent to Stripe right now; look again in a minute.")
+        super().__init__(_("This refund is being sent to Stripe right now; look again in a minute."))
 
 
 @dataclass(frozen=True)
@@ -241,31 +244,38 @@ def _refund_check(payment, *, amount_cents, minutes, reason, limits):
     # A payment left for review is refundable too when Stripe charged it: for what it charged.
     if not payment.charged:
         raise RefundRefused(
-            f"Only a payment Stripe charged can be refunded; this one is {payment.get_status_display()}."
+            _("Only a payment Stripe charged can be refunded; this one is %(status)s.")
+            % {"status": payment.get_status_display()}
         )
     if not payment.stripe_payment_intent_id:
-        raise RefundRefused("This payment has no Stripe PaymentIntent, so it cannot be refunded here.")
+        raise RefundRefused(_("This payment has no Stripe PaymentIntent, so it cannot be refunded here."))
     if not reason:
-        raise RefundRefused("Give a reason for the refund; it is kept in the audit log.")
+        raise RefundRefused(_("Give a reason for the refund; it is kept in the audit log."))
     in_flight = payment.refunds.filter(status=Status.REQUESTED).first()
     if in_flight:
         raise RefundRefused(
-            f"Another refund of this payment ({money_text(in_flight.amount_cents, in_flight.currency)}) is still "
-            "waiting for Stripe's answer. Send it again, or wait for Stripe, before refunding more."
+            _(
+                "Another refund of this payment (%(amount)s) is still waiting for Stripe's answer. "
+                "Send it again, or wait for Stripe, before refunding more."
+            )
+            % {"amount": money_text(in_flight.amount_cents, in_flight.currency)}
         )
     if limits.refundable_cents <= 0:
-        raise RefundRefused("Nothing is left to refund on this payment.")
+        raise RefundRefused(_("Nothing is left to refund on this payment."))
     if amount_cents < 1:
-        raise RefundRefused(f"The refund must be at least {money_text(1, currency)}.")
+        raise RefundRefused(_("The refund must be at least %(amount)s.") % {"amount": money_text(1, currency)})
     if amount_cents > limits.refundable_cents:
-        raise RefundRefused(f"At most {money_text(limits.refundable_cents, currency)} can still be refunded.")
+        raise RefundRefused(
+            _("At most %(amount)s can still be refunded.") % {"amount": money_text(limits.refundable_cents, currency)}
+        )
     if minutes < 0:
-        raise RefundRefused("The hours to take back cannot be negative; take back 0 h for a refund of money only.")
+        raise RefundRefused(_("The hours to take back cannot be negative; take back 0 h for a refund of money only."))
     if minutes > limits.unused_minutes:
         if not limits.unused_minutes:
-            raise RefundRefused("No hours of this payment are left unused; take back 0 h (money only).")
+            raise RefundRefused(_("No hours of this payment are left unused; take back 0 h (money only)."))
         raise RefundRefused(
-            f"At most {duration_text(limits.unused_minutes)} of this payment's hours are left unused to take back."
+            _("At most %(hours)s of this payment's hours are left unused to take back.")
+            % {"hours": duration_text(limits.unused_minutes)}
         )
 
 
@@ -356,7 +366,7 @@ def _resend_vet(refund, *, at_stripe, unattended):
         if refusal:
             _refund_fail_locked(refund, reason=refusal)
     if refusal:
-        raise RefundRefused(refusal)
+        raise RefundRefused(_(refusal))
     return refund
 
 
@@ -393,7 +403,7 @@ def _send(refund):
         )
     except ProviderRequestInvalid as refused:
         _refund_fail(refund, reason=STRIPE_REFUSED)
-        raise RefundRefused(STRIPE_REFUSED) from refused
+        raise RefundRefused(_(STRIPE_REFUSED)) from refused
     except ProviderUnavailable as unavailable:
         unavailable.refund = refund  # still "requested": the console offers to send it again
         raise
@@ -473,9 +483,10 @@ def _take_hours_back(refund, payment):
     available = ledger.lot_unused_minutes(lot=payment.lot) if payment.lot else 0
     taken = min(due, available)
     if taken:
-        ledger.lot_reverse(
-            lot=payment.lot, minutes=taken, reason=f"Refund {refund.stripe_refund_id}", actor=refund.requested_by
-        )
+        # The entry's reason is stored text the student reads in their lot's history: in their language.
+        with reader_locale(payment.account.user):
+            reason = _("Refund %(refund)s") % {"refund": refund.stripe_refund_id}
+        ledger.lot_reverse(lot=payment.lot, minutes=taken, reason=reason, actor=refund.requested_by)
     refund.minutes_reversed = taken
     refund.minutes_short = due - taken
 
@@ -502,10 +513,14 @@ def _give_hours_back(refund, payment):
     since they would have expired with it."""
     given_back = refund.minutes_reversed
     if given_back:
+        with reader_locale(payment.account.user):
+            number = {"refund": refund.stripe_refund_id}
+            if refund.status == Status.CANCELED:
+                reason = _("Refund %(refund)s canceled") % number
+            else:
+                reason = _("Refund %(refund)s failed") % number
         try:
-            ledger.lot_adjust(
-                lot=payment.lot, minutes=given_back, reason=f"Refund {refund.stripe_refund_id} {refund.status}"
-            )
+            ledger.lot_adjust(lot=payment.lot, minutes=given_back, reason=reason)
         except LotExpired:
             given_back = 0
     refund.minutes_reversed = 0

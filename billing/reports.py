@@ -10,6 +10,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.models import (
     AuditEntry,
@@ -192,50 +193,54 @@ class TimelineItem:
 def payment_timeline(*, payment):
     """Everything that happened to a payment, oldest first: the attempt and its outcome, Stripe's
     events, hours moved on its lot, the receipt, refunds, disputes, fraud flags and staff actions."""
-    items = [TimelineItem(payment.created_at, "attempt", f"{payment.get_kind_display()} attempt started")]
+    items = [
+        TimelineItem(
+            payment.created_at, "attempt", _("%(kind)s attempt started") % {"kind": payment.get_kind_display()}
+        )
+    ]
     if payment.status == Payment.Status.SUCCEEDED:
-        items.append(TimelineItem(payment.settled_at or payment.updated_at, "succeeded", "Payment succeeded"))
+        items.append(TimelineItem(payment.settled_at or payment.updated_at, "succeeded", _("Payment succeeded")))
     elif payment.status in (Payment.Status.FAILED, Payment.Status.NEEDS_REVIEW, Payment.Status.RESOLVED):
         detail = " ".join(part for part in (payment.failure_code, payment.failure_message) if part)
-        title = "Payment failed" if payment.status == Payment.Status.FAILED else "Payment left for staff review"
+        title = _("Payment failed") if payment.status == Payment.Status.FAILED else _("Payment left for staff review")
         items.append(TimelineItem(payment.settled_at or payment.updated_at, "failed", title, detail))
     if payment.stripe_payment_intent_id:
         for event in WebhookEvent.objects.filter(payment_intent_id=payment.stripe_payment_intent_id):
-            items.append(
-                TimelineItem(
-                    event.received_at, "event", f"Stripe event {event.type}", event.get_status_display(), obj=event
-                )
-            )
+            items.append(_event_item(event))
     if payment.lot_id:
         for entry in LedgerEntry.objects.filter(lot_id=payment.lot_id).exclude(kind=LedgerEntry.Kind.USAGE):
-            items.append(
-                TimelineItem(entry.occurred_at, "ledger", f"Hours: {entry.get_kind_display()}", entry.reason, obj=entry)
-            )
+            title = _("Hours: %(kind)s") % {"kind": entry.get_kind_display()}
+            items.append(TimelineItem(entry.occurred_at, "ledger", title, entry.reason, obj=entry))
     for receipt in payment_documents(payment):
         items.append(
             TimelineItem(receipt.issued_at, "receipt", f"{receipt.get_kind_display()} {receipt.number}", obj=receipt)
         )
     for refund in payment.refunds.all():
-        title = f"Refund ({refund.get_status_display().lower()})"
+        title = _("Refund (%(status)s)") % {"status": refund.get_status_display().lower()}
         items.append(TimelineItem(refund.created_at, "refund", title, refund.reason, obj=refund))
     for dispute in payment.disputes.all():
         items.append(
             TimelineItem(
                 dispute.created_at,
                 "dispute",
-                f"Dispute ({dispute.get_status_display().lower()})",
+                _("Dispute (%(status)s)") % {"status": dispute.get_status_display().lower()},
                 dispute.reason,
                 obj=dispute,
             )
         )
     for flag in payment.fraud_flags.all():
-        title = f"Fraud flag: {flag.get_rule_display()}"
+        title = _("Fraud flag: %(rule)s") % {"rule": flag.get_rule_display()}
         items.append(TimelineItem(flag.created_at, "flag", title, flag.get_status_display(), obj=flag))
     for entry in AuditEntry.objects.filter(payment=payment):
         items.append(
             TimelineItem(entry.created_at, "audit", f"{entry.actor_email}: {entry.action}", entry.reason, obj=entry)
         )
     return sorted(items, key=lambda item: item.at)
+
+
+def _event_item(event):
+    title = _("Stripe event %(type)s") % {"type": event.type}
+    return TimelineItem(event.received_at, "event", title, event.get_status_display(), obj=event)
 
 
 def payment_documents(payment):
@@ -251,11 +256,11 @@ def subscription_timeline(*, subscription):
     Events are matched by the object they carry (the subscription, or an invoice one of its payments
     records), among the subscription and invoice events received since it was made, and only the
     newest SUBSCRIPTION_TIMELINE_EVENTS: the page costs the same however long the log grows."""
-    items = [TimelineItem(subscription.created_at, "attempt", f"Subscription to {subscription.plan.name} started")]
+    started = _("Subscription to %(plan)s started") % {"plan": subscription.plan.name}
+    items = [TimelineItem(subscription.created_at, "attempt", started)]
     if subscription.ended_at:
-        items.append(
-            TimelineItem(subscription.ended_at, "failed", f"Subscription {subscription.get_status_display().lower()}")
-        )
+        ended = _("Subscription %(status)s") % {"status": subscription.get_status_display().lower()}
+        items.append(TimelineItem(subscription.ended_at, "failed", ended))
     object_ids = [
         *([subscription.stripe_subscription_id] if subscription.stripe_subscription_id else []),
         *subscription.payments.exclude(stripe_invoice_id=None).values_list("stripe_invoice_id", flat=True),
@@ -269,12 +274,7 @@ def subscription_timeline(*, subscription):
             .filter(of_type, received_at__gte=subscription.created_at, payload__data__object__id__in=object_ids)
             .order_by("-received_at", "-id")[:SUBSCRIPTION_TIMELINE_EVENTS]
         )
-        for event in events:
-            items.append(
-                TimelineItem(
-                    event.received_at, "event", f"Stripe event {event.type}", event.get_status_display(), obj=event
-                )
-            )
+        items += [_event_item(event) for event in events]
     for entry in AuditEntry.objects.filter(target_type="subscription", target_id=str(subscription.pk)):
         items.append(
             TimelineItem(entry.created_at, "audit", f"{entry.actor_email}: {entry.action}", entry.reason, obj=entry)

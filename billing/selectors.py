@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import (
     Account,
@@ -170,19 +171,19 @@ class PurchaseState(models.TextChoices):
     """What became of one row of a student's purchase history, the most telling first: a row that
     is both partly refunded and disputed says "on hold" (its other facts are on the row too)."""
 
-    PAID = "paid", "Paid"
-    GRANTED = "granted", "Granted by your school"
-    RESTORED = "restored", "Restored"
-    REFUNDED = "refunded", "Refunded"
-    PARTLY_REFUNDED = "partly_refunded", "Partly refunded"
-    ON_HOLD = "on_hold", "Hours on hold"
-    DISPUTED = "disputed", "Disputed"
-    DISPUTE_LOST = "dispute_lost", "Dispute lost"
-    RELEASED = "released", "Hours released"
-    FAILED = "failed", "Failed"
-    CHECKING = "checking", "Being checked"
-    UNDER_REVIEW = "under_review", "Under review"
-    RESOLVED = "resolved", "Resolved by staff"
+    PAID = "paid", _("Paid")
+    GRANTED = "granted", _("Granted by your school")
+    RESTORED = "restored", _("Restored")
+    REFUNDED = "refunded", _("Refunded")
+    PARTLY_REFUNDED = "partly_refunded", _("Partly refunded")
+    ON_HOLD = "on_hold", _("Hours on hold")
+    DISPUTED = "disputed", _("Disputed")
+    DISPUTE_LOST = "dispute_lost", _("Dispute lost")
+    RELEASED = "released", _("Hours released")
+    FAILED = "failed", _("Failed")
+    CHECKING = "checking", _("Being checked")
+    UNDER_REVIEW = "under_review", _("Under review")
+    RESOLVED = "resolved", _("Resolved by staff")
 
 
 @dataclass(frozen=True)

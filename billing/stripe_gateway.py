@@ -15,6 +15,7 @@ from enum import StrEnum
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from billing.errors import (
     CardNotFound,
@@ -35,17 +36,18 @@ EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,200}")
 REFUND_LISTING_LIMIT = 1000
 
 # Decline codes in words a student understands. Lost/stolen/fraud codes deliberately read as a
-# plain decline: the card holder learns the details from their bank, not from us.
+# plain decline: the card holder learns the details from their bank, not from us. Stored in English
+# with the payment (staff read them so) and translated where a student reads them, hence only marked.
 DECLINE_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds.",
-    "expired_card": "Your card has expired.",
-    "incorrect_cvc": "The card's security code is incorrect.",
-    "incorrect_number": "The card number is incorrect.",
-    "processing_error": "The card could not be processed. Please try again in a moment.",
-    "card_velocity_exceeded": "Your card has reached its spending limit.",
-    "payment_intent_authentication_failure": "The card's authentication (3-D Secure) failed.",
+    "insufficient_funds": gettext_noop("Your card has insufficient funds."),
+    "expired_card": gettext_noop("Your card has expired."),
+    "incorrect_cvc": gettext_noop("The card's security code is incorrect."),
+    "incorrect_number": gettext_noop("The card number is incorrect."),
+    "processing_error": gettext_noop("The card could not be processed. Please try again in a moment."),
+    "card_velocity_exceeded": gettext_noop("Your card has reached its spending limit."),
+    "payment_intent_authentication_failure": gettext_noop("The card's authentication (3-D Secure) failed."),
 }
-GENERIC_DECLINE = "Your card was declined by your bank."
+GENERIC_DECLINE = gettext_noop("Your card was declined by your bank.")
 
 
 class StripeStatus(StrEnum):

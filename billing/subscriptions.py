@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from django.core import signing
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing import ledger, payments, stripe_gateway
 from billing.audit import audit_reason, audit_record
@@ -39,7 +41,7 @@ from billing.errors import (
     StripeObjectNotFound,
     SubscriptionRefused,
 )
-from billing.formatting import period_text
+from billing.formatting import period_text, reader_locale
 from billing.models import Payment, Plan, Subscription
 
 logger = logging.getLogger(__name__)
@@ -56,10 +58,18 @@ ORPHAN_AFTER = timedelta(hours=1)
 INCOMPLETE_GIVEN_UP_AFTER = timedelta(hours=23)
 # How far back the reconciliation lists a customer's invoices: a little more than a month's period.
 RECONCILE_INVOICES_DAYS = 40
-SUBSCRIPTION_ALREADY = "You already have a subscription. Change its plan on your subscription page instead."
-NOT_FOR_SALE = "This plan is no longer on sale. Please choose another one."
-NOT_STARTED = "We could not reach the payment provider. You were not charged and no subscription was started."
-REFUSED = "The payment provider refused this subscription. You were not charged; please try again later."
+# English, as a subscription stores them (failure_message) and as tests and views name them; only
+# marked for translation, and translated where a person reads them (`_(NOT_FOR_SALE)`).
+SUBSCRIPTION_ALREADY = gettext_noop(
+    "You already have a subscription. Change its plan on your subscription page instead."
+)
+NOT_FOR_SALE = gettext_noop("This plan is no longer on sale. Please choose another one.")
+NOT_STARTED = gettext_noop(
+    "We could not reach the payment provider. You were not charged and no subscription was started."
+)
+REFUSED = gettext_noop("The payment provider refused this subscription. You were not charged; please try again later.")
+BUTTON_INVALID = gettext_noop("This subscribe button is not valid. Please reload the page and try again.")
+CHANGE_REFUSED = gettext_noop("The payment provider refused this change; nothing was changed.")
 
 
 class SubscriptionNotYetKnown(BillingError):
@@ -183,11 +193,11 @@ def _offer_read(*, account, token):
             nonce=raw["n"],
         )
     except signing.SignatureExpired:
-        raise SubscriptionRefused("This button has expired. Please reload the page and try again.") from None
+        raise SubscriptionRefused(_(payments.BUTTON_EXPIRED)) from None
     except (signing.BadSignature, KeyError, TypeError):
-        raise SubscriptionRefused("This subscribe button is not valid. Please reload the page and try again.") from None
+        raise SubscriptionRefused(_(BUTTON_INVALID)) from None
     if offer.account_id != account.pk:
-        raise SubscriptionRefused("This subscribe button is not valid. Please reload the page and try again.")
+        raise SubscriptionRefused(_(BUTTON_INVALID))
     return offer
 
 
@@ -210,9 +220,9 @@ def subscription_start(*, account, token):
     plan = _plan_for_sale(offer)
     card = account.payment_methods.active().filter(is_default=True).first()
     if card is None:
-        raise SubscriptionRefused("Please add a card first.")
+        raise SubscriptionRefused(_("Please add a card first."))
     if live_subscription(account=account) is not None:
-        raise SubscriptionRefused(SUBSCRIPTION_ALREADY)
+        raise SubscriptionRefused(_(SUBSCRIPTION_ALREADY))
     customer_id = customer_ensure(account=account)
     price_id = plan_price_ensure(plan=plan)
     with transaction.atomic():
@@ -222,7 +232,7 @@ def subscription_start(*, account, token):
         if existing:
             return existing
         if live_subscription(account=account) is not None:
-            raise SubscriptionRefused(SUBSCRIPTION_ALREADY)  # another tab won the lock
+            raise SubscriptionRefused(_(SUBSCRIPTION_ALREADY))  # another tab won the lock
         subscription = Subscription.objects.create(
             account=account, plan=plan, payment_method=card, idempotency_key=offer.nonce
         )
@@ -262,14 +272,16 @@ def _subscription_for_token(account, offer):
 def _plan_for_sale(offer):
     plan = subscription_plans_for_sale().filter(pk=offer.plan_id).first()
     if plan is None:
-        raise SubscriptionRefused(NOT_FOR_SALE)
+        raise SubscriptionRefused(_(NOT_FOR_SALE))
     if (plan.price_cents, plan.minutes, plan.currency, plan.interval) != (
         offer.price_cents,
         offer.minutes,
         offer.currency,
         offer.interval,
     ):
-        raise SubscriptionRefused(f"{plan.name} has changed. Please check it on the page and try again.")
+        raise SubscriptionRefused(
+            _("%(plan)s has changed. Please check it on the page and try again.") % {"plan": plan.name}
+        )
     return plan
 
 
@@ -413,7 +425,7 @@ def subscription_invoice_settle(*, invoice):
         )
     elif invoice.status in ("void", "uncollectible"):
         payment = payments.payment_fail(
-            payment=payment, code=Payment.Failure.CANCELED, message="Stripe closed this invoice unpaid."
+            payment=payment, code=Payment.Failure.CANCELED, message=gettext_noop("Stripe closed this invoice unpaid.")
         )
     elif invoice.payment_intent_id:
         payment = _invoice_attempt_settle(payment, invoice)
@@ -463,7 +475,9 @@ def _invoice_payment(subscription, invoice):
         if payment is not None:
             _payment_intent_follow(payment, invoice)
             return payment
-        terms = _invoice_terms(subscription, invoice)
+        # The lot's name (its period) reads in the student's language, whoever brings the invoice.
+        with reader_locale(subscription.account.user):
+            terms = _invoice_terms(subscription, invoice)
         if terms is None:
             logger.warning("Invoice %s of subscription %s adds no hours.", invoice.id, subscription.pk)
             return None
@@ -579,7 +593,8 @@ def _upgrade_terms(subscription, invoice):
         minutes=minutes,
         period_start=_moment(start),
         period_end=_moment(end),
-        lot_name=f"{new_plan.name}, {period_text(period_start, new_plan.interval)} (upgrade)",
+        lot_name=_("%(plan)s, %(period)s (upgrade)")
+        % {"plan": new_plan.name, "period": period_text(period_start, new_plan.interval)},
         lot_expires_at=period_after(_moment(end), new_plan.interval, new_plan.rollover_periods),
     )
 
@@ -650,7 +665,7 @@ def subscription_cancel_at_period_end(*, subscription, actor=None, reason="", ip
     return _remote_change(
         subscription,
         allowed=not subscription.cancel_at_period_end,
-        refused="This subscription already ends at the end of its period.",
+        refused=_("This subscription already ends at the end of its period."),
         change=lambda remote_id: stripe_gateway.subscription_cancel_at_period_end(remote_id, cancel=True),
         audit=("subscription.cancel_at_period_end", actor, reason, ip_address),
     )
@@ -662,7 +677,7 @@ def subscription_resume(*, subscription, actor=None, reason="", ip_address=None)
     return _remote_change(
         subscription,
         allowed=subscription.cancel_at_period_end and still_running,
-        refused="This subscription is not set to end, so there is nothing to resume.",
+        refused=_("This subscription is not set to end, so there is nothing to resume."),
         change=lambda remote_id: stripe_gateway.subscription_cancel_at_period_end(remote_id, cancel=False),
         audit=("subscription.resume", actor, reason, ip_address),
     )
@@ -685,16 +700,16 @@ def _remote_change(subscription, *, allowed, refused, change, audit):
     if actor is not None:
         reason = audit_reason(reason)
     if subscription.ended or not subscription.stripe_subscription_id:
-        raise SubscriptionRefused("This subscription has ended or has not started; nothing was changed.")
+        raise SubscriptionRefused(_("This subscription has ended or has not started; nothing was changed."))
     if not allowed:
         raise SubscriptionRefused(refused)
     before = {"status": subscription.status, "cancel_at_period_end": subscription.cancel_at_period_end}
     try:
         remote = change(subscription.stripe_subscription_id)
     except StripeObjectNotFound:
-        raise SubscriptionRefused("The payment provider no longer knows this subscription.") from None
+        raise SubscriptionRefused(_("The payment provider no longer knows this subscription.")) from None
     except ProviderRequestInvalid:
-        raise SubscriptionRefused("The payment provider refused this change; nothing was changed.") from None
+        raise SubscriptionRefused(_(CHANGE_REFUSED)) from None
     with transaction.atomic():
         subscription = subscription_sync(remote=remote)
         if actor is not None:
@@ -723,10 +738,12 @@ def subscription_plan_change(*, subscription, plan_id):
     paid the subscription keeps its plan. A downgrade applies from the next period: nothing is
     charged or credited now. Returns (subscription, payment or None)."""
     if subscription.ended or subscription.status not in Subscription.RUNNING:
-        raise SubscriptionRefused("Only an active subscription can change plan.")
+        raise SubscriptionRefused(_("Only an active subscription can change plan."))
     target = plan_change_options(subscription=subscription).filter(pk=plan_id).first()
     if target is None:
-        raise SubscriptionRefused(NOT_FOR_SALE if plan_id != subscription.plan_id else "You are already on this plan.")
+        raise SubscriptionRefused(
+            _(NOT_FOR_SALE) if plan_id != subscription.plan_id else _("You are already on this plan.")
+        )
     upgrade = target.price_cents > subscription.plan.price_cents
     price_id = plan_price_ensure(plan=target)
     with transaction.atomic():
@@ -745,9 +762,12 @@ def subscription_plan_change(*, subscription, plan_id):
                 idempotency_key=f"plan-change-{current.pk}-{target.pk}-{int(current.updated_at.timestamp())}",
             )
         except PaymentDeclined as declined:
-            raise SubscriptionRefused(f"{declined} Your plan stays {current.plan.name}.") from None
+            raise SubscriptionRefused(
+                # The decline's words are stored English (stripe_gateway.DECLINE_MESSAGES): translated here.
+                _("%(reason)s Your plan stays %(plan)s.") % {"reason": _(str(declined)), "plan": current.plan.name}
+            ) from None
         except (ProviderRequestInvalid, StripeObjectNotFound):
-            raise SubscriptionRefused("The payment provider refused this change; nothing was changed.") from None
+            raise SubscriptionRefused(_(CHANGE_REFUSED)) from None
         # Still under the lock: a click waiting for it must find the new plan, not change it again.
         subscription = subscription_sync(remote=remote)
     payment = _invoice_settle_quietly(remote.latest_invoice_id) if upgrade and remote.latest_invoice_id else None
@@ -760,9 +780,9 @@ def subscription_card_change(*, subscription, card):
     """Charge `card` from now on. The subscription charges the account's default card (Stripe's
     customer default), so the card becomes the default for one-click packages too; the page says so."""
     if subscription.ended:
-        raise SubscriptionRefused("This subscription has ended; nothing was changed.")
+        raise SubscriptionRefused(_("This subscription has ended; nothing was changed."))
     if card.account_id != subscription.account_id or card.removed_at is not None:
-        raise SubscriptionRefused("That card is not one of your saved cards.")
+        raise SubscriptionRefused(_("That card is not one of your saved cards."))
     card_make_default(card=card)  # the live subscription's card follows the default
     subscription.payment_method = card
     return subscription
@@ -775,7 +795,7 @@ def subscription_pay_now(*, subscription):
         raise AccountBlocked()
     payment = subscription_open_payment(subscription=subscription)
     if payment is None:
-        raise SubscriptionRefused("There is nothing to pay on this subscription.")
+        raise SubscriptionRefused(_("There is nothing to pay on this subscription."))
     if payment.status == Payment.Status.REQUIRES_ACTION:
         return payment  # the bank's check is what is missing, not another attempt
     try:
@@ -783,11 +803,11 @@ def subscription_pay_now(*, subscription):
     except PaymentDeclined:
         pass  # the invoice and its PaymentIntent say why, read below
     except StripeObjectNotFound:
-        raise SubscriptionRefused("The payment provider no longer knows this invoice.") from None
+        raise SubscriptionRefused(_("The payment provider no longer knows this invoice.")) from None
     except ProviderRequestInvalid:
         pass  # paid meanwhile, or closed: the invoice says which
     except ProviderUnavailable:
-        raise PaymentRefused(payments.NOT_CHARGED) from None
+        raise PaymentRefused(_(payments.NOT_CHARGED)) from None
     settled = subscription_invoice_settle(invoice=stripe_gateway.invoice_retrieve(payment.stripe_invoice_id))
     if settled is not None:
         try:

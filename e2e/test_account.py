@@ -8,7 +8,7 @@ from billing.models import Payment
 from billing.tests.pdfs import pdf_text
 from portal.models import User
 
-NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, EUR 80.00) package
+NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, €80.00) package
 NIF = "123456789"
 # allauth's own pages the account page links to, by the link's text, with each page's heading.
 SECURITY_PAGES = [
@@ -53,7 +53,7 @@ def test_a_student_saves_their_details_and_the_next_receipt_prints_them(
     add_card_in_browser(page, "4242424242424242")
     page.get_by_role("link", name="My hours", exact=True).click()
     expect(page.get_by_text("below your reminder level of 3.5 h")).to_be_visible()
-    page.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+    page.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
     expect(page.locator("#payment-result")).to_contain_text("Payment received.")
     receipt = Payment.objects.filter(account__user__email=NEAR_ZERO).latest("created_at").receipt
     page.get_by_role("link", name="Receipts", exact=True).click()

@@ -70,7 +70,7 @@ def dialog(page):
 
 def test_finance_refunds_part_of_a_payment(page, live_server, localstripe, screenshot):
     payer = make_student(PAYER)
-    payment = make_paid_payment(localstripe, account=payer)  # Standard: 10 h for EUR 150.00
+    payment = make_paid_payment(localstripe, account=payer)  # Standard: 10 h for €150.00
     use(payer, 120)  # 8 h of the package left
     make_paid_payment(localstripe, account=make_student("someone.else@example.com"))
     make_console_user(FINANCE, role="Finance")
@@ -99,19 +99,19 @@ def test_finance_refunds_part_of_a_payment(page, live_server, localstripe, scree
     dialog(page).get_by_label("Hours to take back").fill("3")
     dialog(page).get_by_label("Reason").fill("Two sessions cancelled by the tutor.")
     dialog(page).get_by_role("button", name="Review the refund").click()
-    expect(dialog(page)).to_contain_text(f"Refund EUR 50.00 to {PAYER}'s card and take back 3 h from their package.")
+    expect(dialog(page)).to_contain_text(f"Refund €50.00 to {PAYER}'s card and take back 3 h from their package.")
     assert Refund.objects.count() == 0, "nothing is refunded before the confirmation"
     screenshot(page, "console-refund-review")
     dialog(page).get_by_role("button", name="Confirm the refund").click()
 
-    expect(page.locator(".messages")).to_contain_text("Refunded EUR 50.00; 3 h taken back.")
+    expect(page.locator(".messages")).to_contain_text("Refunded €50.00; 3 h taken back.")
     expect(dialog(page)).not_to_be_visible()
     expect(page.locator(".timeline")).to_contain_text("Refund (succeeded)")
-    expect(page.locator(".timeline")).to_contain_text("EUR 50.00, 3 h taken back")
+    expect(page.locator(".timeline")).to_contain_text("€50.00, 3 h taken back")
     facts = page.locator(".facts")
     expect(facts.locator("div", has_text="Hours left on its package")).to_contain_text("5 h")
-    expect(facts.locator("div", has_text="Refundable")).to_contain_text("EUR 100.00")
-    expect(page.get_by_role("link", name="Refund", exact=True)).to_be_visible()  # EUR 100.00 can still be refunded
+    expect(facts.locator("div", has_text="Refundable")).to_contain_text("€100.00")
+    expect(page.get_by_role("link", name="Refund", exact=True)).to_be_visible()  # €100.00 can still be refunded
     screenshot(page, "console-refund-done")
 
     refund = Refund.objects.get()

@@ -8,7 +8,7 @@ from pypdf import PdfReader
 from billing.models import Payment
 from portal.models import User
 
-NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, EUR 80.00) package
+NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, €80.00) package
 
 
 def balance(page):
@@ -23,9 +23,9 @@ def test_a_student_adds_a_card_and_renews_in_one_click(page, demo_data, sign_in,
 
     page.get_by_role("link", name="My hours", exact=True).click()
     expect(balance(page)).to_have_text("1.75 h")
-    page.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+    page.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
 
-    expect(page.locator("#payment-result")).to_contain_text("Payment received. 5 h added (Starter, EUR 80.00).")
+    expect(page.locator("#payment-result")).to_contain_text("Payment received. 5 h added (Starter, €80.00).")
     expect(balance(page)).to_have_text("6.75 h")
     expect(page.locator("#lots .lot-card")).to_have_count(2)
     # The seeded package, its renewal, and the declined attempt the demo seeds.
@@ -40,7 +40,7 @@ def test_a_3d_secure_card_is_authenticated_on_the_page(page, demo_data, sign_in,
     expect(page.locator("#card-list")).to_contain_text("Visa 3184")
 
     page.get_by_role("link", name="My hours", exact=True).click()
-    page.get_by_role("button", name=re.compile(r"^Top up 10 h for EUR 150.00 with Visa 3184")).click()
+    page.get_by_role("button", name=re.compile(r"^Top up 10 h for €150.00 with Visa 3184")).click()
     page.get_by_role("button", name="Complete authentication").click()
 
     expect(page.locator("#payment-result")).to_contain_text("Payment received. 10 h added")
@@ -68,7 +68,7 @@ def test_a_card_declined_on_charge_says_why_and_another_card_saves_the_day(
     add_card_in_browser(page, "4242424242424242")
     page.get_by_role("link", name="My hours", exact=True).click()
 
-    page.get_by_role("button", name=re.compile(r"^Renew 5 h for EUR 80.00 with Visa 0341")).click()
+    page.get_by_role("button", name=re.compile(r"^Renew 5 h for €80.00 with Visa 0341")).click()
 
     result = page.locator("#payment-result")
     expect(result).to_contain_text("Payment failed. Your card was declined by your bank. No hours were added.")
@@ -76,7 +76,7 @@ def test_a_card_declined_on_charge_says_why_and_another_card_saves_the_day(
     expect(result).to_be_focused()
     expect(balance(page)).to_have_text("1.75 h")
 
-    result.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+    result.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
 
     expect(result).to_contain_text("Payment received. 5 h added")
     expect(balance(page)).to_have_text("6.75 h")
@@ -111,7 +111,7 @@ def test_a_receipt_is_downloaded_after_a_renewal(page, demo_data, sign_in, add_c
     sign_in(page, NEAR_ZERO)
     add_card_in_browser(page, "4242424242424242")
     page.get_by_role("link", name="My hours", exact=True).click()
-    page.get_by_role("button", name="Renew 5 h for EUR 80.00 with Visa 4242").click()
+    page.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
     expect(page.locator("#payment-result")).to_contain_text("Payment received.")
     purchases = page.locator("#purchase-table")
     with page.expect_download() as from_the_purchases:

@@ -50,7 +50,7 @@ def test_finance_hears_of_a_new_dispute_in_the_console(page, live_server, locals
     bell.click()
     expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
     inbox = page.locator("#inbox")
-    expect(inbox).to_contain_text(f"New dispute of EUR 150.00 by {PAYER}")
+    expect(inbox).to_contain_text(f"New dispute of €150.00 by {PAYER}")
     expect(inbox).to_contain_text(f"Evidence is due by {datetime_text(dispute.evidence_due_by)}.")
 
     page.set_viewport_size({"width": 390, "height": 844})

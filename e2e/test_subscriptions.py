@@ -39,10 +39,10 @@ def test_a_student_subscribes_with_a_saved_card_and_sees_the_hours(
     plans = page.locator("#subscription-plans")
     expect(plans.get_by_role("heading", name="Monthly plans")).to_be_visible()
 
-    plans.get_by_role("button", name="Subscribe: 8 h for EUR 99.00 a month with Visa 4242").click()
+    plans.get_by_role("button", name="Subscribe: 8 h for €99.00 a month with Visa 4242").click()
 
     result = page.locator("#payment-result")
-    expect(result).to_contain_text("Payment received. 8 h added (Monthly 8 h, EUR 99.00).")
+    expect(result).to_contain_text("Payment received. 8 h added (Monthly 8 h, €99.00).")
     expect(result).to_contain_text("Your Monthly 8 h subscription is active: it renews on")
     expect(balance(page)).to_have_text("8 h")
     expect(plans.get_by_role("heading", name="Your subscription")).to_be_visible()
@@ -52,7 +52,7 @@ def test_a_student_subscribes_with_a_saved_card_and_sees_the_hours(
     page.get_by_role("link", name="Subscription", exact=True).click()
     expect(page.get_by_role("heading", name="Monthly 8 h", level=1)).to_be_visible()
     expect(status(page)).to_have_text("Active")
-    expect(page.get_by_test_id("next-renewal")).to_contain_text("EUR 99.00")
+    expect(page.get_by_test_id("next-renewal")).to_contain_text("€99.00")
     expect(page.locator("#subscription")).to_contain_text("Visa 4242")
     expect(page.get_by_role("link", name=re.compile(r"^Receipt "))).to_be_visible()
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -68,10 +68,10 @@ def test_a_3d_secure_card_is_authenticated_and_the_subscription_starts(page, dem
     add_card_in_browser(page, "4000002500003155", authenticate=True)
     page.get_by_role("link", name="My hours", exact=True).click()
 
-    page.get_by_role("button", name="Subscribe: 8 h for EUR 99.00 a month with Visa 3155").click()
+    page.get_by_role("button", name="Subscribe: 8 h for €99.00 a month with Visa 3155").click()
     page.get_by_role("button", name="Complete authentication").click()
 
-    expect(page.locator("#payment-result")).to_contain_text("Payment received. 8 h added (Monthly 8 h, EUR 99.00).")
+    expect(page.locator("#payment-result")).to_contain_text("Payment received. 8 h added (Monthly 8 h, €99.00).")
     expect(balance(page)).to_have_text("8 h")
     expect(page.locator("#subscription-plans").get_by_test_id("subscription-status")).to_have_text("Active")
     assert Subscription.objects.get(account__user__email=NEW_STUDENT).status == "active"
@@ -136,7 +136,7 @@ def test_an_upgrade_charges_the_difference_and_adds_the_extra_hours(
 
         result = page.locator("#payment-result")
         expect(result).to_contain_text("Payment received.")
-        expect(result).to_contain_text("(Monthly 12 h, EUR 40.00).")
+        expect(result).to_contain_text("(Monthly 12 h, €40.00).")
         expect(page.get_by_role("heading", name="Monthly 12 h", level=1)).to_be_visible()
         expect(page.locator("#subscription")).to_contain_text("(upgrade)")
         page.get_by_role("link", name="My hours", exact=True).click()

@@ -11,8 +11,10 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import ValidationError
 from django.db import connections, models
+from django.utils.translation import gettext, gettext_noop
 
-SELECTION_INVALID = "The selected rows were not understood. Select them again."
+# English here, for the tests to find; translated when shown.
+SELECTION_INVALID = gettext_noop("The selected rows were not understood. Select them again.")
 # More digits than any 64-bit integer has: refused before int() (Python refuses past 4,300 digits).
 WIDEST_INTEGER_DIGITS = 19
 
@@ -66,7 +68,7 @@ class BadInputRefusedAdmin:
         try:
             InRangeModelMultipleChoiceField(queryset, required=False).clean(selected)
         except ValidationError:
-            self.message_user(request, SELECTION_INVALID, messages.WARNING)
+            self.message_user(request, gettext(SELECTION_INVALID), messages.WARNING)
             return None  # the admin shows the list again, with the message
         return super().response_action(request, queryset)
 

@@ -6,14 +6,15 @@ Finance action needs. Sign-in itself goes through allauth
 from functools import wraps
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from portal.admin_input import bad_input_refused
 from portal.console.access import fresh_code_redirect, second_factor_redirect
 
 
 class PortalAdminSite(admin.AdminSite):
-    site_header = "Tutoring Hours administration"
-    site_title = "Tutoring Hours admin"
+    site_header = _("Tutoring Hours administration")
+    site_title = _("Tutoring Hours admin")
 
     def register(self, model_or_iterable, admin_class=None, **options):
         # Every registration, allauth's and Django's too, answers bad input with a message or a form error.

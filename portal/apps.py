@@ -12,10 +12,12 @@ class PortalConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         from portal.console.access import console_groups_ensure, totp_activation_counts_as_sign_in
+        from portal.locale import language_remember
         from portal.models import sign_in_record
 
         post_migrate.connect(console_groups_ensure, dispatch_uid="console_groups_ensure")
         user_logged_in.connect(sign_in_record, dispatch_uid="sign_in_record")
+        user_logged_in.connect(language_remember, dispatch_uid="language_remember")
         authenticator_added.connect(totp_activation_counts_as_sign_in, dispatch_uid="totp_counts_as_sign_in")
 
 

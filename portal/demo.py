@@ -74,8 +74,11 @@ STUDENTS = {
     "ben.student@example.com": ("Ben", "Okafor", [LotStory("Starter", -20, -18, -1, 195)]),
     "cleo.student@example.com": ("Cleo", "Nowak", []),
     "dina.student@example.com": ("Dina", "Silva", []),
+    "joao.aluno@example.com": ("João", "Ferreira", [LotStory("Standard", -40, -38, -3, 270)]),
 }
 SUBSCRIBER = "dina.student@example.com"
+# Students who read the portal, their emails and receipts in European Portuguese, on Lisbon's clock.
+PORTUGUESE_READERS = {"joao.aluno@example.com"}
 # Staff: Finance and Support (console groups), and an operator (a superuser, for the Django admin:
 # no console group gives the admin). All use TOTP, with this published secret so that `make totp`
 # can print the current code: demo data only.
@@ -95,6 +98,7 @@ def seed_demo():
     for email, (first_name, last_name, stories) in STUDENTS.items():
         role = "student with a rich history" if len(stories) > 1 else "student near zero" if stories else "new student"
         role = "student with a monthly subscription" if email == SUBSCRIBER else role
+        role = "student who reads Portuguese (pt-PT, Lisbon time)" if email in PORTUGUESE_READERS else role
         logins.append(DemoLogin(email, DEMO_PASSWORD, role))
         if not User.objects.filter(email=email).exists():
             _student(email, first_name, last_name, stories, plans)
@@ -259,6 +263,9 @@ def _verify_email(user):
 @transaction.atomic
 def _student(email, first_name, last_name, stories, plans):
     user = User.objects.create_user(email, DEMO_PASSWORD, first_name=first_name, last_name=last_name)
+    if email in PORTUGUESE_READERS:
+        user.language, user.time_zone = "pt-pt", "Europe/Lisbon"
+        user.save(update_fields=["language", "time_zone"])
     _verify_email(user)
     account = ledger.account_open(user=user)
     session_number = 0

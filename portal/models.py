@@ -1,8 +1,10 @@
 """The portal's user: email is the login; `is_staff` opens the console."""
 
+from django.conf import settings
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.formatting import datetime_text
 
@@ -31,7 +33,11 @@ class UserManager(BaseUserManager):
 
 class User(AbstractUser):
     username = None
-    email = models.EmailField("email address", unique=True)
+    email = models.EmailField(_("email address"), unique=True)
+    # Blank until chosen (or until the first sign-in saves the browser's): emails, PDFs and alerts
+    # are written in this language and time zone, whoever triggers them (portal.locale).
+    language = models.CharField(_("language"), max_length=10, blank=True, choices=settings.LANGUAGES)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []

@@ -15,10 +15,13 @@ from allauth.account.adapter import get_adapter as get_account_adapter
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing.ratelimits import seconds_over_limit
 
-MESSAGE = (
+# In English (tests name it); translated where it is shown.
+MESSAGE = gettext_noop(
     "Too many attempts in a short time, so nothing was charged or changed. Please wait a few minutes, then try again."
 )
 
@@ -57,11 +60,12 @@ def client_ip(request):
 
 
 def too_many_requests(request, wait, *, answer="page"):
+    message = _(MESSAGE)
     if answer == "json":
-        response = JsonResponse({"error": MESSAGE}, status=429)
+        response = JsonResponse({"error": message}, status=429)
     elif request.htmx:
-        response = render(request, "portal/_rate_limited.html", {"message": MESSAGE}, status=429)
+        response = render(request, "portal/_rate_limited.html", {"message": message}, status=429)
     else:
-        response = render(request, "429.html", {"message": MESSAGE}, status=429)
+        response = render(request, "429.html", {"message": message}, status=429)
     response["Retry-After"] = str(wait)
     return response

@@ -76,9 +76,13 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The browser's language (Accept-Language, or the language cookie) for everyone...
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # ...then, once signed in, the language and time zone saved on the user.
+    "portal.locale.UserLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -272,7 +276,13 @@ PORTAL_LOW_BALANCE_MINUTES = int(os.environ.get("PORTAL_LOW_BALANCE_MINUTES", "1
 # session stay usable when the lot they came from has expired since.
 PORTAL_REOPEN_WINDOW_DAYS = int(os.environ.get("PORTAL_REOPEN_WINDOW_DAYS", "30"))
 
-LANGUAGE_CODE = "en-gb"
+# Two languages: English (the default, and the fallback for anything unreadable in a cookie or a
+# header) and European Portuguese. Catalogues live in locale/ (pt_PT); `make run` and `make test`
+# compile them. Each person's language and time zone are saved on the user (portal.locale).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("pt-pt", "Português")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The default time zone of people who have not chosen their own.
 TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
 USE_I18N = True
 USE_TZ = True

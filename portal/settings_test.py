@@ -5,10 +5,19 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-any-real-deployment-0123456789")
 os.environ.setdefault("MFA_ENCRYPTION_KEYS", "xJzlHOXzzM8qiCelPzG9EmhgQrDeiKaRwl9hoiU-rvc=")
 os.environ["DEBUG"] = "0"  # whatever the shell says: the suite tests the production configuration
+if os.environ.get("REDIS_URL") and os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each pytest-xdist worker on its own Redis database: a test's cache.clear() (FLUSHDB) must not
+    # empty the cache or the queue another worker's test is using. Set before the settings read it,
+    # so that the processes a test starts (the scale-out cluster) inherit it.
+    redis_url = urlsplit(os.environ["REDIS_URL"])
+    worker = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+    database = (int(redis_url.path.strip("/") or 0) + 1 + worker) % 16
+    os.environ["REDIS_URL"] = urlunsplit(redis_url._replace(path=f"/{database}"))
 
 from portal.settings import *  # noqa: E402,F403
 

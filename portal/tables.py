@@ -6,7 +6,10 @@ import django_tables2 as tables
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.paginator import EmptyPage, Paginator
+from django.utils.functional import lazy
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
 
@@ -17,8 +20,17 @@ NUMERIC = {"td": {"class": "num"}, "th": {"class": "num"}}
 # Beyond this a page number is a typo (and an OFFSET the database cannot take).
 MAX_PAGE = 100_000
 PAGE_NUMBER = forms.IntegerField(min_value=1)
-VOIDED = "Voided"
-NOT_COUNTED = "not counted"
+VOIDED = _("Voided")
+NOT_COUNTED = _("not counted")
+
+
+def _visually_hidden(text):
+    return format_html('<span class="visually-hidden">{}</span>', text)
+
+
+# A column header for screen readers only (a column of buttons), in the language of the request:
+# `verbose_name=visually_hidden(_("Actions"))`. The phone layout's data-label keeps its text.
+visually_hidden = lazy(_visually_hidden, SafeString)
 
 
 class DayColumn(tables.Column):
@@ -75,20 +87,20 @@ class UsageTable(tables.Table):
     """A student's sessions, newest first; a voided one stays, marked with its reason and its
     minutes struck through."""
 
-    occurred_at = WhenColumn(verbose_name="Date")
-    subject = tables.Column()
-    tutor = tables.Column()
-    minutes = tables.Column(verbose_name="Duration", attrs=NUMERIC)
+    occurred_at = WhenColumn(verbose_name=_("Date"))
+    subject = tables.Column(verbose_name=_("Subject"))
+    tutor = tables.Column(verbose_name=_("Tutor"))
+    minutes = tables.Column(verbose_name=_("Duration"), attrs=NUMERIC)
 
     class Meta:
         model = Usage
         fields = ["occurred_at", "subject", "tutor", "minutes"]
         order_by = "-occurred_at"
-        empty_text = "No sessions yet. Your tutoring sessions will be listed here."
+        empty_text = _("No sessions yet. Your tutoring sessions will be listed here.")
         attrs = {"class": "data-table"}
         row_attrs = {"class": lambda record: "is-voided" if record.voided_at else ""}
 
-    caption = "Your tutoring sessions"
+    caption = _("Your tutoring sessions")
 
     order_occurred_at = stable_order("occurred_at")
     order_subject = stable_order("subject")

@@ -4,6 +4,8 @@ from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 
+from portal.locale import language_set
+
 # Django's admin signs in through allauth (email verification, rate limits), never on its own form.
 admin.site.login = secure_admin_login(admin.site.login)
 
@@ -17,6 +19,7 @@ def healthz(request):
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("language/", language_set, name="language_set"),
     path("", include("portal.student.urls")),
     path("console/", include("portal.console.urls")),
     path("accounts/", include("allauth.urls")),

@@ -23,7 +23,7 @@ Kind = Notification.Kind
 
 @pytest.fixture
 def paid(localstripe):
-    """EUR 150.00 for the Standard package of 10 h, really charged (by the stand-in). Its own
+    """€150.00 for the Standard package of 10 h, really charged (by the stand-in). Its own
     "payment received" alert is out of the way (sent) before a test starts."""
     payment = make_paid_payment(localstripe, account=make_student("rui@example.com", first_name="Rui"))
     alerts_scan()
@@ -56,9 +56,9 @@ class TestRefundHours:
 
         [alert] = alerts(Kind.REFUND_HOURS)
         assert alert.recipient == paid.account.user
-        assert alert.title == "EUR 75.00 refunded, 5 h taken back from Standard"
+        assert alert.title == "€75.00 refunded, 5 h taken back from Standard"
         assert alert.body == (
-            "EUR 75.00 of your payment for Standard was refunded to your card, and 5 h of that package were "
+            "€75.00 of your payment for Standard was refunded to your card, and 5 h of that package were "
             "taken back with it."
         )
         assert alert.link == reverse("student:lot_detail", args=[paid.lot_id])
@@ -71,8 +71,8 @@ class TestRefundHours:
         alerts_scan()
 
         assert [alert.title for alert in alerts(Kind.REFUND_HOURS)] == [
-            "EUR 30.00 refunded, 2 h taken back from Standard",
-            "EUR 30.00 refunded, 2 h taken back from Standard",
+            "€30.00 refunded, 2 h taken back from Standard",
+            "€30.00 refunded, 2 h taken back from Standard",
         ]
 
     def test_a_refund_of_money_only_takes_no_hours_and_raises_no_alert(self, paid):
@@ -102,7 +102,7 @@ class TestRefundHours:
         finance_client.post(url, form | {"confirm": "1", "key": key}, HTTP_HX_REQUEST="true")
 
         [alert] = alerts(Kind.REFUND_HOURS)  # no scan has run
-        assert alert.title == "EUR 75.00 refunded, 5 h taken back from Standard"
+        assert alert.title == "€75.00 refunded, 5 h taken back from Standard"
         alerts_scan()
         assert alerts(Kind.REFUND_HOURS) == [alert]  # the scan finds it alerted already
 
@@ -116,7 +116,7 @@ class TestDisputeHolds:
 
         [alert] = alerts(Kind.DISPUTE_HOLD)
         assert alert.title == "10 h on hold for a dispute"
-        assert "Your bank opened a dispute about your payment for Standard (EUR 150.00)." in alert.body
+        assert "Your bank opened a dispute about your payment for Standard (€150.00)." in alert.body
         assert "10 h of that package are on hold and cannot be used" in alert.body
         assert alert.link == reverse("student:lot_detail", args=[paid.lot_id])
         assert alerts(Kind.DISPUTE_RELEASED) == []

@@ -198,7 +198,7 @@ class TestPaymentAlerts:
         alert = Notification.objects.get()
         assert (alert.kind, alert.subject_id) == ("payment_under_review", payment.pk)
         assert alert.title == "A payment is under review"
-        assert alert.body == f"Your payment for Standard (EUR 150.00) is under review. {PAYMENT_UNDER_REVIEW}"
+        assert alert.body == f"Your payment for Standard (€150.00) is under review. {PAYMENT_UNDER_REVIEW}"
         assert "pi_" not in alert.body and "15.00" not in alert.body
 
     def test_the_pay_click_that_left_a_payment_for_review_tells_the_student_at_once(self, localstripe):

@@ -114,8 +114,8 @@ class TestDisputes:
 
         assert recipients(Kind.STAFF_DISPUTE_OPENED) == FINANCE  # Support reads disputes but cannot answer them
         alert = Notification.objects.filter(kind=Kind.STAFF_DISPUTE_OPENED).first()
-        assert alert.title == "New dispute of EUR 150.00 by payer@example.com"
-        assert "payer@example.com disputed a payment of EUR 150.00 (fraudulent)." in alert.body
+        assert alert.title == "New dispute of €150.00 by payer@example.com"
+        assert "payer@example.com disputed a payment of €150.00 (fraudulent)." in alert.body
         assert "Evidence is due by " in alert.body
         assert alert.link == f"/console/disputes/{dispute.pk}/"
         assert alert.dedupe_key == f"staff-dispute:{dispute.pk}:{alert.recipient_id}"
@@ -349,7 +349,7 @@ class TestEmails:
         assert emails_send_due() == 2
 
         message = next(message for message in mail.outbox if message.to == ["fiona@example.com"])
-        assert message.subject == "New dispute of EUR 150.00 by payer@example.com"
+        assert message.subject == "New dispute of €150.00 by payer@example.com"
         assert "A student disputed a payment with their bank." in message.body
         assert f"{settings.PORTAL_BASE_URL}/console/disputes/{dispute.pk}/" in message.body
         assert f"{settings.PORTAL_BASE_URL}/console/alerts/preferences/" in message.body

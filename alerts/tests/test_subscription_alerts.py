@@ -82,7 +82,7 @@ def test_a_renewal_is_announced_three_days_before_with_amount_and_card_once_per_
         alerts_scan()
         alerts_scan()
     [alert] = alerts_of(Kind.SUBSCRIPTION_RENEWING)
-    assert "EUR 99.00" in alert.body and "Visa 4242" in alert.body and "8 h" in alert.body
+    assert "€99.00" in alert.body and "Visa 4242" in alert.body and "8 h" in alert.body
 
     # The next period: a new reminder.
     Subscription.objects.filter(pk=subscription.pk).update(

@@ -2,12 +2,17 @@
 (billing.disputes.texts), saved as staff edit it, submitted to Stripe once with its documents as
 PDFs; or the dispute accepted (closed as lost). Each step is audited, and a step Stripe refuses or
 leaves unanswered changes nothing here but the audit log.
+
+What staff read (field labels, refusals) is in their language; the evidence itself (its prefilled
+texts and its PDFs) is always English, since Stripe's and the card network's reviewers read it.
 """
 
 from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing import ledger, stripe_gateway
 from billing.audit import audit_record
@@ -18,15 +23,18 @@ from billing.models import Dispute, Payment, Receipt
 from billing.receipts import receipt_pdf
 
 # Evidence: Stripe's field names, in the order the console form shows them.
+# The labels are lazy: staff read them in their language, the PDFs sent to Stripe in English.
 EVIDENCE_FIELDS = {
-    "product_description": "Product description",
-    "customer_communication": "Customer communication",
-    "service_date": "Service date",
-    "service_documentation": "Service documentation",
-    "receipt": "Receipt",
-    "access_activity_log": "Access activity log",
-    "uncategorized_text": "Other information",
+    "product_description": gettext_lazy("Product description"),
+    "customer_communication": gettext_lazy("Customer communication"),
+    "service_date": gettext_lazy("Service date"),
+    "service_documentation": gettext_lazy("Service documentation"),
+    "receipt": gettext_lazy("Receipt"),
+    "access_activity_log": gettext_lazy("Access activity log"),
+    "uncategorized_text": gettext_lazy("Other information"),
 }
+# The evidence's own language, whoever prepares it.
+EVIDENCE_LANGUAGE = "en"
 # Stripe takes these as uploaded files: our text goes as a small PDF, the receipt as its own PDF.
 FILE_FIELDS = {"customer_communication", "service_documentation", "receipt"}
 # Stripe caps each text field at 20,000 characters and all of them together at 150,000; our four
@@ -53,15 +61,16 @@ def dispute_evidence_prefill(*, dispute, messages=()):
     payment = Payment.objects.select_related("account__user", "plan", "lot").get(pk=dispute.payment_id)
     receipt = Receipt.objects.filter(payment=payment).first()
     sessions = texts.lot_sessions(payment.lot)
-    prefill = {
-        "product_description": texts.product_description(payment),
-        "customer_communication": texts.customer_communication(payment, receipt, messages),
-        "service_date": texts.service_date(payment, sessions),
-        "service_documentation": texts.service_documentation(payment, sessions),
-        "receipt": receipt.number if receipt else "",
-        "access_activity_log": texts.access_activity_log(payment),
-        "uncategorized_text": "",
-    }
+    with translation.override(EVIDENCE_LANGUAGE):  # money and dates as English reads them
+        prefill = {
+            "product_description": texts.product_description(payment),
+            "customer_communication": texts.customer_communication(payment, receipt, messages),
+            "service_date": texts.service_date(payment, sessions),
+            "service_documentation": texts.service_documentation(payment, sessions),
+            "receipt": receipt.number if receipt else "",
+            "access_activity_log": texts.access_activity_log(payment),
+            "uncategorized_text": "",
+        }
     saved = {field: text for field, text in (dispute.evidence or {}).items() if field in EVIDENCE_FIELDS}
     return prefill | saved
 
@@ -95,7 +104,7 @@ def dispute_evidence_submit(*, dispute, evidence, actor, ip_address=None):
     draft = dict(dispute.evidence)
     sent = {field: text for field, text in draft.items() if text}
     if not sent:
-        raise DisputeRefused("There is no evidence to submit: fill in at least one field.")
+        raise DisputeRefused(_("There is no evidence to submit: fill in at least one field."))
     try:
         stripe_evidence = _stripe_evidence(dispute, sent)
         dispute_object = stripe_gateway.dispute_evidence_submit(
@@ -104,9 +113,11 @@ def dispute_evidence_submit(*, dispute, evidence, actor, ip_address=None):
     except (ProviderRequestInvalid, ProviderUnavailable) as error:
         failure = _provider_failure(
             error,
-            refused="Stripe did not take the evidence: {reason} The draft is saved and was not submitted.",
-            unanswered="Stripe did not answer, so the evidence may or may not have reached it. The draft is "
-            "saved; check the dispute in the Stripe Dashboard before submitting again.",
+            refused=_("Stripe did not take the evidence: %(reason)s The draft is saved and was not submitted."),
+            unanswered=_(
+                "Stripe did not answer, so the evidence may or may not have reached it. The draft is "
+                "saved; check the dispute in the Stripe Dashboard before submitting again."
+            ),
         )
         _audit_failure(dispute, actor=actor, action="dispute.evidence_submit_failed", error=failure, ip=ip_address)
         raise failure from error
@@ -133,22 +144,26 @@ def dispute_accept(*, dispute, actor, reason, ip_address=None):
     reason = (reason or "").strip()
     dispute.refresh_from_db()
     if dispute.closed:
-        raise DisputeRefused(f"This dispute is already closed ({dispute.get_status_display().lower()}).")
+        raise DisputeRefused(
+            _("This dispute is already closed (%(status)s).") % {"status": dispute.get_status_display().lower()}
+        )
     if dispute.status not in Dispute.AWAITING_RESPONSE:
         raise DisputeRefused(
-            f"This dispute is {dispute.get_status_display().lower()}: "
-            "Stripe takes an acceptance only while the dispute needs a response."
+            _("This dispute is %(status)s: Stripe takes an acceptance only while the dispute needs a response.")
+            % {"status": dispute.get_status_display().lower()}
         )
     if not reason:
-        raise DisputeRefused("Give a reason for accepting the dispute; it goes into the audit log.")
+        raise DisputeRefused(_("Give a reason for accepting the dispute; it goes into the audit log."))
     try:
         dispute_object = stripe_gateway.dispute_close(dispute.stripe_dispute_id)
     except (ProviderRequestInvalid, ProviderUnavailable) as error:
         failure = _provider_failure(
             error,
-            refused="Stripe did not close the dispute: {reason} It stays open.",
-            unanswered="Stripe did not answer, so the dispute may or may not be closed. Check it in the Stripe "
-            "Dashboard before trying again.",
+            refused=_("Stripe did not close the dispute: %(reason)s It stays open."),
+            unanswered=_(
+                "Stripe did not answer, so the dispute may or may not be closed. Check it in the Stripe "
+                "Dashboard before trying again."
+            ),
         )
         _audit_failure(dispute, actor=actor, action="dispute.accept_failed", error=failure, ip=ip_address)
         raise failure from error
@@ -179,20 +194,26 @@ def _lock(dispute):
 
 def _refuse_unless_evidence_open(dispute):
     if dispute.accepted_at:
-        raise DisputeRefused(f"This dispute was accepted on {texts.when(dispute.accepted_at)}; its evidence is final.")
+        raise DisputeRefused(
+            _("This dispute was accepted on %(when)s; its evidence is final.")
+            % {"when": texts.when(dispute.accepted_at)}
+        )
     if dispute.closed:
         raise DisputeRefused(
-            f"This dispute is closed ({dispute.get_status_display().lower()}); Stripe no longer takes evidence for it."
+            _("This dispute is closed (%(status)s); Stripe no longer takes evidence for it.")
+            % {"status": dispute.get_status_display().lower()}
         )
     if dispute.evidence_submitted_at:
         raise DisputeRefused(
-            f"The evidence was submitted on {texts.when(dispute.evidence_submitted_at)}; Stripe takes one submission."
+            _("The evidence was submitted on %(when)s; Stripe takes one submission.")
+            % {"when": texts.when(dispute.evidence_submitted_at)}
         )
     if dispute.status in Dispute.IN_REVIEW:
-        raise DisputeRefused("Stripe is already reviewing evidence for this dispute (submitted in its Dashboard).")
+        raise DisputeRefused(_("Stripe is already reviewing evidence for this dispute (submitted in its Dashboard)."))
     if dispute.evidence_due_by and dispute.evidence_due_by <= timezone.now():
         raise DisputeRefused(
-            f"The evidence was due on {texts.when(dispute.evidence_due_by)}; Stripe no longer accepts it."
+            _("The evidence was due on %(when)s; Stripe no longer accepts it.")
+            % {"when": texts.when(dispute.evidence_due_by)}
         )
 
 
@@ -227,19 +248,20 @@ def _evidence_pdf(dispute, field, text):
 
     payment = dispute.payment
     user = payment.account.user
-    html = render_to_string(
-        "billing/dispute_evidence.html",
-        {
-            "label": EVIDENCE_FIELDS[field],
-            "text": text,
-            "dispute": dispute,
-            "payment": payment,
-            "customer": f"{user.get_full_name()} <{user.email}>" if user.get_full_name() else user.email,
-            "prepared_on": texts.when(timezone.now()),
-            "seller_name": settings.PORTAL_SELLER_NAME,
-            "seller_email": settings.PORTAL_SELLER_EMAIL,
-        },
-    )
+    with translation.override(EVIDENCE_LANGUAGE):  # for Stripe's reviewers, whoever submits it
+        html = render_to_string(
+            "billing/dispute_evidence.html",
+            {
+                "label": str(EVIDENCE_FIELDS[field]),
+                "text": text,
+                "dispute": dispute,
+                "payment": payment,
+                "customer": f"{user.get_full_name()} <{user.email}>" if user.get_full_name() else user.email,
+                "prepared_on": texts.when(timezone.now()),
+                "seller_name": settings.PORTAL_SELLER_NAME,
+                "seller_email": settings.PORTAL_SELLER_EMAIL,
+            },
+        )
     return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
 
 
@@ -248,7 +270,7 @@ def _provider_failure(error, *, refused, unanswered):
         return DisputeProviderFailed(unanswered, maybe_sent=True)
     reason = str(error).strip()
     return DisputeProviderFailed(
-        refused.format(reason=reason if reason.endswith(".") else f"{reason}."), maybe_sent=False
+        refused % {"reason": reason if reason.endswith(".") else f"{reason}."}, maybe_sent=False
     )
 
 

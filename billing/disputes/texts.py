@@ -1,5 +1,9 @@
 """The texts of a dispute's evidence, written from our records: what was bought, when and how the
-hours were used, how the student used the portal and what we told them."""
+hours were used, how the student used the portal and what we told them.
+
+Not translated: Stripe's and the card network's reviewers read them, so they are English, with
+money and dates as English writes them (billing.disputes.evidence writes them under English).
+"""
 
 from allauth.account.models import EmailAddress
 

@@ -3,6 +3,7 @@ refunding the payment if asked), or add a note. Each is audited."""
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing import ledger, refunds
 from billing.audit import audit_reason, audit_record
@@ -67,16 +68,16 @@ def _refund_possible(flag):
     payment = flag.payment
     if payment is None or payment.status != payment.Status.SUCCEEDED:
         raise refunds.RefundRefused(
-            "This flag's payment was not paid, so there is nothing to refund; nothing was changed."
+            _("This flag's payment was not paid, so there is nothing to refund; nothing was changed.")
         )
     if refunds.refund_defaults(payment=payment).refundable_cents <= 0:
-        raise refunds.RefundRefused("This flag's payment has been refunded in full already; nothing was changed.")
+        raise refunds.RefundRefused(_("This flag's payment has been refunded in full already; nothing was changed."))
 
 
 def fraud_flag_note(*, flag, actor, note, ip_address=None):
     """Add a note to a flag, open or closed (an audit entry: a later call, a chargeback that
     followed); the flag itself does not change."""
-    note = audit_reason(note, message="Please write a note.")
+    note = audit_reason(note, message=_("Please write a note."))
     with transaction.atomic():
         return audit_record(actor=actor, action="fraud_flag.note", target=flag, reason=note, ip_address=ip_address)
 

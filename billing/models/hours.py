@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 def default_currency():
@@ -42,7 +43,7 @@ class Account(models.Model):
     blocked_reason = models.CharField(max_length=300, blank=True)
     # Printed on receipts issued from then on (an issued receipt keeps what it was issued with).
     billing_address = models.TextField(max_length=300, blank=True)
-    tax_id = models.CharField("tax number (NIF)", max_length=20, blank=True)
+    tax_id = models.CharField(_("tax number (NIF)"), max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,21 +65,21 @@ class Plan(models.Model):
     every period for a price per period, billed by Stripe Billing)."""
 
     class Kind(models.TextChoices):
-        PACKAGE = "package", "Package"
-        SUBSCRIPTION = "subscription", "Subscription"
+        PACKAGE = "package", _("Package")
+        SUBSCRIPTION = "subscription", _("Subscription")
 
     class Interval(models.TextChoices):
-        MONTH = "month", "Monthly"
-        WEEK = "week", "Weekly"
+        MONTH = "month", _("Monthly")
+        WEEK = "week", _("Weekly")
 
     name = models.CharField(max_length=80)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PACKAGE)
     description = models.CharField(max_length=200, blank=True)
-    minutes = models.PositiveIntegerField(help_text="Hours in the package, in minutes.")
+    minutes = models.PositiveIntegerField(help_text=_("Hours in the package, in minutes."))
     price_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default=default_currency)
     validity_days = models.PositiveIntegerField(
-        default=365, help_text="Packages: days from purchase until unused hours expire."
+        default=365, help_text=_("Packages: days from purchase until unused hours expire.")
     )
     # Subscriptions only: the period each payment pays for, and how many periods after it a period's
     # unused hours stay usable (1: they expire at the end of the next period).
@@ -136,15 +137,15 @@ class Lot(models.Model):
     """One purchased (or granted) package of hours with its own expiry."""
 
     class Source(models.TextChoices):
-        PURCHASE = "purchase", "Purchase"
+        PURCHASE = "purchase", _("Purchase")
         # A complimentary lot from staff: no payment, no receipt, counted apart from sales.
-        GRANT = "grant", "Granted by your school"
+        GRANT = "grant", _("Granted by your school")
         # A voided session's minutes whose own lot had expired since come back in a lot of their own.
-        RESTORED = "restored", "Restored from a voided session"
+        RESTORED = "restored", _("Restored from a voided session")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="lots")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="lots", null=True, blank=True)
-    name = models.CharField(max_length=80, help_text="What the student sees: the plan's name at purchase.")
+    name = models.CharField(max_length=80, help_text=_("What the student sees: the plan's name at purchase."))
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.PURCHASE)
     minutes_purchased = models.PositiveIntegerField()
     minutes_remaining = models.PositiveIntegerField()
@@ -152,7 +153,7 @@ class Lot(models.Model):
     currency = models.CharField(max_length=3, default=default_currency)
     purchased_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
-    expired_at = models.DateTimeField(null=True, blank=True, help_text="When the expiry was booked.")
+    expired_at = models.DateTimeField(null=True, blank=True, help_text=_("When the expiry was booked."))
 
     objects = LotQuerySet.as_manager()
 
@@ -219,17 +220,17 @@ class LedgerEntryQuerySet(models.QuerySet):
 
 class LedgerEntryKind(models.TextChoices):
     # Outside LedgerEntry so that its Meta's constraints can name the kinds.
-    CREDIT = "credit", "Purchase"
-    USAGE = "usage", "Session"
-    EXPIRY = "expiry", "Expiry"
-    REVERSAL = "reversal", "Reversal"
-    ADJUSTMENT = "adjustment", "Adjustment"
-    DISPUTE_HOLD = "dispute_hold", "Held for a dispute"
-    DISPUTE_RELEASE = "dispute_release", "Released after a dispute"
-    GRANT = "grant", "Granted by your school"
+    CREDIT = "credit", _("Purchase")
+    USAGE = "usage", _("Session")
+    EXPIRY = "expiry", _("Expiry")
+    REVERSAL = "reversal", _("Reversal")
+    ADJUSTMENT = "adjustment", _("Adjustment")
+    DISPUTE_HOLD = "dispute_hold", _("Held for a dispute")
+    DISPUTE_RELEASE = "dispute_release", _("Released after a dispute")
+    GRANT = "grant", _("Granted by your school")
     # An expired lot reopened by staff: the expiry's minutes come back, the expiry entry stays.
-    EXPIRY_REVERSAL = "expiry_reversal", "Expiry reopened"
-    VOID = "void", "Session voided"
+    EXPIRY_REVERSAL = "expiry_reversal", _("Expiry reopened")
+    VOID = "void", _("Session voided")
 
 
 class LedgerEntry(models.Model):
@@ -240,21 +241,21 @@ class LedgerEntry(models.Model):
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="ledger_entries")
     kind = models.CharField(max_length=20, choices=Kind.choices)
-    minutes = models.IntegerField(help_text="Signed change: positive adds hours, negative removes them.")
-    balance_after = models.IntegerField(help_text="The account's balance in minutes right after this entry.")
+    minutes = models.IntegerField(help_text=_("Signed change: positive adds hours, negative removes them."))
+    balance_after = models.IntegerField(help_text=_("The account's balance in minutes right after this entry."))
     usage = models.ForeignKey(Usage, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries")
     reason = models.CharField(max_length=200, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    occurred_at = models.DateTimeField(help_text="When it happened in the business sense.")
+    occurred_at = models.DateTimeField(help_text=_("When it happened in the business sense."))
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     objects = LedgerEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
-        verbose_name_plural = "ledger entries"
+        verbose_name_plural = _("ledger entries")
         indexes = [models.Index(fields=["account", "id"]), models.Index(fields=["kind", "occurred_at"])]
         constraints = [
             models.CheckConstraint(condition=~Q(minutes=0), name="ledger_entry_minutes_not_zero"),

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.models.hours import Account, Lot, Plan
 
@@ -62,16 +64,16 @@ class PaymentMethod(models.Model):
 
 class PaymentStatus(models.TextChoices):
     # Outside Payment so that its Meta's constraints can name a status too.
-    PROCESSING = "processing", "Processing"
-    REQUIRES_ACTION = "requires_action", "Needs authentication"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    PROCESSING = "processing", _("Processing")
+    REQUIRES_ACTION = "requires_action", _("Needs authentication")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
     # Stripe's answer contradicts ours (another amount charged), or no answer can be had: no hours,
     # and staff find it in the console. Only Stripe's late word that it charged still moves it (see
     # Payment.final).
-    NEEDS_REVIEW = "needs_review", "Needs staff review"
+    NEEDS_REVIEW = "needs_review", _("Needs staff review")
     # Staff looked into it and recorded what they did (a refund, hours added by hand...) and why.
-    RESOLVED = "resolved", "Resolved by staff"
+    RESOLVED = "resolved", _("Resolved by staff")
 
 
 class PaymentFailure(StrEnum):
@@ -95,12 +97,12 @@ class Payment(models.Model):
     time-out between the two leaves a row that can be settled later, and a repeated click finds it."""
 
     class Kind(models.TextChoices):
-        PURCHASE = "purchase", "Purchase"
-        RENEWAL = "renewal", "Renewal"
-        TOP_UP = "top_up", "Top-up"
+        PURCHASE = "purchase", _("Purchase")
+        RENEWAL = "renewal", _("Renewal")
+        TOP_UP = "top_up", _("Top-up")
         # A subscription invoice: one period's hours, or an upgrade's pro-rata extra hours.
-        SUBSCRIPTION = "subscription", "Subscription period"
-        PLAN_CHANGE = "plan_change", "Plan upgrade"
+        SUBSCRIPTION = "subscription", _("Subscription period")
+        PLAN_CHANGE = "plan_change", _("Plan upgrade")
 
     Status = PaymentStatus
     Failure = PaymentFailure
@@ -206,13 +208,13 @@ class Refund(models.Model):
     class Status(models.TextChoices):
         # Ours: a refund staff ask for exists before Stripe is called (like a Payment), so that a
         # second refund racing it counts its amount, and a lost answer can be sent again.
-        REQUESTED = "requested", "Waiting for Stripe"
+        REQUESTED = "requested", _("Waiting for Stripe")
         # Stripe's own.
-        PENDING = "pending", "Pending"
-        REQUIRES_ACTION = "requires_action", "Needs action"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELED = "canceled", "Canceled"
+        PENDING = "pending", _("Pending")
+        REQUIRES_ACTION = "requires_action", _("Needs action")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELED = "canceled", _("Canceled")
 
         def may_become(self, new):
             """Whether a refund in this status takes `new`, which Stripe reports (its answer, a
@@ -244,10 +246,10 @@ class Refund(models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=30, choices=Status.choices)
     minutes_requested = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Hours staff chose to take back; empty means the refund's pro-rata share."
+        null=True, blank=True, help_text=_("Hours staff chose to take back; empty means the refund's pro-rata share.")
     )
     minutes_reversed = models.PositiveIntegerField(default=0)
-    minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used, so not taken back.")
+    minutes_short = models.PositiveIntegerField(default=0, help_text=_("Hours already used, so not taken back."))
     reason = models.CharField(max_length=300, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -277,13 +279,13 @@ class Dispute(models.Model):
 
     class Status(models.TextChoices):
         # Stripe's: "warning_" ones are inquiries (no money has moved yet).
-        WARNING_NEEDS_RESPONSE = "warning_needs_response", "Inquiry: needs response"
-        WARNING_UNDER_REVIEW = "warning_under_review", "Inquiry: under review"
-        WARNING_CLOSED = "warning_closed", "Inquiry: closed"
-        NEEDS_RESPONSE = "needs_response", "Needs response"
-        UNDER_REVIEW = "under_review", "Under review"
-        WON = "won", "Won"
-        LOST = "lost", "Lost"
+        WARNING_NEEDS_RESPONSE = "warning_needs_response", _("Inquiry: needs response")
+        WARNING_UNDER_REVIEW = "warning_under_review", _("Inquiry: under review")
+        WARNING_CLOSED = "warning_closed", _("Inquiry: closed")
+        NEEDS_RESPONSE = "needs_response", _("Needs response")
+        UNDER_REVIEW = "under_review", _("Under review")
+        WON = "won", pgettext_lazy("dispute status", "Won")
+        LOST = "lost", pgettext_lazy("dispute status", "Lost")
 
     # Stripe waits for our response (evidence, or an acceptance) only in these.
     AWAITING_RESPONSE = frozenset({Status.WARNING_NEEDS_RESPONSE, Status.NEEDS_RESPONSE})
@@ -299,7 +301,7 @@ class Dispute(models.Model):
     status = models.CharField(max_length=40, choices=Status.choices)
     evidence_due_by = models.DateTimeField(null=True, blank=True)
     minutes_held = models.PositiveIntegerField(default=0)
-    minutes_short = models.PositiveIntegerField(default=0, help_text="Hours already used when the funds left.")
+    minutes_short = models.PositiveIntegerField(default=0, help_text=_("Hours already used when the funds left."))
     funds_withdrawn = models.BooleanField(default=False)
     closed = models.BooleanField(default=False)
     # Evidence staff prepare in the console: Stripe's field names, text as typed; a draft until
@@ -338,17 +340,17 @@ class FraudFlag(models.Model):
     """A warning that a payment may be fraudulent (Stripe's early fraud warnings, our own rules)."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLEARED = "cleared", "Cleared"
-        CONFIRMED = "confirmed", "Confirmed"
+        OPEN = "open", pgettext_lazy("fraud flag status", "Open")
+        CLEARED = "cleared", pgettext_lazy("fraud flag status", "Cleared")
+        CONFIRMED = "confirmed", pgettext_lazy("fraud flag status", "Confirmed")
 
     class Rule(models.TextChoices):
-        RADAR = "radar", "Stripe early fraud warning"
-        ATTEMPTS = "attempts", "Many payment attempts in an hour"
-        CARDS = "cards", "Many different cards in 24 hours"
-        DECLINES = "declines", "A streak of declines"
-        FIRST_PURCHASE = "first_purchase", "First purchase far above the usual"
-        CARD_SETUPS = "card_setups", "Many card setups in 24 hours"
+        RADAR = "radar", _("Stripe early fraud warning")
+        ATTEMPTS = "attempts", _("Many payment attempts in an hour")
+        CARDS = "cards", _("Many different cards in 24 hours")
+        DECLINES = "declines", _("A streak of declines")
+        FIRST_PURCHASE = "first_purchase", _("First purchase far above the usual")
+        CARD_SETUPS = "card_setups", _("Many card setups in 24 hours")
 
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fraud_flags")
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="fraud_flags")

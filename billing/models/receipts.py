@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from billing.models.hours import Account
 from billing.models.payments import Payment, Refund
@@ -30,10 +31,10 @@ class Receipt(models.Model):
     """
 
     class Kind(models.TextChoices):
-        RECEIPT = "receipt", "Receipt"
-        CREDIT_NOTE = "credit_note", "Credit note"
+        RECEIPT = "receipt", _("Receipt")
+        CREDIT_NOTE = "credit_note", _("Credit note")
         # Numbered in the credit notes' series (see billing.receipts.SERIES).
-        CANCELLATION = "cancellation", "Credit note cancellation"
+        CANCELLATION = "cancellation", _("Credit note cancellation")
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     number = models.CharField(max_length=30, unique=True)

@@ -7,6 +7,7 @@ lot, so that receipts, refunds and disputes treat it like any other payment.
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, pgettext_lazy
 
 from billing.models.hours import Account, Plan
 from billing.models.payments import PaymentMethod
@@ -15,16 +16,16 @@ from billing.models.payments import PaymentMethod
 class SubscriptionStatus(models.TextChoices):
     # Ours: the row exists before Stripe is called (like a Payment), so a double click or a crash
     # between the two finds it.
-    STARTING = "starting", "Starting"
+    STARTING = "starting", pgettext_lazy("subscription status", "Starting")
     # Stripe's own.
-    INCOMPLETE = "incomplete", "Waiting for the first payment"
-    TRIALING = "trialing", "Active (trial)"
-    ACTIVE = "active", "Active"
-    PAST_DUE = "past_due", "Past due"
-    UNPAID = "unpaid", "Unpaid"
-    PAUSED = "paused", "Paused"
-    CANCELED = "canceled", "Ended"
-    INCOMPLETE_EXPIRED = "incomplete_expired", "Not started"
+    INCOMPLETE = "incomplete", pgettext_lazy("subscription status", "Waiting for the first payment")
+    TRIALING = "trialing", pgettext_lazy("subscription status", "Active (trial)")
+    ACTIVE = "active", pgettext_lazy("subscription status", "Active")
+    PAST_DUE = "past_due", pgettext_lazy("subscription status", "Past due")
+    UNPAID = "unpaid", pgettext_lazy("subscription status", "Unpaid")
+    PAUSED = "paused", pgettext_lazy("subscription status", "Paused")
+    CANCELED = "canceled", pgettext_lazy("subscription status", "Ended")
+    INCOMPLETE_EXPIRED = "incomplete_expired", pgettext_lazy("subscription status", "Not started")
 
 
 class Subscription(models.Model):
@@ -92,5 +93,5 @@ class Subscription(models.Model):
         """What the student and staff read: Stripe's status, and "cancels at period end" for an
         active subscription that will not renew."""
         if self.cancel_at_period_end and self.status in self.RUNNING | self.OVERDUE:
-            return "Cancels at period end"
+            return gettext("Cancels at period end")
         return self.get_status_display()

@@ -3,6 +3,7 @@
 import re
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 REDACTED = "[redacted]"
 
@@ -32,21 +33,21 @@ class WebhookEvent(models.Model):
     """One Stripe event as it reached us, and what processing it did."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSING = "processing", "Processing"
-        PROCESSED = "processed", "Processed"
-        FAILED = "failed", "Failed"
-        WAITING = "waiting", "Waiting for its object"
-        ORPHAN = "orphan", "Orphan"
-        IGNORED = "ignored", "Ignored"
+        PENDING = "pending", _("Pending")
+        PROCESSING = "processing", _("Processing")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed")
+        WAITING = "waiting", _("Waiting for its object")
+        ORPHAN = "orphan", _("Orphan")
+        IGNORED = "ignored", _("Ignored")
 
     FINISHED = frozenset({Status.PROCESSED, Status.IGNORED})
     # What staff (and the console's "retry") may send for another attempt.
     RETRYABLE = frozenset({Status.FAILED, Status.WAITING, Status.ORPHAN})
 
     class Source(models.TextChoices):
-        WEBHOOK = "webhook", "Webhook"
-        POLL = "poll", "Fetched from Stripe"
+        WEBHOOK = "webhook", _("Webhook")
+        POLL = "poll", _("Fetched from Stripe")
 
     stripe_event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100)

@@ -90,10 +90,10 @@ class TestPrefill:
         today = date_text(timezone.localdate())
         assert prefill["service_date"] == f"Hours available from {today}; sessions on {today}."
         assert prefill["receipt"] == paid.receipt.number
-        assert "Standard" in prefill["product_description"] and "EUR 150.00" in prefill["product_description"]
+        assert "Standard" in prefill["product_description"] and "€150.00" in prefill["product_description"]
         assert "valid for 90 days" in prefill["product_description"]
         assert "Card Visa 4242 saved" in prefill["access_activity_log"]
-        assert "Paid EUR 150.00 for Standard (the disputed payment)" in prefill["access_activity_log"]
+        assert "Paid €150.00 for Standard (the disputed payment)" in prefill["access_activity_log"]
         assert prefill["uncategorized_text"] == ""
 
     def test_it_quotes_the_messages_we_sent_about_the_payment(self, paid, dispute):
@@ -103,7 +103,7 @@ class TestPrefill:
         communication = dispute_evidence_prefill(dispute=dispute, messages=messages)["customer_communication"]
 
         assert communication.startswith(f"Messages we sent to {paid.account.user.email} about this payment:")
-        assert "10 h added: Your payment for Standard (EUR 150.00) went through" in communication
+        assert "10 h added: Your payment for Standard (€150.00) went through" in communication
 
     def test_saved_evidence_wins_field_by_field(self, paid, dispute, staff_user):
         dispute_evidence_save(

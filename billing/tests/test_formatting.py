@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from billing import formatting
 
@@ -40,15 +40,57 @@ def test_a_duration_for_a_form_field_is_hours_and_minutes(minutes, text):
 
 @pytest.mark.parametrize(
     ("cents", "currency", "text"),
-    [(15000, "EUR", "EUR 150.00"), (5, "EUR", "EUR 0.05"), (123456789, "USD", "USD 1,234,567.89")],
+    [(15000, "EUR", "€150.00"), (5, "EUR", "€0.05"), (123456789, "USD", "US$1,234,567.89")],
 )
 def test_money(cents, currency, text):
     assert formatting.money_text(cents, currency) == text
 
 
-def test_printed_money_uses_the_currency_symbol_where_there_is_one():
-    assert formatting.money_text(15000, "EUR", symbol=True) == "€150.00"
-    assert formatting.money_text(15000, "CHF", symbol=True) == "CHF 150.00"
+@pytest.mark.parametrize(
+    ("cents", "text"),
+    [
+        (15000, "150,00\N{NO-BREAK SPACE}€"),
+        (123456, "1\N{NO-BREAK SPACE}234,56\N{NO-BREAK SPACE}€"),
+        (123456789, "1\N{NO-BREAK SPACE}234\N{NO-BREAK SPACE}567,89\N{NO-BREAK SPACE}€"),
+    ],
+)
+def test_money_reads_as_portuguese_writes_it(cents, text):
+    with translation.override("pt-pt"):
+        assert formatting.money_text(cents, "EUR") == text
+
+
+def test_hours_and_dates_read_as_portuguese_writes_them():
+    with translation.override("pt-pt"), timezone.override("Europe/Lisbon"):
+        assert formatting.hours_text(210) == "3,5 h"
+        assert formatting.date_text(LATE_EVENING_UTC) == "14/03/2026"
+        assert formatting.datetime_text(LATE_EVENING_UTC) == "14/03/2026, 23:30"
+        assert formatting.period_text(LATE_EVENING_UTC, "month") == "março de 2026"
+
+
+def test_a_language_the_site_does_not_speak_reads_as_the_default():
+    with translation.override("de"):
+        assert formatting.money_text(15000, "EUR") == "€150.00"
+
+
+def test_a_reader_locale_is_the_readers_own_not_the_requests():
+    class Reader:
+        language = "pt-pt"
+        time_zone = "Atlantic/Azores"
+
+    with translation.override("en"), timezone.override("Europe/Berlin"), formatting.reader_locale(Reader()):
+        assert formatting.money_text(15000, "EUR") == "150,00\N{NO-BREAK SPACE}€"
+        assert formatting.datetime_text(LATE_EVENING_UTC) == "14/03/2026, 22:30"
+    assert formatting.money_text(15000, "EUR") == "€150.00"
+
+
+def test_a_reader_with_no_choices_or_unreadable_ones_gets_the_defaults():
+    class Reader:
+        language = "xx"
+        time_zone = "Mars/Olympus"
+
+    with timezone.override("Asia/Tokyo"), formatting.reader_locale(Reader()):
+        assert translation.get_language() == "en"
+        assert formatting.datetime_text(LATE_EVENING_UTC) == "15 Mar 2026, 00:30"  # settings.TIME_ZONE, Berlin
 
 
 @pytest.mark.parametrize(("cents", "text"), [(7550, "75.50"), (1, "0.01"), (123456789, "1234567.89"), (0, "0.00")])
@@ -59,7 +101,7 @@ def test_money_for_a_form_field_or_a_csv_cell_has_no_grouping_and_no_float(cents
 
 def test_a_lot_granted_without_payment_reads_included():
     assert formatting.price_paid_text(0, "EUR") == "Included"
-    assert formatting.price_paid_text(15000, "EUR") == "EUR 150.00"
+    assert formatting.price_paid_text(15000, "EUR") == "€150.00"
 
 
 @pytest.mark.parametrize(

@@ -326,7 +326,7 @@ def test_stripe_charging_another_amount_leaves_the_payment_for_staff_without_hou
     assert payment.status == Payment.Status.NEEDS_REVIEW
     assert payment.failure_code == "amount_mismatch"
     assert (payment.charged_cents, payment.charged_currency) == (1500, "EUR")  # what a refund gives back
-    assert payment.failure_message == "Stripe charged EUR 15.00 instead of EUR 150.00. No hours were added."
+    assert payment.failure_message == "Stripe charged €15.00 instead of €150.00. No hours were added."
     assert payment.stripe_payment_intent_id  # staff find it at Stripe
     assert not Lot.objects.exists()
     assert payments.payment_refresh(payment=payment).status == Payment.Status.NEEDS_REVIEW  # left to staff

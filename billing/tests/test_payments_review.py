@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def charged_less(localstripe, settings):
-    """A payment of EUR 150.00 for which Stripe charged EUR 15.00: left for staff, no hours."""
+    """A payment of €150.00 for which Stripe charged €15.00: left for staff, no hours."""
     account = make_student()
     add_card(account, localstripe)
     plan = make_plan("Standard", minutes=600, price_cents=15000)
@@ -57,7 +57,7 @@ def test_finance_refunds_what_stripe_charged_and_takes_no_hours_back(localstripe
 
 
 def test_more_than_stripe_charged_cannot_be_refunded(localstripe, charged_less, staff_user):
-    with pytest.raises(refunds.RefundRefused, match=r"At most EUR 15.00 can still be refunded."):
+    with pytest.raises(refunds.RefundRefused, match=r"At most €15.00 can still be refunded."):
         refunds.refund_issue(payment=charged_less, amount_cents=15000, minutes=0, reason="Refund", actor=staff_user)
 
 
@@ -89,16 +89,16 @@ class TestResolving:
         resolved = payment_review_resolve(
             payment=charged_less,
             actor=staff_user,
-            reason="Refunded EUR 15.00; the student paid again",
+            reason="Refunded €15.00; the student paid again",
             ip_address="10.0.0.9",
         )
 
         assert resolved.status == Payment.Status.RESOLVED
-        assert resolved.failure_message.startswith("Stripe charged EUR 15.00 instead of EUR 150.00.")  # kept
+        assert resolved.failure_message.startswith("Stripe charged €15.00 instead of €150.00.")  # kept
         entry = AuditEntry.objects.get(action="payment.resolve")
         assert (entry.actor, entry.reason, entry.ip_address) == (
             staff_user,
-            "Refunded EUR 15.00; the student paid again",
+            "Refunded €15.00; the student paid again",
             "10.0.0.9",
         )
         assert entry.before["status"] == "needs_review" and entry.after["status"] == "resolved"

@@ -59,7 +59,7 @@ Status = Refund.Status
 @pytest.fixture
 def paid(localstripe):
     payment = make_paid_payment(localstripe)
-    assert payment.lot.minutes_remaining == 600  # EUR 150.00 for 10 h
+    assert payment.lot.minutes_remaining == 600  # €150.00 for 10 h
     return payment
 
 
@@ -279,7 +279,7 @@ class TestFailureAfterTheCreditNote:
 
         assert f"Credit note cancellation {cn(2)}" in text
         assert f"Cancels credit note {cn(1)}: the refund failed" in text
-        assert "−EUR 75.00" in text and "EUR 75.00" in text.replace("−EUR 75.00", "", 1)
+        assert "−€75.00" in text and "€75.00" in text.replace("−€75.00", "", 1)
         assert f'href="{reverse("student:receipt_download", args=[cancellation.pk])}"' in text
 
     def test_the_consoles_payment_page_lists_the_cancellation(self, localstripe, paid, finance_client, send):
@@ -302,7 +302,7 @@ class TestPartialRefundsAddUp:
     def test_twenty_small_dashboard_refunds_take_back_the_share_of_their_sum(self, paid, send):
         send(*[samples.event("refund.created", samples.refund(paid, amount_cents=13)) for _ in range(20)])
 
-        # 20 x EUR 0.13 is EUR 2.60 of EUR 150.00: 10.4 minutes of 600, so 10; not 20 x round(0.52).
+        # 20 x €0.13 is €2.60 of €150.00: 10.4 minutes of 600, so 10; not 20 x round(0.52).
         assert Refund.objects.aggregate(total=Sum("minutes_reversed"))["total"] == 10
         assert lot_minutes(paid) == 590
 
@@ -632,7 +632,7 @@ class TestStuckRefundsLeftForStaff:
 
         text = finance_client.get(reverse("console:payment", args=[paid.pk])).content.decode()
 
-        assert f"EUR 30.00, failed ({NOT_SENT_TOO_OLD})" in text
+        assert f"€30.00, failed ({NOT_SENT_TOO_OLD})" in text
         assert "Send again" not in text
 
 
@@ -721,7 +721,7 @@ class TestConsoleDefaultsAddUp:
             minutes = refund_defaults(payment=paid, amount_cents=13).default_minutes
             refund_issue(payment=paid, amount_cents=13, minutes=minutes, reason=REASON, actor=staff)
 
-        # 20 x EUR 0.13 is EUR 2.60 of EUR 150.00: 10.4 minutes of 600, so 10; not 20 x round(0.52).
+        # 20 x €0.13 is €2.60 of €150.00: 10.4 minutes of 600, so 10; not 20 x round(0.52).
         assert Refund.objects.aggregate(total=Sum("minutes_reversed"))["total"] == 10
         assert lot_minutes(paid) == 590
 
@@ -747,7 +747,7 @@ class TestTheConsolesSendAgainSaysWhatHappened:
 
         text = self.send_again(finance_client, refund)
 
-        assert "The refund of EUR 30.00 was sent to Stripe, which answered: succeeded." in text
+        assert "The refund of €30.00 was sent to Stripe, which answered: succeeded." in text
         assert len(every_stripe_refund(localstripe, paid)) == 1
 
     def test_a_refund_stripe_had_made_is_recorded_and_not_sent(
@@ -761,7 +761,7 @@ class TestTheConsolesSendAgainSaysWhatHappened:
 
         text = self.send_again(finance_client, refund)
 
-        assert "Stripe had already made the refund of EUR 60.00" in text
+        assert "Stripe had already made the refund of €60.00" in text
         assert "Nothing was sent again." in text and "was sent to Stripe" not in text
         assert len(every_stripe_refund(localstripe, paid)) == 1
 
@@ -770,6 +770,6 @@ class TestTheConsolesSendAgainSaysWhatHappened:
 
         text = self.send_again(finance_client, refund)  # from a page opened before Stripe answered
 
-        assert "The refund of EUR 30.00 already had its answer from Stripe (succeeded); nothing was sent." in text
+        assert "The refund of €30.00 already had its answer from Stripe (succeeded); nothing was sent." in text
         assert "was sent to Stripe" not in text
         assert len(every_stripe_refund(localstripe, paid)) == 1

@@ -24,7 +24,7 @@ REASON = "Student moved abroad; agreed on the phone."
 @pytest.fixture
 def paid(localstripe):
     payment = make_paid_payment(localstripe)
-    assert payment.status == "succeeded" and payment.lot.minutes_remaining == 600  # EUR 150.00 for 10 h
+    assert payment.status == "succeeded" and payment.lot.minutes_remaining == 600  # €150.00 for 10 h
     return payment
 
 
@@ -142,14 +142,14 @@ class TestRefusals:
     def test_an_amount_above_what_can_still_be_refunded_is_refused(self, localstripe, paid, staff):
         issue(paid, staff, amount_cents=7500, minutes=0)
 
-        with pytest.raises(RefundRefused, match=r"^At most EUR 75\.00 can still be refunded\.$"):
+        with pytest.raises(RefundRefused, match=r"^At most €75\.00 can still be refunded\.$"):
             issue(paid, staff, amount_cents=7501, minutes=0)
 
         assert Refund.objects.count() == 1 and AuditEntry.objects.count() == 1
         assert len(stripe_refunds(localstripe, paid)) == 1
 
     def test_a_refund_of_nothing_is_refused(self, localstripe, paid, staff):
-        with pytest.raises(RefundRefused, match=r"at least EUR 0\.01"):
+        with pytest.raises(RefundRefused, match=r"at least €0\.01"):
             issue(paid, staff, amount_cents=0, minutes=0)
 
         assert_nothing_refunded(localstripe, paid)
@@ -219,7 +219,7 @@ class TestLostAnswers:
         again = refund_send(refund=refund)
 
         # localstripe ignores Idempotency-Key: a plain resend would make a second refund there
-        # (two refunds, EUR 120.00 back). Finding the first one by its metadata keeps it at one.
+        # (two refunds, €120.00 back). Finding the first one by its metadata keeps it at one.
         assert [r["id"] for r in stripe_refunds(localstripe, paid)] == [made["id"]]
         assert sent == again and Refund.objects.count() == 1
         assert (sent.status, sent.stripe_refund_id, sent.minutes_reversed) == ("succeeded", made["id"], 240)
@@ -245,7 +245,7 @@ class TestLostAnswers:
         with pytest.raises(ProviderUnavailable):
             issue(paid, staff, amount_cents=1000, minutes=0)
 
-        with pytest.raises(RefundRefused, match=r"^Another refund of this payment \(EUR 10\.00\) is still waiting"):
+        with pytest.raises(RefundRefused, match=r"^Another refund of this payment \(€10\.00\) is still waiting"):
             issue(paid, staff, amount_cents=1000, minutes=0)
 
         assert Refund.objects.count() == 1 and len(stripe_refunds(localstripe, paid)) == 1
@@ -296,7 +296,7 @@ class TestRacingRefunds:
 
         assert len(outcomes) == 1 and [type(error) for error in errors] == [RefundRefused]
         # Either told to wait for the first, or told what is left once the first is done.
-        assert "still waiting for Stripe's answer" in str(errors[0]) or "At most EUR 50.00" in str(errors[0])
+        assert "still waiting for Stripe's answer" in str(errors[0]) or "At most €50.00" in str(errors[0])
         assert [r["amount"] for r in stripe_refunds(localstripe, paid)] == [10000]
         assert list(Refund.objects.values_list("status", "minutes_reversed")) == [("succeeded", 400)]
         assert lot_minutes(paid) == 200

@@ -20,6 +20,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.htmx import varies_on_htmx
@@ -69,7 +70,7 @@ def second_factor_redirect(request):
     """Every staff surface (the console, the Django admin) opens only to a staff member who has TOTP
     set up and has given a code in this session. None when they have; otherwise where they must go."""
     if not Authenticator.objects.filter(user=request.user, type=Authenticator.Type.TOTP).exists():
-        messages.info(request, "Set up two-factor authentication (TOTP) to open the staff pages.")
+        messages.info(request, gettext("Set up two-factor authentication (TOTP) to open the staff pages."))
         return redirect("mfa_activate_totp")
     if not _signed_in_with_totp(request):
         return redirect(f"{reverse('mfa_reauthenticate')}?{urlencode({'next': request.get_full_path()})}")
@@ -113,7 +114,7 @@ def _ask_for_a_fresh_code(request):
         back = request.get_full_path()
     else:
         back = _same_site_referer(request) or reverse("console:index")
-        messages.info(request, "Nothing was changed yet: confirm with a fresh code, then repeat the action.")
+        messages.info(request, gettext("Nothing was changed yet: confirm with a fresh code, then repeat the action."))
     url = f"{reverse('mfa_reauthenticate')}?{urlencode({'next': back})}"
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from billing.formatting import day_month_text, money_text
 
@@ -15,14 +16,21 @@ class Bar:
     y: float
     width: float
     height: float
-    label: str
+    day: str
+    amount: str
+
+    @property
+    def label(self):
+        """The bar's tooltip and accessible text: "1 Dec: €150.00"."""
+        return _("%(day)s: %(amount)s") % {"day": self.day, "amount": self.amount}
 
 
 def revenue_chart(daily, currency=None):
-    """Bars for [(date, cents), ...], scaled to the best day; each bar carries its text for a tooltip
-    and for screen readers (the chart's table alternative is the figures above it)."""
+    """Bars for [(date, cents), ...], scaled to the best day; each bar carries its day and amount as
+    text, for its tooltip and for the table the page shows as the chart's text alternative (so the
+    table and the bars cannot disagree)."""
     currency = currency or settings.PORTAL_CURRENCY
-    best = max((cents for _, cents in daily), default=0)
+    best = max((cents for _day, cents in daily), default=0)
     slot = WIDTH / max(len(daily), 1)
     bars = []
     for index, (day, cents) in enumerate(daily):
@@ -33,7 +41,8 @@ def revenue_chart(daily, currency=None):
                 y=round(HEIGHT - height, 1),
                 width=round(slot - GAP, 1),
                 height=height,
-                label=f"{day_month_text(day)}: {money_text(cents, currency)}",
+                day=day_month_text(day),
+                amount=money_text(cents, currency),
             )
         )
     return {"bars": bars, "width": WIDTH, "height": HEIGHT, "best": money_text(best, currency)}

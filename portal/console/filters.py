@@ -5,6 +5,8 @@ from decimal import Decimal
 import django_filters
 from django import forms
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from billing.models import Account, AuditEntry, Dispute, FraudFlag, Payment, Plan, Refund, Subscription, WebhookEvent
 
@@ -36,9 +38,9 @@ def student_search_filter():
     """The `q` filter of the lists searched by student (disputes, fraud flags, refunds)."""
     return django_filters.CharFilter(
         method="search",
-        label="Search",
-        help_text="Student's email or name",
-        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Student's email or name"}),
+        label=_("Search"),
+        help_text=_("Student's email or name"),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Student's email or name")}),
         max_length=TEXT_MAX_CHARS,
     )
 
@@ -46,22 +48,22 @@ def student_search_filter():
 class PaymentFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
-        label="Search",
-        help_text="Email, payment number or pi_… id",
+        label=_("Search"),
+        help_text=_("Email, payment number or pi_… id"),
         widget=SEARCH,
         max_length=TEXT_MAX_CHARS,
     )
     # distinct=False: a status is a column of the row itself; DISTINCT would only cost a sort.
     status = django_filters.MultipleChoiceFilter(
-        choices=Payment.Status.choices, widget=forms.CheckboxSelectMultiple, distinct=False
+        label=_("Status"), choices=Payment.Status.choices, widget=forms.CheckboxSelectMultiple, distinct=False
     )
-    failure_code = django_filters.CharFilter(label="Decline code", max_length=TEXT_MAX_CHARS)
+    failure_code = django_filters.CharFilter(label=_("Decline code"), max_length=TEXT_MAX_CHARS)
     created_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
+        field_name="created_at", lookup_expr="date__gte", label=_("From"), widget=DATE
     )
-    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE)
-    amount_min = django_filters.NumberFilter(method="amount_at_least", label="Amount from", min_value=Decimal(0))
-    amount_max = django_filters.NumberFilter(method="amount_at_most", label="Amount to", min_value=Decimal(0))
+    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label=_("To"), widget=DATE)
+    amount_min = django_filters.NumberFilter(method="amount_at_least", label=_("Amount from"), min_value=Decimal(0))
+    amount_max = django_filters.NumberFilter(method="amount_at_most", label=_("Amount to"), min_value=Decimal(0))
 
     class Meta:
         model = Payment
@@ -84,7 +86,7 @@ class PaymentFilter(django_filters.FilterSet):
 
 class StudentFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
-        method="search", label="Email, name or Stripe customer id", widget=SEARCH, max_length=TEXT_MAX_CHARS
+        method="search", label=_("Email, name or Stripe customer id"), widget=SEARCH, max_length=TEXT_MAX_CHARS
     )
 
     class Meta:
@@ -98,20 +100,22 @@ class StudentFilter(django_filters.FilterSet):
 class SubscriptionFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
-        label="Search",
-        help_text="Student's email or name, or sub_… id",
+        label=_("Search"),
+        help_text=_("Student's email or name, or sub_… id"),
         widget=SEARCH,
         max_length=TEXT_MAX_CHARS,
     )
     status = django_filters.MultipleChoiceFilter(
-        choices=Subscription.Status.choices, widget=forms.CheckboxSelectMultiple, distinct=False
+        label=_("Status"), choices=Subscription.Status.choices, widget=forms.CheckboxSelectMultiple, distinct=False
     )
     cancel_at_period_end = django_filters.BooleanFilter(
-        label="Cancels at period end", widget=forms.Select(choices=[("", "Either"), ("true", "Yes"), ("false", "No")])
+        label=_("Cancels at period end"),
+        widget=forms.Select(choices=[("", _("Either")), ("true", _("Yes")), ("false", _("No"))]),
     )
     plan = django_filters.ModelChoiceFilter(
         queryset=Plan.objects.filter(kind=Plan.Kind.SUBSCRIPTION).order_by("sort_order", "name"),
-        empty_label="Any plan",
+        label=_("Plan"),
+        empty_label=_("Any plan"),
     )
 
     class Meta:
@@ -127,9 +131,12 @@ class SubscriptionFilter(django_filters.FilterSet):
 
 class DisputeFilter(django_filters.FilterSet):
     q = student_search_filter()
-    status = django_filters.ChoiceFilter(choices=Dispute.Status.choices, empty_label="Any status")
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=Dispute.Status.choices, empty_label=_("Any status"))
     state = django_filters.ChoiceFilter(
-        choices=[("open", "Open"), ("closed", "Closed")], method="by_state", empty_label="Open and closed"
+        label=_("Open or closed"),
+        choices=[("open", pgettext_lazy("disputes", "Open")), ("closed", pgettext_lazy("disputes", "Closed"))],
+        method="by_state",
+        empty_label=_("Open and closed"),
     )
 
     class Meta:
@@ -145,7 +152,7 @@ class DisputeFilter(django_filters.FilterSet):
 
 class RefundFilter(django_filters.FilterSet):
     q = student_search_filter()
-    status = django_filters.ChoiceFilter(choices=Refund.Status.choices, empty_label="Any status")
+    status = django_filters.ChoiceFilter(label=_("Status"), choices=Refund.Status.choices, empty_label=_("Any status"))
 
     class Meta:
         model = Refund
@@ -157,8 +164,10 @@ class RefundFilter(django_filters.FilterSet):
 
 class FraudFlagFilter(django_filters.FilterSet):
     q = student_search_filter()
-    status = django_filters.ChoiceFilter(choices=FraudFlag.Status.choices, empty_label="Any status")
-    rule = django_filters.ChoiceFilter(choices=FraudFlag.Rule.choices, empty_label="Any rule")
+    status = django_filters.ChoiceFilter(
+        label=_("Status"), choices=FraudFlag.Status.choices, empty_label=_("Any status")
+    )
+    rule = django_filters.ChoiceFilter(label=_("Rule"), choices=FraudFlag.Rule.choices, empty_label=_("Any rule"))
 
     class Meta:
         model = FraudFlag
@@ -170,15 +179,17 @@ class FraudFlagFilter(django_filters.FilterSet):
 
 class WebhookEventFilter(django_filters.FilterSet):
     type = django_filters.CharFilter(
-        lookup_expr="startswith", label="Type", help_text="e.g. charge.dispute", max_length=TEXT_MAX_CHARS
+        lookup_expr="startswith", label=_("Type"), help_text=_("e.g. charge.dispute"), max_length=TEXT_MAX_CHARS
     )
     status = django_filters.MultipleChoiceFilter(
-        distinct=False, choices=WebhookEvent.Status.choices, widget=forms.CheckboxSelectMultiple
+        label=_("Status"), distinct=False, choices=WebhookEvent.Status.choices, widget=forms.CheckboxSelectMultiple
     )
     received_from = django_filters.DateFilter(
-        field_name="received_at", lookup_expr="date__gte", label="From", widget=DATE
+        field_name="received_at", lookup_expr="date__gte", label=_("From"), widget=DATE
     )
-    received_to = django_filters.DateFilter(field_name="received_at", lookup_expr="date__lte", label="To", widget=DATE)
+    received_to = django_filters.DateFilter(
+        field_name="received_at", lookup_expr="date__lte", label=_("To"), widget=DATE
+    )
 
     class Meta:
         model = WebhookEvent
@@ -187,18 +198,19 @@ class WebhookEventFilter(django_filters.FilterSet):
 
 class AuditFilter(django_filters.FilterSet):
     actor = django_filters.CharFilter(
-        field_name="actor_email", lookup_expr="icontains", label="Staff email", max_length=TEXT_MAX_CHARS
+        field_name="actor_email", lookup_expr="icontains", label=_("Staff email"), max_length=TEXT_MAX_CHARS
     )
+    # Audit codes ("refund", "payment 42") are identifiers, the same in every language.
     action = django_filters.CharFilter(
-        lookup_expr="startswith", label="Action", help_text="e.g. refund", max_length=TEXT_MAX_CHARS
+        lookup_expr="startswith", label=_("Action"), help_text=_("e.g. refund"), max_length=TEXT_MAX_CHARS
     )
     target = django_filters.CharFilter(
-        method="target_search", label="Target", help_text="e.g. payment 42", max_length=TEXT_MAX_CHARS
+        method="target_search", label=_("Target"), help_text=_("e.g. payment 42"), max_length=TEXT_MAX_CHARS
     )
     created_from = django_filters.DateFilter(
-        field_name="created_at", lookup_expr="date__gte", label="From", widget=DATE
+        field_name="created_at", lookup_expr="date__gte", label=_("From"), widget=DATE
     )
-    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label="To", widget=DATE)
+    created_to = django_filters.DateFilter(field_name="created_at", lookup_expr="date__lte", label=_("To"), widget=DATE)
 
     class Meta:
         model = AuditEntry

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing import hours_actions
 from billing.disputes.evidence import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
@@ -17,10 +19,11 @@ from billing.profiles import LOW_BALANCE_LEVEL_MAX_MINUTES
 
 # No package holds this many hours: a longer duration is a typo.
 LONGEST_DURATION_MINUTES = 10_000 * 60
-DURATION_HELP = "Write 1:15, 75 min or 1.25 h."
+DURATION_HELP = _("Write 1:15, 75 min or 1.25 h.")
 _SIGN = r"(?P<sign>[-+\u2212])?\s*"  # U+2212 is the minus sign the console prints before hours taken away
-_HOURS_UNIT = r"(?:h|hr|hrs|hour|hours)"
-_MINUTES_UNIT = r"(?:m|min|mins|minute|minutes)"
+# The units in English and in Portuguese ("75 minutos", "2 horas"), whichever language the console reads in.
+_HOURS_UNIT = r"(?:h|hr|hrs|hour|hours|hora|horas)"
+_MINUTES_UNIT = r"(?:m|min|mins|minute|minutes|minuto|minutos)"
 # The ways people write a duration; digits are bounded, so no input makes an absurdly big number.
 DURATION_FORMATS = [
     re.compile(_SIGN + r"(?P<hours>\d{1,6}):(?P<minutes>[0-5]\d)"),  # 1:15
@@ -69,13 +72,15 @@ class DurationField(forms.Field):
 
     widget = forms.TextInput
     default_error_messages = {
-        "invalid": "Enter a duration such as 1:15, 75 min or 1.25 h.",
-        "fraction": "Enter whole minutes: %(hours)s h is %(minutes)s minutes. Write it in hours and minutes, "
-        "for example %(example)s.",
-        "not_zero": "Enter a duration longer than zero.",
-        "not_negative": "Enter a duration of zero or more, without a minus sign.",
-        "min_value": "Enter at least %(limit)s.",
-        "max_value": "Enter at most %(limit)s (%(hours)s).",
+        "invalid": _("Enter a duration such as 1:15, 75 min or 1.25 h."),
+        "fraction": _(
+            "Enter whole minutes: %(hours)s h is %(minutes)s minutes. Write it in hours and minutes, "
+            "for example %(example)s."
+        ),
+        "not_zero": _("Enter a duration longer than zero."),
+        "not_negative": _("Enter a duration of zero or more, without a minus sign."),
+        "min_value": _("Enter at least %(limit)s."),
+        "max_value": _("Enter at most %(limit)s (%(hours)s)."),
     }
 
     def __init__(self, *, min_minutes=1, max_minutes=LONGEST_DURATION_MINUTES, **kwargs):
@@ -131,7 +136,9 @@ class OneTimeKeyField(forms.SlugField):
     shown again after an error, when nothing was done, acts when it is sent again."""
 
     widget = forms.HiddenInput
-    default_error_messages = {"required": "This form was out of date, so nothing was done. Check it and send it again."}
+    default_error_messages = {
+        "required": _("This form was out of date, so nothing was done. Check it and send it again.")
+    }
 
     def __init__(self, **kwargs):
         super().__init__(max_length=64, initial=action_key_new, **kwargs)
@@ -160,9 +167,9 @@ class ExpiryField(forms.DateField):
             return None
         today = timezone.localdate()
         if day <= today:
-            raise forms.ValidationError("Choose an expiry date after today.", code="past")
+            raise forms.ValidationError(gettext("Choose an expiry date after today."), code="past")
         if day > today + timedelta(days=LATEST_EXPIRY_DAYS):
-            raise forms.ValidationError("Choose an expiry date within ten years.", code="too_far")
+            raise forms.ValidationError(gettext("Choose an expiry date within ten years."), code="too_far")
         return day
 
 
@@ -181,16 +188,17 @@ class MoneyField(forms.DecimalField):
 class ReasonField(forms.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 300)
+        kwargs.setdefault("label", _("Reason"))
         kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 2}))
         super().__init__(**kwargs)
 
 
 class RefundForm(forms.Form):
-    amount = MoneyField(label="Amount to refund")
+    amount = MoneyField(label=_("Amount to refund"))
     hours = DurationField(
-        label="Hours to take back",
+        label=_("Hours to take back"),
         min_minutes=0,
-        help_text="Defaults to the refund's share of the unused hours. Write 1:15, 75 min or 1.25 h.",
+        help_text=_("Defaults to the refund's share of the unused hours. Write 1:15, 75 min or 1.25 h."),
     )
     reason = ReasonField()
     key = forms.SlugField(required=False, max_length=40, widget=forms.HiddenInput)
@@ -201,13 +209,13 @@ class ReasonForm(forms.Form):
 
 
 class NoteForm(forms.Form):
-    note = ReasonField(max_length=1000)
+    note = ReasonField(max_length=1000, label=_("Note"))
 
 
 class FlagConfirmForm(forms.Form):
     reason = ReasonField()
-    block = forms.BooleanField(required=False, initial=True, label="Block the student from buying")
-    refund = forms.BooleanField(required=False, label="Refund the flagged payment in full")
+    block = forms.BooleanField(required=False, initial=True, label=_("Block the student from buying"))
+    refund = forms.BooleanField(required=False, label=_("Refund the flagged payment in full"))
 
 
 # A correction beyond this is a purchase or a refund, not an adjustment.
@@ -222,28 +230,28 @@ EARLIEST_SESSION_YEAR = 2020
 
 class SessionForm(OneTimeKeyForm):
     occurred_at = forms.DateTimeField(
-        label="When", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+        label=_("When"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
     )
-    duration = DurationField(label="Duration", max_minutes=MAX_SESSION_MINUTES)
-    tutor = forms.CharField(max_length=120)
-    subject = forms.CharField(max_length=120)
+    duration = DurationField(label=_("Duration"), max_minutes=MAX_SESSION_MINUTES)
+    tutor = forms.CharField(max_length=120, label=_("Tutor"))
+    subject = forms.CharField(max_length=120, label=_("Subject"))
 
     def clean_occurred_at(self):
         occurred_at = self.cleaned_data["occurred_at"]
         if occurred_at > timezone.now():
-            raise forms.ValidationError("A session cannot be recorded before it happened.")
+            raise forms.ValidationError(gettext("A session cannot be recorded before it happened."))
         if occurred_at.year < EARLIEST_SESSION_YEAR:
-            raise forms.ValidationError("That date is long before any package; check the year.")
+            raise forms.ValidationError(gettext("That date is long before any package; check the year."))
         return occurred_at
 
 
 class AdjustmentForm(OneTimeKeyForm):
-    lot = forms.ModelChoiceField(queryset=Lot.objects.none(), label="Package")
+    lot = forms.ModelChoiceField(queryset=Lot.objects.none(), label=_("Package"))
     hours = DurationField(
-        label="Change in hours",
+        label=_("Change in hours"),
         min_minutes=-MAX_ADJUSTMENT_MINUTES,
         max_minutes=MAX_ADJUSTMENT_MINUTES,
-        help_text="Negative to remove hours, e.g. -1:30. Write 1:15, 75 min or 1.25 h.",
+        help_text=_("Negative to remove hours, e.g. -1:30. Write 1:15, 75 min or 1.25 h."),
     )
     reason = ReasonField(max_length=200)  # kept on the ledger entry
 
@@ -255,31 +263,35 @@ class AdjustmentForm(OneTimeKeyForm):
     def clean_hours(self):
         minutes = self.cleaned_data["hours"]
         if minutes == 0:
-            raise forms.ValidationError("An adjustment must change the hours.")
+            raise forms.ValidationError(gettext("An adjustment must change the hours."))
         return minutes
 
 
 class GrantForm(OneTimeKeyForm):
+    # The name is offered in the staff member's language; the student sees it as it is saved.
     name = forms.CharField(
-        max_length=80, initial="Complimentary hours", label="Package name", help_text="What the student sees."
+        max_length=80,
+        initial=_("Complimentary hours"),
+        label=_("Package name"),
+        help_text=_("What the student sees."),
     )
-    duration = DurationField(label="Hours", max_minutes=MAX_GRANT_MINUTES)
-    expires_at = ExpiryField(label="Expires on")
+    duration = DurationField(label=_("Hours"), max_minutes=MAX_GRANT_MINUTES)
+    expires_at = ExpiryField(label=_("Expires on"))
     reason = ReasonField(max_length=200)  # kept on the ledger entry
 
 
 class LotExtendForm(OneTimeKeyForm):
-    expires_at = ExpiryField(label="New expiry date")
+    expires_at = ExpiryField(label=_("New expiry date"))
     reason = ReasonField()
 
 
 class ExtensionDaysField(forms.IntegerField):
     def __init__(self, **kwargs):
-        super().__init__(min_value=1, max_value=hours_actions.MAX_EXTENSION_DAYS, label="Days later", **kwargs)
+        super().__init__(min_value=1, max_value=hours_actions.MAX_EXTENSION_DAYS, label=_("Days later"), **kwargs)
 
 
 class AccountLotsExtendForm(OneTimeKeyForm):
-    days = ExtensionDaysField(help_text="Every usable package of the student expires this many days later.")
+    days = ExtensionDaysField(help_text=_("Every usable package of the student expires this many days later."))
     reason = ReasonField()
 
 
@@ -287,12 +299,12 @@ class BulkExtendForm(OneTimeKeyForm):
     """The bulk extension: its selection (a plan's lots expiring between two dates), how far, why;
     on confirmation also the number of lots the preview showed."""
 
-    plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("name"), label="Plan")
-    expires_from = forms.DateField(label="Expiring from", widget=forms.DateInput(attrs={"type": "date"}))
+    plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("name"), label=_("Plan"))
+    expires_from = forms.DateField(label=_("Expiring from"), widget=forms.DateInput(attrs={"type": "date"}))
     expires_to = forms.DateField(
-        label="Expiring up to", help_text="This day included.", widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Expiring up to"), help_text=_("This day included."), widget=forms.DateInput(attrs={"type": "date"})
     )
-    days = ExtensionDaysField(help_text="Every one of these packages expires this many days later.")
+    days = ExtensionDaysField(help_text=_("Every one of these packages expires this many days later."))
     reason = ReasonField()
     expected_lots = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
@@ -300,7 +312,7 @@ class BulkExtendForm(OneTimeKeyForm):
         cleaned = super().clean()
         since, until = cleaned.get("expires_from"), cleaned.get("expires_to")
         if since and until and since > until:
-            self.add_error("expires_to", "Choose an end date on or after the start date.")
+            self.add_error("expires_to", gettext("Choose an end date on or after the start date."))
         return cleaned
 
 
@@ -310,16 +322,20 @@ class VoidForm(OneTimeKeyForm):
 
 class LowBalanceLevelForm(forms.Form):
     minutes = DurationField(
-        label="Remind the student at",
+        label=_("Remind the student at"),
         min_minutes=0,
         max_minutes=LOW_BALANCE_LEVEL_MAX_MINUTES,
-        help_text="When the balance falls to this. 0:00 turns the reminder off. Write 2:00, 90 min or 1.5 h.",
+        help_text=_("When the balance falls to this. 0:00 turns the reminder off. Write 2:00, 90 min or 1.5 h."),
     )
     reason = ReasonField()
 
 
 def _lot_label(lot):
-    return f"{lot.name} #{lot.pk}, expires {date_text(lot.expires_at)}"
+    return gettext("%(name)s #%(number)s, expires %(date)s") % {
+        "name": lot.name,
+        "number": lot.pk,
+        "date": date_text(lot.expires_at),
+    }
 
 
 class ReceiptResendForm(forms.Form):
@@ -327,7 +343,7 @@ class ReceiptResendForm(forms.Form):
     anywhere else (a receipt names the student and what they paid), on a fresh code like any
     Finance action."""
 
-    to = forms.EmailField(required=False, label="Send to", help_text="Empty: the student's own address.")
+    to = forms.EmailField(required=False, label=_("Send to"), help_text=_("Empty: the student's own address."))
 
     def __init__(self, *args, student, may_send_elsewhere, **kwargs):
         super().__init__(*args, **kwargs)
@@ -337,12 +353,16 @@ class ReceiptResendForm(forms.Form):
         }
         self.may_send_elsewhere = may_send_elsewhere
         if not may_send_elsewhere:
-            self.fields["to"].help_text = "Empty: the student's own address. Only Finance sends to another address."
+            self.fields["to"].help_text = gettext(
+                "Empty: the student's own address. Only Finance sends to another address."
+            )
 
     def clean_to(self):
         to = self.cleaned_data["to"]
         if self._elsewhere(to) and not self.may_send_elsewhere:
-            raise forms.ValidationError("Only Finance may send a receipt to an address that is not the student's.")
+            raise forms.ValidationError(
+                gettext("Only Finance may send a receipt to an address that is not the student's.")
+            )
         return to
 
     def sends_elsewhere(self):
@@ -357,9 +377,9 @@ class EvidenceForm(forms.Form):
     order and with the labels billing.disputes.evidence.EVIDENCE_FIELDS gives."""
 
     HELP = {
-        "receipt": "Our receipt number; its PDF is attached.",
-        "customer_communication": "Sent as a PDF.",
-        "service_documentation": "Sent as a PDF.",
+        "receipt": _("Our receipt number; its PDF is attached."),
+        "customer_communication": _("Sent as a PDF."),
+        "service_documentation": _("Sent as a PDF."),
     }
     SHORT = {"service_date", "receipt"}
 
@@ -388,7 +408,7 @@ class AlertReadForm(forms.Form):
 class StaffEmailPreferencesForm(forms.Form):
     """The staff kinds a person is offered, each to be emailed or not (the console shows them all)."""
 
-    emailed = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Email me about")
+    emailed = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label=_("Email me about"))
 
     def __init__(self, *args, kinds, **kwargs):
         super().__init__(*args, **kwargs)

@@ -5,12 +5,15 @@ from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext, pgettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Notification
 from billing.formatting import (
     code_text,
     date_text,
     datetime_text,
+    day_month_text,
     days_until,
     duration_text,
     hours_text,
@@ -44,8 +47,20 @@ def subscription_link(subscription_id, text=None):
     return format_html(
         '<a href="{}" hx-boost="false">{}</a>',
         reverse("console:subscription", args=[subscription_id]),
-        text or f"Subscription {subscription_id}",
+        text or gettext("Subscription %(number)s") % {"number": subscription_id},
     )
+
+
+def payment_link(payment_id):
+    return format_html(
+        '<a href="{}" hx-boost="false">{}</a>',
+        reverse("console:payment", args=[payment_id]),
+        gettext("Payment %(number)s") % {"number": payment_id},
+    )
+
+
+def payment_link_with_student(payment):
+    return format_html("{} · {}", payment_link(payment.pk), payment.account.user.email)
 
 
 def period_range_text(start, end):
@@ -54,20 +69,22 @@ def period_range_text(start, end):
 
 
 # A plan's price with its period: "€120.00 a month".
-PER_PERIOD = {"month": "a month", "week": "a week"}
+PRICE_PER_PERIOD = {"month": _("%(price)s a month"), "week": _("%(price)s a week")}
 
 
 def price_per_period_text(plan):
-    return f"{money_text(plan.price_cents, plan.currency)} {PER_PERIOD.get(plan.interval, '')}".strip()
+    price = money_text(plan.price_cents, plan.currency)
+    per_period = PRICE_PER_PERIOD.get(plan.interval)
+    return per_period % {"price": price} if per_period else price
 
 
 class PaymentRowsTable(tables.Table):
     """What every table of payments shows alike: the date linking to the payment, its amount and
     status (stable orderings)."""
 
-    created_at = WhenColumn(verbose_name="Date")
-    amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
-    status = tables.Column()
+    created_at = WhenColumn(verbose_name=_("Date"))
+    amount_cents = tables.Column(verbose_name=_("Amount"), attrs=NUMERIC)
+    status = tables.Column(verbose_name=_("Status"))
 
     order_created_at = stable_order("created_at")
     order_amount_cents = stable_order("amount_cents")
@@ -85,9 +102,9 @@ class PaymentRowsTable(tables.Table):
 
 
 class PaymentTable(PaymentRowsTable):
-    student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
-    plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
-    card = tables.Column(accessor="payment_method", verbose_name="Card", orderable=False)
+    student = tables.Column(accessor="account__user__email", verbose_name=_("Student"), orderable=False)
+    plan = tables.Column(accessor="plan__name", verbose_name=_("Plan"), orderable=False)
+    card = tables.Column(accessor="payment_method", verbose_name=_("Card"), orderable=False)
     stripe_payment_intent_id = tables.Column(verbose_name="PaymentIntent", orderable=False, default="—")
 
     class Meta:
@@ -95,10 +112,10 @@ class PaymentTable(PaymentRowsTable):
         fields = ["created_at", "student", "plan", "amount_cents", "status", "card", "stripe_payment_intent_id"]
         sequence = fields
         order_by = "-created_at"
-        empty_text = "No payments match."
+        empty_text = _("No payments match.")
         attrs = {"class": "data-table"}
 
-    caption = "Payments"
+    caption = _("Payments")
 
     def render_student(self, record):
         return student_link(record.account)
@@ -123,24 +140,24 @@ class PaymentTable(PaymentRowsTable):
 
 
 class SubscriptionTable(tables.Table):
-    id = tables.Column(verbose_name="Subscription")
-    student = tables.Column(accessor="account__user__email", verbose_name="Student", orderable=False)
-    plan = tables.Column(accessor="plan__name", verbose_name="Plan", orderable=False)
-    status = tables.Column()
-    current_period_end = tables.Column(verbose_name="Renews or ends")
+    id = tables.Column(verbose_name=_("Subscription"))
+    student = tables.Column(accessor="account__user__email", verbose_name=_("Student"), orderable=False)
+    plan = tables.Column(accessor="plan__name", verbose_name=_("Plan"), orderable=False)
+    status = tables.Column(verbose_name=_("Status"))
+    current_period_end = tables.Column(verbose_name=_("Renews or ends"))
     amount = tables.Column(
-        accessor="plan__price_cents", verbose_name="Amount per period", attrs=NUMERIC, orderable=False
+        accessor="plan__price_cents", verbose_name=_("Amount per period"), attrs=NUMERIC, orderable=False
     )
-    created_at = WhenColumn(verbose_name="Started")
+    created_at = WhenColumn(verbose_name=_("Started"))
 
     class Meta:
         model = Subscription
         fields = ["id", "student", "plan", "status", "current_period_end", "amount", "created_at"]
         order_by = "-created_at"
-        empty_text = "No subscriptions match."
+        empty_text = _("No subscriptions match.")
         attrs = {"class": "data-table"}
 
-    caption = "Subscriptions"
+    caption = _("Subscriptions")
     order_id = stable_order("id")
     order_status = stable_order("status")
     order_current_period_end = stable_order("current_period_end")
@@ -170,33 +187,36 @@ class SubscriptionTable(tables.Table):
 def subscription_period_end_text(subscription):
     """When a subscription next renews, or when it ends or ended, in words."""
     if subscription.ended:
-        return f"Ended {date_text(subscription.ended_at)}" if subscription.ended_at else "Ended"
+        if not subscription.ended_at:
+            return pgettext("subscription", "Ended")
+        return gettext("Ended %(date)s") % {"date": date_text(subscription.ended_at)}
     if not subscription.current_period_end:
         return "—"
+    period_end = {"date": date_text(subscription.current_period_end)}
     if subscription.cancel_at_period_end:
-        return f"Ends {date_text(subscription.current_period_end)}"
+        return gettext("Ends %(date)s") % period_end
     if subscription.status in Subscription.RUNNING:
-        return f"Renews {date_text(subscription.current_period_end)}"
-    return f"Period ends {date_text(subscription.current_period_end)}"
+        return gettext("Renews %(date)s") % period_end
+    return gettext("Period ends %(date)s") % period_end
 
 
 class SubscriptionPaymentTable(PaymentRowsTable):
     """A subscription's invoices: one payment each, for a period or for an upgrade."""
 
-    kind = tables.Column(verbose_name="For", orderable=False)
-    period = tables.Column(empty_values=(), verbose_name="Period", orderable=False)
-    minutes = tables.Column(verbose_name="Hours", attrs=NUMERIC, orderable=False)
-    stripe_invoice_id = tables.Column(verbose_name="Invoice", orderable=False, default="—")
+    kind = tables.Column(verbose_name=_("For"), orderable=False)
+    period = tables.Column(empty_values=(), verbose_name=_("Period"), orderable=False)
+    minutes = tables.Column(verbose_name=_("Hours"), attrs=NUMERIC, orderable=False)
+    stripe_invoice_id = tables.Column(verbose_name=_("Invoice"), orderable=False, default="—")
 
     class Meta:
         model = Payment
         fields = ["created_at", "kind", "period", "minutes", "amount_cents", "status", "stripe_invoice_id"]
         sequence = fields
         order_by = "-created_at"
-        empty_text = "No invoices yet."
+        empty_text = _("No invoices yet.")
         attrs = {"class": "data-table"}
 
-    caption = "Invoices"
+    caption = _("Invoices")
 
     def render_kind(self, record):
         return record.get_kind_display()
@@ -212,26 +232,25 @@ class SubscriptionPaymentTable(PaymentRowsTable):
 
 
 class RefundTable(tables.Table):
-    created_at = WhenColumn(verbose_name="Date")
-    payment = tables.Column(verbose_name="Payment", orderable=False)
-    amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
-    minutes_reversed = tables.Column(verbose_name="Hours taken back", attrs=NUMERIC)
-    status = tables.Column()
-    reason = tables.Column(default="—", orderable=False)
+    created_at = WhenColumn(verbose_name=_("Date"))
+    payment = tables.Column(verbose_name=_("Payment"), orderable=False)
+    amount_cents = tables.Column(verbose_name=_("Amount"), attrs=NUMERIC)
+    minutes_reversed = tables.Column(verbose_name=_("Hours taken back"), attrs=NUMERIC)
+    status = tables.Column(verbose_name=_("Status"))
+    reason = tables.Column(verbose_name=_("Reason"), default="—", orderable=False)
 
     class Meta:
         model = Refund
         fields = ["created_at", "payment", "amount_cents", "minutes_reversed", "status", "reason"]
         order_by = "-created_at"
-        empty_text = "No refunds."
+        empty_text = _("No refunds.")
         attrs = {"class": "data-table"}
 
-    caption = "Refunds"
+    caption = _("Refunds")
     order_created_at = stable_order("created_at")
 
     def render_payment(self, value):
-        url = reverse("console:payment", args=[value.pk])
-        return format_html('<a href="{}" hx-boost="false">Payment {}</a> · {}', url, value.pk, value.account.user.email)
+        return payment_link_with_student(value)
 
     def render_amount_cents(self, value, record):
         return money_text(value, record.currency)
@@ -244,21 +263,21 @@ class RefundTable(tables.Table):
 
 
 class DisputeTable(tables.Table):
-    created_at = WhenColumn(verbose_name="Opened")
-    payment = tables.Column(verbose_name="Payment", orderable=False)
-    amount_cents = tables.Column(verbose_name="Amount", attrs=NUMERIC)
-    reason = tables.Column(default="—")
-    status = tables.Column()
-    evidence_due_by = tables.Column(verbose_name="Evidence due")
+    created_at = WhenColumn(verbose_name=_("Opened"))
+    payment = tables.Column(verbose_name=_("Payment"), orderable=False)
+    amount_cents = tables.Column(verbose_name=_("Amount"), attrs=NUMERIC)
+    reason = tables.Column(verbose_name=_("Reason"), default="—")
+    status = tables.Column(verbose_name=_("Status"))
+    evidence_due_by = tables.Column(verbose_name=_("Evidence due"))
 
     class Meta:
         model = Dispute
         fields = ["created_at", "payment", "amount_cents", "reason", "status", "evidence_due_by"]
         order_by = "evidence_due_by"
-        empty_text = "No disputes."
+        empty_text = _("No disputes.")
         attrs = {"class": "data-table"}
 
-    caption = "Disputes"
+    caption = _("Disputes")
     order_created_at = stable_order("created_at")
     order_evidence_due_by = stable_order("evidence_due_by")
 
@@ -267,12 +286,7 @@ class DisputeTable(tables.Table):
         return format_html('<a href="{}" hx-boost="false">{}</a>', url, datetime_text(value))
 
     def render_payment(self, value):
-        return format_html(
-            '<a href="{}" hx-boost="false">Payment {}</a> · {}',
-            reverse("console:payment", args=[value.pk]),
-            value.pk,
-            value.account.user.email,
-        )
+        return payment_link_with_student(value)
 
     def render_amount_cents(self, value, record):
         return money_text(value, record.currency)
@@ -285,45 +299,40 @@ class DisputeTable(tables.Table):
             return date_text(value)
         days = days_until(value)
         if days < 0:
-            return format_html("{} {}", date_text(value), badge(DANGER, "past due"))
-        label = "due today" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
+            return format_html("{} {}", date_text(value), badge(DANGER, gettext("past due")))
+        if days == 0:
+            label = gettext("due today")
+        else:
+            label = ngettext("%(days)d day left", "%(days)d days left", days) % {"days": days}
         return format_html("{} {}", date_text(value), badge(WARN if days > 3 else DANGER, label))
 
 
 class FraudFlagTable(tables.Table):
-    created_at = WhenColumn(verbose_name="Raised", orderable=False)
-    account = tables.Column(verbose_name="Student", orderable=False)
-    rule = tables.Column(verbose_name="Rule", orderable=False)
-    evidence = tables.Column(verbose_name="Evidence", orderable=False, attrs={"td": {"class": "wide"}})
-    status = tables.Column(orderable=False)
+    created_at = WhenColumn(verbose_name=_("Raised"), orderable=False)
+    account = tables.Column(verbose_name=_("Student"), orderable=False)
+    rule = tables.Column(verbose_name=_("Rule"), orderable=False)
+    evidence = tables.Column(verbose_name=_("Evidence"), orderable=False, attrs={"td": {"class": "wide"}})
+    status = tables.Column(verbose_name=_("Status"), orderable=False)
     actions = tables.TemplateColumn(
-        template_name="console/_flag_actions.html", verbose_name="", orderable=False, empty_values=()
+        template_name="console/_flag_actions.html", verbose_name=_("Actions"), orderable=False, empty_values=()
     )
 
     class Meta:
         model = FraudFlag
         fields = ["created_at", "account", "rule", "evidence", "status", "actions"]
-        empty_text = "No fraud flags match."
+        empty_text = _("No fraud flags match.")
         attrs = {"class": "data-table"}
         row_attrs = {"id": lambda record: f"flag-{record.pk}"}
 
-    caption = "Fraud flags"
+    caption = _("Fraud flags")
 
     def render_account(self, value, record):
-        blocked = format_html(" {}", badge(DANGER, "blocked")) if value.blocked_at else ""
+        blocked = format_html(" {}", badge(DANGER, pgettext("student", "blocked"))) if value.blocked_at else ""
         return format_html("{}{}", student_link(value), blocked)
 
     def render_rule(self, value, record):
         detail = f" ({record.fraud_type})" if record.rule == FraudFlag.Rule.RADAR else ""
-        payment = (
-            format_html(
-                '<br><a href="{}" hx-boost="false">Payment {}</a>',
-                reverse("console:payment", args=[record.payment_id]),
-                record.payment_id,
-            )
-            if record.payment_id
-            else ""
-        )
+        payment = format_html("<br>{}", payment_link(record.payment_id)) if record.payment_id else ""
         return format_html("{}{}{}", record.get_rule_display(), detail, payment)
 
     def render_evidence(self, value):
@@ -348,25 +357,25 @@ def _evidence_value(key, item):
 
 
 class WebhookEventTable(tables.Table):
-    received_at = WhenColumn(verbose_name="Received")
-    type = tables.Column()
-    status = tables.Column()
-    attempts = tables.Column(attrs=NUMERIC)
-    processing_ms = tables.Column(verbose_name="Time", attrs=NUMERIC, default="—")
-    last_error = tables.Column(verbose_name="Error", orderable=False, default="", attrs={"td": {"class": "wide"}})
+    received_at = WhenColumn(verbose_name=_("Received"))
+    type = tables.Column(verbose_name=_("Type"))
+    status = tables.Column(verbose_name=_("Status"))
+    attempts = tables.Column(verbose_name=_("Attempts"), attrs=NUMERIC)
+    processing_ms = tables.Column(verbose_name=_("Time"), attrs=NUMERIC, default="—")
+    last_error = tables.Column(verbose_name=_("Error"), orderable=False, default="", attrs={"td": {"class": "wide"}})
     actions = tables.TemplateColumn(
-        template_name="console/_event_actions.html", verbose_name="", orderable=False, empty_values=()
+        template_name="console/_event_actions.html", verbose_name=_("Actions"), orderable=False, empty_values=()
     )
 
     class Meta:
         model = WebhookEvent
         fields = ["received_at", "type", "status", "attempts", "processing_ms", "last_error", "actions"]
         order_by = "-received_at"
-        empty_text = "No events match."
+        empty_text = _("No events match.")
         attrs = {"class": "data-table"}
         row_attrs = {"id": lambda record: f"event-{record.pk}"}
 
-    caption = "Stripe events"
+    caption = _("Stripe events")
     order_received_at = stable_order("received_at")
     order_type = stable_order("type")
     order_status = stable_order("status")
@@ -391,19 +400,19 @@ class WebhookEventTable(tables.Table):
 
 
 class StudentTable(tables.Table):
-    email = tables.Column(accessor="user__email", verbose_name="Student")
-    balance_minutes = tables.Column(verbose_name="Balance", attrs=NUMERIC)
-    created_at = DayColumn(verbose_name="Joined")
-    blocked_at = tables.Column(verbose_name="Buying", default="")
+    email = tables.Column(accessor="user__email", verbose_name=_("Student"))
+    balance_minutes = tables.Column(verbose_name=_("Balance"), attrs=NUMERIC)
+    created_at = DayColumn(verbose_name=_("Joined"))
+    blocked_at = tables.Column(verbose_name=_("Buying"), default="")
 
     class Meta:
         model = Account
         fields = ["email", "balance_minutes", "created_at", "blocked_at"]
         order_by = "user__email"
-        empty_text = "No students match."
+        empty_text = _("No students match.")
         attrs = {"class": "data-table"}
 
-    caption = "Students"
+    caption = _("Students")
     order_balance_minutes = stable_order("balance_minutes")
     order_created_at = stable_order("created_at")
 
@@ -414,33 +423,40 @@ class StudentTable(tables.Table):
         return hours_text(value)
 
     def render_blocked_at(self, value):
-        return badge(DANGER, "blocked") if value else badge(OK, "allowed")
+        if value:
+            return badge(DANGER, pgettext("buying", "blocked"))
+        return badge(OK, pgettext("buying", "allowed"))
 
 
 class LedgerTable(tables.Table):
-    occurred_at = WhenColumn(verbose_name="Date", orderable=False)
-    kind = tables.Column(verbose_name="What", orderable=False)
-    lot = tables.Column(verbose_name="Lot", orderable=False)
-    detail = tables.Column(empty_values=(), verbose_name="Details", orderable=False)
-    minutes = tables.Column(verbose_name="Change", orderable=False, attrs=NUMERIC)
-    balance_after = tables.Column(verbose_name="Balance", orderable=False, attrs=NUMERIC)
+    occurred_at = WhenColumn(verbose_name=_("Date"), orderable=False)
+    kind = tables.Column(verbose_name=_("What"), orderable=False)
+    lot = tables.Column(verbose_name=_("Lot"), orderable=False)
+    detail = tables.Column(empty_values=(), verbose_name=_("Details"), orderable=False)
+    minutes = tables.Column(verbose_name=_("Change"), orderable=False, attrs=NUMERIC)
+    balance_after = tables.Column(verbose_name=_("Balance"), orderable=False, attrs=NUMERIC)
 
     class Meta:
         model = LedgerEntry
         fields = ["occurred_at", "kind", "lot", "detail", "minutes", "balance_after"]
-        empty_text = "No ledger entries."
+        empty_text = _("No ledger entries.")
         attrs = {"class": "data-table"}
 
-    caption = "Ledger"
+    caption = _("Ledger")
 
     def render_lot(self, value):
         return f"{value.name} #{value.pk}"
 
     def render_detail(self, record):
         if record.usage_id:
-            return f"{record.usage.subject} with {record.usage.tutor}, {duration_text(record.usage.minutes)}"
-        by = f" (by {record.actor.email})" if record.actor_id else ""
-        return f"{record.reason or '—'}{by}"
+            return gettext("%(subject)s with %(tutor)s, %(duration)s") % {
+                "subject": record.usage.subject,
+                "tutor": record.usage.tutor,
+                "duration": duration_text(record.usage.minutes),
+            }
+        if record.actor_id:
+            return gettext("%(reason)s (by %(email)s)") % {"reason": record.reason or "—", "email": record.actor.email}
+        return record.reason or "—"
 
     def render_minutes(self, value):
         return signed_hours_text(value)
@@ -454,13 +470,13 @@ class SessionTable(UsageTable):
     may still void: not on a voided one, and for Support only on those recorded since `void_since`
     (None: every one, for Finance)."""
 
-    actions = tables.Column(empty_values=(), verbose_name="", orderable=False)
+    actions = tables.Column(empty_values=(), verbose_name=_("Actions"), orderable=False)
 
     class Meta(UsageTable.Meta):
         fields = [*UsageTable.Meta.fields, "actions"]
-        empty_text = "No sessions recorded."
+        empty_text = _("No sessions recorded.")
 
-    caption = "Sessions"
+    caption = _("Sessions")
 
     def __init__(self, *args, void_since=None, **kwargs):
         self.void_since = void_since
@@ -471,33 +487,35 @@ class SessionTable(UsageTable):
             return ""
         url = reverse("console:usage_void", args=[record.account_id, record.pk])
         # The table's card swaps itself (outerHTML) on sorting: this link swaps the dialog's content only.
+        # The accessible name starts with the visible word (WCAG 2.5.3) and says which session it voids.
         return format_html(
             '<a class="button button-secondary" href="{}" hx-get="{}" hx-target="#dialog-body" hx-swap="innerHTML" '
-            'aria-label="Void the session of {}">Void</a>',
+            'aria-label="{}">{}</a>',
             url,
             url,
-            datetime_text(record.occurred_at),
+            gettext("Void the session of %(when)s") % {"when": datetime_text(record.occurred_at)},
+            gettext("Void"),
         )
 
 
 class AuditTable(tables.Table):
-    created_at = WhenColumn(verbose_name="When", orderable=False)
-    actor_email = tables.Column(verbose_name="Staff", orderable=False)
-    action = tables.Column(orderable=False)
-    target_label = tables.Column(verbose_name="Target", orderable=False)
+    created_at = WhenColumn(verbose_name=_("When"), orderable=False)
+    actor_email = tables.Column(verbose_name=_("Staff"), orderable=False)
+    action = tables.Column(verbose_name=_("Action"), orderable=False)
+    target_label = tables.Column(verbose_name=_("Target"), orderable=False)
     change = tables.Column(
-        empty_values=(), verbose_name="Before → after", orderable=False, attrs={"td": {"class": "wide"}}
+        empty_values=(), verbose_name=_("Before → after"), orderable=False, attrs={"td": {"class": "wide"}}
     )
-    reason = tables.Column(orderable=False, default="—")
-    ip_address = tables.Column(verbose_name="IP", orderable=False, default="—")
+    reason = tables.Column(verbose_name=_("Reason"), orderable=False, default="—")
+    ip_address = tables.Column(verbose_name=_("IP"), orderable=False, default="—")
 
     class Meta:
         model = AuditEntry
         fields = ["created_at", "actor_email", "action", "target_label", "change", "reason", "ip_address"]
-        empty_text = "No audit entries."
+        empty_text = _("No audit entries.")
         attrs = {"class": "data-table"}
 
-    caption = "Audit log"
+    caption = _("Audit log")
 
     def render_action(self, value):
         return format_html("<code>{}</code>", value)
@@ -533,34 +551,38 @@ class StaffNotificationTable(NotificationTable):
     "mark read" of the console's own."""
 
     LINK_TEXTS = {
-        Notification.Kind.STAFF_DISPUTE_OPENED: "Open the dispute",
-        Notification.Kind.STAFF_EVIDENCE_DUE: "Open the dispute",
-        Notification.Kind.STAFF_FRAUD_FLAG: "Open the flag",
-        Notification.Kind.STAFF_WEBHOOK_FAILED: "Open the failed events",
-        Notification.Kind.STAFF_PAYMENT_STUCK: "Open the payment",
+        Notification.Kind.STAFF_DISPUTE_OPENED: _("Open the dispute"),
+        Notification.Kind.STAFF_EVIDENCE_DUE: _("Open the dispute"),
+        Notification.Kind.STAFF_FRAUD_FLAG: _("Open the flag"),
+        Notification.Kind.STAFF_WEBHOOK_FAILED: _("Open the failed events"),
+        Notification.Kind.STAFF_PAYMENT_STUCK: _("Open the payment"),
     }
+    LINK_TEXT = pgettext_lazy("alert link", "Open")
 
     class Meta(NotificationTable.Meta):
-        empty_text = "No alerts. New disputes, fraud flags, failing webhook events and stuck payments show here."
+        empty_text = _("No alerts. New disputes, fraud flags, failing webhook events and stuck payments show here.")
 
-    caption = "Your staff alerts"
+    caption = _("Your staff alerts")
 
     def render_title(self, record):
-        text = self.LINK_TEXTS.get(record.kind, "Open")
+        text = self.LINK_TEXTS.get(record.kind, self.LINK_TEXT)
         link = format_html(' <a href="{}" hx-boost="false">{}</a>', record.link, text) if record.link else ""
         return format_html("<strong>{}</strong><br>{}{}", record.title, record.body, link)
 
     def render_state(self, record):
         if record.read_at:
-            return "Read"
+            return pgettext("alert", "Read")
         url = reverse("console:alerts_mark_read")
         return format_html(
             '<form method="post" action="{}" hx-post="{}" hx-target="#inbox" hx-swap="outerHTML">'
             '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
             '<input type="hidden" name="alert" value="{}">'
-            '<button type="submit" class="button button-secondary">Mark read</button></form>',
+            '<button type="submit" class="button button-secondary" aria-label="{}">{}</button></form>',
             url,
             url,
             get_token(self.request),
             record.pk,
+            gettext("Mark read: %(title)s, %(day)s")
+            % {"title": record.title, "day": day_month_text(record.created_at)},
+            gettext("Mark read"),
         )

@@ -1,29 +1,40 @@
 """The student's account page: name and billing details, the low-balance reminder level, email
-alert choices, links to allauth's email, password and two-factor pages, and recent sign-ins.
+alert choices, language and time zone, links to allauth's email, password and two-factor pages, and
+recent sign-ins.
 
 Each section is its own small form: under HTMX the section's partial comes back in place (with its
 errors, or a notice); without JavaScript a saved form redirects to its section with a message, and
-a refused one renders the whole page with the errors."""
+a refused one renders the whole page with the errors. The language and time zone are the exception:
+saved, the whole page reloads (HX-Redirect under HTMX), so that it comes back in the new language."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from alerts.notifications import email_preferences_save
 from alerts.selectors import emailed_kinds
 from billing.formatting import hours_text
 from billing.ledger import account_open
 from billing.profiles import billing_details_save, low_balance_level_set
+from portal.locale import LocaleChoiceInvalid, language_cookie_set, locale_preferences_save
 from portal.student.access import student_view
-from portal.student.forms import BillingDetailsForm, EmailPreferencesForm, LowBalanceLevelForm
+from portal.student.forms import BillingDetailsForm, EmailPreferencesForm, LocalePreferencesForm, LowBalanceLevelForm
 
 # The sign-ins listed: enough to spot one that was not the student, short enough for a phone.
 RECENT_SIGN_INS = 10
-DETAILS_SAVED = "Your details are saved. Receipts issued from now on show them; earlier receipts stay as they were."
-REMINDER_SAVED = "We remind you when your balance falls below {level}."
-REMINDER_OFF = "The low-balance reminder is off. We still tell you when you have no hours left."
-ALERTS_SAVED = "Your email choices are saved. In the app you always see every alert."
+# In English (tests name them); translated where they are shown.
+DETAILS_SAVED = gettext_noop(
+    "Your details are saved. Receipts issued from now on show them; earlier receipts stay as they were."
+)
+REMINDER_SAVED = gettext_noop("We remind you when your balance falls below %(level)s.")
+REMINDER_OFF = gettext_noop("The low-balance reminder is off. We still tell you when you have no hours left.")
+ALERTS_SAVED = gettext_noop("Your email choices are saved. In the app you always see every alert.")
+LOCALE_SAVED = gettext_noop("Your language and time zone are saved. Emails and receipts use them too.")
 
 
 @require_GET
@@ -41,7 +52,7 @@ def account_details(request):
     if not form.is_valid():
         return _refused(request, account, "details", form)
     account = billing_details_save(account=account, **form.cleaned_data)
-    return _saved(request, account, "details", _details_form(account, account.user), notice=DETAILS_SAVED)
+    return _saved(request, account, "details", _details_form(account, account.user), notice=_(DETAILS_SAVED))
 
 
 @require_POST
@@ -53,7 +64,7 @@ def account_reminder(request):
         return _refused(request, account, "reminder", form)
     account = low_balance_level_set(account=account, minutes=form.cleaned_data["level_minutes"])
     level = account.low_balance_threshold_minutes
-    notice = REMINDER_SAVED.format(level=hours_text(level)) if level else REMINDER_OFF
+    notice = _(REMINDER_SAVED) % {"level": hours_text(level)} if level else _(REMINDER_OFF)
     return _saved(request, account, "reminder", LowBalanceLevelForm.for_level(level), notice=notice)
 
 
@@ -69,7 +80,30 @@ def alert_preferences(request):
     if not form.is_valid():
         return _refused(request, account, "alerts", form)
     email_preferences_save(user=request.user, emailed_kinds=form.cleaned_data["emailed"])
-    return _saved(request, account, "alerts", _alerts_form(request.user), notice=ALERTS_SAVED)
+    return _saved(request, account, "alerts", _alerts_form(request.user), notice=_(ALERTS_SAVED))
+
+
+@require_POST
+@student_view
+def account_locale(request):
+    """Save the language and time zone, then reload the whole page: it comes back in the language
+    just chosen (which also goes in the language cookie, for the pages before the next sign-in)."""
+    form = LocalePreferencesForm(request.POST)
+    if form.is_valid():
+        try:
+            locale_preferences_save(request.user, **form.cleaned_data)
+        except LocaleChoiceInvalid as invalid:
+            form.add_error(None, str(invalid))
+    if form.errors:
+        if request.htmx:
+            return render(request, "portal/_account_locale.html", {"locale_form": form})
+        account = account_open(user=request.user)
+        return render(request, "portal/account.html", _page_context(request, account) | {"locale_form": form})
+    with translation.override(request.user.language):
+        messages.success(request, _(LOCALE_SAVED))
+    url = _section_url("locale")
+    response = HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return language_cookie_set(response, request.user.language)
 
 
 def _page_context(request, account):
@@ -78,6 +112,7 @@ def _page_context(request, account):
         "details_form": _details_form(account, request.user),
         "reminder_form": LowBalanceLevelForm.for_level(account.low_balance_threshold_minutes),
         "alerts_form": _alerts_form(request.user),
+        "locale_form": LocalePreferencesForm.for_user(request.user),
         "sign_ins": request.user.sign_ins.all()[:RECENT_SIGN_INS],
     }
 

@@ -1,8 +1,13 @@
 from django import forms
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from alerts.models import STUDENT_KINDS, Notification
 from billing.errors import AccountDetailsInvalid
 from billing.profiles import LEVEL_OUT_OF_RANGE, LOW_BALANCE_LEVEL_MAX_MINUTES, tax_id_normalise
+from portal.locale import LANGUAGE_CODES, time_zone_names
 
 # Our rows' ids are BigAutoFields (settings.DEFAULT_AUTO_FIELD): a larger number names no row.
 MAX_ID = 2**63 - 1
@@ -53,7 +58,7 @@ class EmailPreferencesForm(forms.Form):
         choices=[(kind, label) for kind, label in Notification.Kind.choices if kind in STUDENT_KINDS],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="Email me about",
+        label=_("Email me about"),
     )
 
 
@@ -77,17 +82,19 @@ class BillingDetailsForm(forms.Form):
     """The name and billing details printed on the receipts issued from now on. All may be left
     empty: a receipt then names the student by their email address."""
 
-    first_name = forms.CharField(max_length=150, required=False, label="First name")
-    last_name = forms.CharField(max_length=150, required=False, label="Last name")
+    first_name = forms.CharField(max_length=150, required=False, label=_("First name"))
+    last_name = forms.CharField(max_length=150, required=False, label=_("Last name"))
     billing_address = forms.CharField(
-        max_length=300, required=False, label="Billing address", widget=forms.Textarea(attrs={"rows": 3})
+        max_length=300, required=False, label=_("Billing address"), widget=forms.Textarea(attrs={"rows": 3})
     )
     tax_id = forms.CharField(
         max_length=30,
         required=False,
-        label="Tax number (NIF)",
-        help_text="A Portuguese NIF (9 digits, with or without PT in front), or an EU VAT number starting "
-        "with its two-letter country code. Portuguese numbers are checked; others are printed as you enter them.",
+        label=_("Tax number (NIF)"),
+        help_text=_(
+            "A Portuguese NIF (9 digits, with or without PT in front), or an EU VAT number starting "
+            "with its two-letter country code. Portuguese numbers are checked; others are printed as you enter them."
+        ),
     )
 
     def clean_tax_id(self):
@@ -97,7 +104,9 @@ class BillingDetailsForm(forms.Form):
             raise forms.ValidationError(str(invalid)) from invalid
 
 
-MINUTES_OUT_OF_RANGE = "Enter 0 to 59 minutes; put whole hours in the hours box."
+MINUTES_OUT_OF_RANGE = _("Enter 0 to 59 minutes; put whole hours in the hours box.")
+# billing.profiles keeps its message in English (gettext_noop): translated where it is shown.
+LEVEL_OUT_OF_RANGE_TEXT = _(LEVEL_OUT_OF_RANGE)
 
 
 class LowBalanceLevelForm(forms.Form):
@@ -106,13 +115,13 @@ class LowBalanceLevelForm(forms.Form):
     hours = forms.IntegerField(
         min_value=0,
         max_value=LOW_BALANCE_LEVEL_MAX_MINUTES // 60,
-        label="Hours",
-        error_messages={"min_value": LEVEL_OUT_OF_RANGE, "max_value": LEVEL_OUT_OF_RANGE},
+        label=_("Hours"),
+        error_messages={"min_value": LEVEL_OUT_OF_RANGE_TEXT, "max_value": LEVEL_OUT_OF_RANGE_TEXT},
     )
     minutes = forms.IntegerField(
         min_value=0,
         max_value=59,
-        label="Minutes",
+        label=_("Minutes"),
         error_messages={"min_value": MINUTES_OUT_OF_RANGE, "max_value": MINUTES_OUT_OF_RANGE},
     )
 
@@ -126,5 +135,47 @@ class LowBalanceLevelForm(forms.Form):
         if "hours" in cleaned and "minutes" in cleaned:
             cleaned["level_minutes"] = cleaned["hours"] * 60 + cleaned["minutes"]
             if cleaned["level_minutes"] > LOW_BALANCE_LEVEL_MAX_MINUTES:
-                raise forms.ValidationError(LEVEL_OUT_OF_RANGE)
+                raise forms.ValidationError(gettext(LEVEL_OUT_OF_RANGE))
         return cleaned
+
+
+class LanguageSelect(forms.Select):
+    """The languages, each named in itself and marked with its `lang`, so that a screen reader says
+    "Português" as Portuguese and someone who cannot read the current language still finds theirs."""
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        option["attrs"]["lang"] = value
+        return option
+
+
+class LocalePreferencesForm(forms.Form):
+    """The language the student's pages, emails and receipts are written in, and the time zone their
+    times show in (blank: the site's, named in the list). portal.locale.locale_preferences_save checks
+    them again."""
+
+    language = forms.ChoiceField(
+        choices=settings.LANGUAGES,
+        label=_("Language"),
+        widget=LanguageSelect,
+        error_messages={"invalid_choice": _("Choose one of the languages offered.")},
+    )
+    time_zone = forms.ChoiceField(
+        required=False,
+        label=_("Time zone"),
+        help_text=_("Times on your pages, in emails and on receipts are shown in this zone."),
+        error_messages={"invalid_choice": _("Choose a time zone from the list.")},
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        default = gettext("Default (%(zone)s)") % {"zone": settings.TIME_ZONE}
+        self.fields["time_zone"].choices = [("", default), *((name, name) for name in time_zone_names())]
+
+    @classmethod
+    def for_user(cls, user):
+        """The form as the user's choices stand: a language never chosen shows the one the page is in."""
+        language = user.language if user.language in LANGUAGE_CODES else translation.get_language()
+        if language not in LANGUAGE_CODES:
+            language = settings.LANGUAGE_CODE
+        return cls(initial={"language": language, "time_zone": user.time_zone})

@@ -5,13 +5,15 @@ import django_tables2 as tables
 from django.middleware.csrf import get_token
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext_lazy as _
 
 from alerts.models import Notification
-from billing.formatting import hours_text, money_text, price_paid_text, signed_hours_text
+from billing.formatting import day_month_text, hours_text, money_text, price_paid_text, signed_hours_text
 from billing.models import LedgerEntry, Receipt
 from billing.selectors import PurchaseState
 from portal.student.forms import HIDE_DECLINED, SHOW_DECLINED, PurchaseHistoryQuery
-from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order
+from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order, visually_hidden
 
 DECLINED_PARAM = PurchaseHistoryQuery().add_prefix("declined")
 # A state's badge: its colour echoes what the words already say.
@@ -27,37 +29,37 @@ STATE_BADGES = {
     PurchaseState.FAILED: "badge-danger",
 }
 FREE = {PurchaseState.GRANTED, PurchaseState.RESTORED}
-NOT_CHARGED = "Not charged"
-NOT_CHARGED_YET = "Not charged yet"
-FREE_TEXT = "Free"
-REFUNDED_TEXT = "{amount} refunded, {hours} taken back."
-REFUNDED_MONEY_ONLY_TEXT = "{amount} refunded; no hours taken back."
-ON_HOLD_TEXT = "Disputed with your bank: {hours} on hold until the dispute is settled."
-DISPUTED_TEXT = "Disputed with your bank; no hours are on hold."
-LOST_TEXT = "The dispute went against the payment: {hours} removed."
-RELEASED_TEXT = "The dispute is settled: {hours} released."
-RESTORED_TEXT = "Hours of a voided session, back in a package of their own."
-GRANTED_TEXT = "A gift from your school: no payment, no receipt."
+NOT_CHARGED = _("Not charged")
+NOT_CHARGED_YET = _("Not charged yet")
+FREE_TEXT = _("Free")
+REFUNDED_TEXT = _("%(amount)s refunded, %(hours)s taken back.")
+REFUNDED_MONEY_ONLY_TEXT = _("%(amount)s refunded; no hours taken back.")
+ON_HOLD_TEXT = _("Disputed with your bank: %(hours)s on hold until the dispute is settled.")
+DISPUTED_TEXT = _("Disputed with your bank; no hours are on hold.")
+LOST_TEXT = _("The dispute went against the payment: %(hours)s removed.")
+RELEASED_TEXT = _("The dispute is settled: %(hours)s released.")
+RESTORED_TEXT = _("Hours of a voided session, back in a package of their own.")
+GRANTED_TEXT = _("A gift from your school: no payment, no receipt.")
 
 
 class PurchaseTable(tables.Table):
     """The student's payments and free lots (billing.selectors.purchase_history), each saying what
     became of it: refunded, on hold for a dispute, declined and why, granted."""
 
-    bought_at = DayColumn(verbose_name="Bought")
-    name = tables.Column(verbose_name="Package", orderable=False)
-    minutes = tables.Column(verbose_name="Hours", attrs=NUMERIC)
-    amount_cents = tables.Column(verbose_name="Paid", attrs=NUMERIC)
-    state = tables.Column(empty_values=(), verbose_name="Status", orderable=False, attrs={"td": {"class": "wide"}})
-    receipt = tables.Column(empty_values=(), verbose_name="Receipt", orderable=False)
+    bought_at = DayColumn(verbose_name=_("Bought"))
+    name = tables.Column(verbose_name=_("Package"), orderable=False)
+    minutes = tables.Column(verbose_name=_("Hours"), attrs=NUMERIC)
+    amount_cents = tables.Column(verbose_name=_("Paid"), attrs=NUMERIC)
+    state = tables.Column(empty_values=(), verbose_name=_("Status"), orderable=False, attrs={"td": {"class": "wide"}})
+    receipt = tables.Column(empty_values=(), verbose_name=_("Receipt"), orderable=False)
 
     class Meta:
         order_by = "-bought_at"
-        empty_text = "No purchases yet."
+        empty_text = _("No purchases yet.")
         attrs = {"class": "data-table"}
         template_name = "portal/_purchase_table.html"
 
-    caption = "Packages you bought or were given"
+    caption = _("Packages you bought or were given")
 
     declined_param = DECLINED_PARAM
     show_declined, hide_declined = SHOW_DECLINED, HIDE_DECLINED
@@ -99,7 +101,8 @@ class PurchaseTable(tables.Table):
             return "—"
         url = reverse("student:receipt_download", args=[record.receipt.pk])
         # Not boosted: the table swaps itself with HTMX, a file must download normally.
-        return format_html('<a href="{}" download hx-boost="false">Receipt {}</a>', url, record.receipt.number)
+        label = gettext("Receipt %(number)s") % {"number": record.receipt.number}
+        return format_html('<a href="{}" download hx-boost="false">{}</a>', url, label)
 
 
 def _facts(row):
@@ -113,27 +116,28 @@ def _facts(row):
     if row.refunded_cents:
         amount = money_text(row.refunded_cents, row.currency)
         if row.minutes_taken_back:
-            yield REFUNDED_TEXT.format(amount=amount, hours=hours_text(row.minutes_taken_back))
+            yield REFUNDED_TEXT % {"amount": amount, "hours": hours_text(row.minutes_taken_back)}
         else:
-            yield REFUNDED_MONEY_ONLY_TEXT.format(amount=amount)
+            yield REFUNDED_MONEY_ONLY_TEXT % {"amount": amount}
     if row.minutes_held:
-        yield ON_HOLD_TEXT.format(hours=hours_text(row.minutes_held))
+        yield ON_HOLD_TEXT % {"hours": hours_text(row.minutes_held)}
     elif row.disputed:
         yield DISPUTED_TEXT
     if row.minutes_lost:
-        yield LOST_TEXT.format(hours=hours_text(row.minutes_lost))
+        yield LOST_TEXT % {"hours": hours_text(row.minutes_lost)}
     if row.minutes_released:
-        yield RELEASED_TEXT.format(hours=hours_text(row.minutes_released))
+        yield RELEASED_TEXT % {"hours": hours_text(row.minutes_released)}
 
 
-SESSION_VOIDED = "Session voided ({reason})"
+SESSION_VOIDED = _("Session voided (%(reason)s)")
+SESSION_DETAIL = _("%(subject)s with %(tutor)s")
 
 
 class LotHistoryTable(tables.Table):
-    occurred_at = WhenColumn(verbose_name="Date", orderable=False)
-    kind = tables.Column(verbose_name="What", orderable=False)
-    detail = tables.Column(empty_values=(), verbose_name="Details", orderable=False)
-    minutes = tables.Column(verbose_name="Change", orderable=False, attrs=NUMERIC)
+    occurred_at = WhenColumn(verbose_name=_("Date"), orderable=False)
+    kind = tables.Column(verbose_name=_("What"), orderable=False)
+    detail = tables.Column(empty_values=(), verbose_name=_("Details"), orderable=False)
+    minutes = tables.Column(verbose_name=_("Change"), orderable=False, attrs=NUMERIC)
 
     class Meta:
         model = LedgerEntry
@@ -142,12 +146,12 @@ class LotHistoryTable(tables.Table):
 
     def render_kind(self, value, record):
         if record.kind == LedgerEntry.Kind.VOID:
-            return SESSION_VOIDED.format(reason=record.usage.void_reason)
+            return SESSION_VOIDED % {"reason": record.usage.void_reason}
         return value
 
     def render_detail(self, record):
         if record.usage_id:
-            return f"{record.usage.subject} with {record.usage.tutor}"
+            return SESSION_DETAIL % {"subject": record.usage.subject, "tutor": record.usage.tutor}
         return record.reason or "—"
 
     def render_minutes(self, value):
@@ -155,24 +159,30 @@ class LotHistoryTable(tables.Table):
 
 
 class ReceiptTable(tables.Table):
-    issued_at = DayColumn(verbose_name="Date")
-    number = tables.Column(verbose_name="Number")
-    description = tables.Column(empty_values=(), verbose_name="Description", orderable=False)
-    amount = tables.Column(empty_values=(), verbose_name="Amount", orderable=False, attrs=NUMERIC)
+    issued_at = DayColumn(verbose_name=_("Date"))
+    number = tables.Column(verbose_name=_("Number"))
+    description = tables.Column(empty_values=(), verbose_name=_("Description"), orderable=False)
+    amount = tables.Column(empty_values=(), verbose_name=_("Amount"), orderable=False, attrs=NUMERIC)
     download = tables.Column(empty_values=(), verbose_name="PDF", orderable=False)
 
     class Meta:
         model = Receipt
         fields = ["issued_at", "number", "description", "amount", "download"]
         order_by = "-issued_at"
-        empty_text = "No receipts yet. Every purchase and refund gets one."
+        empty_text = _("No receipts yet. Every purchase and refund gets one.")
         attrs = {"class": "data-table"}
 
-    caption = "Your receipts and credit notes"
+    caption = _("Your receipts and credit notes")
     order_issued_at = stable_order("issued_at")
+    # "Recibo n.º R-2026-000123": the number's wording depends on the kind, so each is a sentence.
+    NUMBER_TEXTS = {
+        Receipt.Kind.RECEIPT: _("Receipt %(number)s"),
+        Receipt.Kind.CREDIT_NOTE: _("Credit note %(number)s"),
+        Receipt.Kind.CANCELLATION: _("Credit note cancellation %(number)s"),
+    }
 
     def render_number(self, value, record):
-        return f"{record.get_kind_display()} {value}"
+        return self.NUMBER_TEXTS.get(record.kind, self.NUMBER_TEXTS[Receipt.Kind.RECEIPT]) % {"number": value}
 
     def render_description(self, record):
         return record.snapshot.get("description", "")
@@ -183,36 +193,49 @@ class ReceiptTable(tables.Table):
 
     def render_download(self, record):
         url = reverse("student:receipt_download", args=[record.pk])
-        return format_html('<a href="{}" download>Download {}</a>', url, record.filename)
+        label = gettext("Download %(file)s") % {"file": record.filename}
+        return format_html('<a href="{}" download>{}</a>', url, label)
 
 
 class NotificationTable(tables.Table):
-    created_at = WhenColumn(verbose_name="When", orderable=False)
-    title = tables.Column(verbose_name="Alert", orderable=False, attrs={"td": {"class": "wide"}})
-    state = tables.Column(empty_values=(), verbose_name="", orderable=False)
+    created_at = WhenColumn(verbose_name=_("When"), orderable=False)
+    title = tables.Column(verbose_name=_("Alert"), orderable=False, attrs={"td": {"class": "wide"}})
+    # Read, or the button that marks it read: the header is for screen readers (and the phone layout).
+    state = tables.Column(empty_values=(), verbose_name=visually_hidden(_("Status")), orderable=False)
 
     class Meta:
         model = Notification
         fields = ["created_at", "title", "state"]
-        empty_text = "No alerts. We will tell you here when your hours run low or expire, and about payments."
+        empty_text = _("No alerts. We will tell you here when your hours run low or expire, and about payments.")
         attrs = {"class": "data-table"}
         row_attrs = {"class": lambda record: "is-unread" if record.read_at is None else ""}
 
-    caption = "Your alerts"
+    caption = _("Your alerts")
 
     def render_title(self, record):
-        link = format_html(' <a href="{}">Open</a>', record.link) if record.link else ""
+        link = ""
+        if record.link:
+            link = format_html(
+                ' <a href="{}">{}<span class="visually-hidden">: {}</span></a>',
+                record.link,
+                pgettext("alert link", "Open"),
+                record.title,
+            )
         return format_html("<strong>{}</strong><br>{}{}", record.title, record.body, link)
 
     def render_state(self, record):
         if record.read_at:
-            return "Read"
+            return pgettext("alert", "Read")
         url = reverse("student:alert_mark_read", args=[record.pk])
+        # Every row has this button: its name says which alert (WCAG 2.5.3: it starts with the words shown).
         return format_html(
             '<form method="post" action="{}" hx-post="{}" hx-target="#inbox" hx-swap="outerHTML">'
             '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-            '<button type="submit" class="button button-secondary">Mark read</button></form>',
+            '<button type="submit" class="button button-secondary" aria-label="{}">{}</button></form>',
             url,
             url,
             get_token(self.request),
+            gettext("Mark read: %(title)s, %(day)s")
+            % {"title": record.title, "day": day_month_text(record.created_at)},
+            gettext("Mark read"),
         )

@@ -26,6 +26,7 @@ urlpatterns = [
     path("account/", account_views.account_page, name="account"),
     path("account/details/", account_views.account_details, name="account_details"),
     path("account/reminder/", account_views.account_reminder, name="account_reminder"),
+    path("account/locale/", account_views.account_locale, name="account_locale"),
     path("cards/", views.card_list, name="cards"),
     path("cards/setup/", views.card_setup, name="card_setup"),
     path("cards/save/", views.card_save, name="card_save"),

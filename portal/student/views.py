@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
@@ -60,6 +62,10 @@ TABLE_FRAGMENTS = {"usage-table", "purchase-table"}
 TABLES_PER_PAGE = 10
 # The most recent expired packages shown as cards; a long history's older ones are in Purchases.
 EXPIRED_LOTS_SHOWN = 6
+# Texts in English (tests name them), translated where they are shown: _(TEXT) % {...}.
+PAY_BUTTON_INVALID = gettext_noop("This payment button is not valid. Please reload the page.")
+BUTTON_REPLAYED = gettext_noop("You already used this button; nothing new was charged.")
+PROVIDER_UNREACHABLE = gettext_noop("We could not reach the payment provider. Please try again.")
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,7 @@ def dashboard(request):
     query = _query(DashboardQuery, request)
     context = {
         "account": account,
-        "purchases_paused": AccountBlocked.MESSAGE,
+        "purchases_paused": _(AccountBlocked.MESSAGE),
         "expired_lots_shown": EXPIRED_LOTS_SHOWN,
         "summary": summary,
         "cards": saved_cards,
@@ -143,7 +149,7 @@ def pay(request):
     account = account_open(user=request.user)
     form = PayForm(request.POST)
     if not form.is_valid():
-        return _payment_outcome(request, account, refusal="This payment button is not valid. Please reload the page.")
+        return _payment_outcome(request, account, refusal=_(PAY_BUTTON_INVALID))
     try:
         payment = payments.payment_start(
             account=account, token=form.cleaned_data["token"], payment_method_id=form.cleaned_data["payment_method"]
@@ -184,8 +190,8 @@ def _payment_outcome(request, account, *, payment=None, refusal="", attempt=0):
         _payment_message(request, payment, refusal)
         return redirect("student:subscription" if payment and payment.for_subscription else "student:dashboard")
     context = {"account": account, "payment": payment, "refusal": refusal, "attempt": attempt}
-    context["under_review"] = payments.PAYMENT_UNDER_REVIEW
-    context["resolved_by_staff"] = payments.PAYMENT_RESOLVED
+    context["under_review"] = _(payments.PAYMENT_UNDER_REVIEW)
+    context["resolved_by_staff"] = _(payments.PAYMENT_RESOLVED)
     context["keep_polling"] = attempt < POLL_ATTEMPTS
     if payment and payment.status == Payment.Status.REQUIRES_ACTION:
         try:
@@ -214,25 +220,28 @@ def _payment_message(request, payment, refusal):
     if refusal:
         messages.error(request, refusal)
     elif payment.replayed:
-        messages.info(request, "You already used this button; nothing new was charged.")
+        messages.info(request, _(BUTTON_REPLAYED))
     elif payment.status == Payment.Status.SUCCEEDED:
-        messages.success(request, f"{payment.plan.name} added to your hours.")
+        messages.success(request, _("%(plan)s added to your hours.") % {"plan": payment.plan.name})
     elif payment.status == Payment.Status.FAILED:
         messages.error(request, payment.failure_message)
     elif payment.handed_back:
         messages.warning(
             request,
-            f"You have a payment of {money_text(payment.amount_cents, payment.currency)} for {payment.plan.name} "
-            "waiting for your bank's check, which needs JavaScript. Nothing new was charged.",
+            _(
+                "You have a payment of %(amount)s for %(plan)s waiting for your bank's check, which needs "
+                "JavaScript. Nothing new was charged."
+            )
+            % {"amount": money_text(payment.amount_cents, payment.currency), "plan": payment.plan.name},
         )
     elif payment.status == Payment.Status.REQUIRES_ACTION:
-        messages.warning(request, "Your bank asks you to confirm this payment, which needs JavaScript.")
+        messages.warning(request, _("Your bank asks you to confirm this payment, which needs JavaScript."))
     elif payment.status == Payment.Status.NEEDS_REVIEW:
-        messages.warning(request, payments.PAYMENT_UNDER_REVIEW)
+        messages.warning(request, _(payments.PAYMENT_UNDER_REVIEW))
     elif payment.status == Payment.Status.RESOLVED:
-        messages.info(request, payments.PAYMENT_RESOLVED)
+        messages.info(request, _(payments.PAYMENT_RESOLVED))
     else:
-        messages.info(request, "We are checking your payment with the payment provider.")
+        messages.info(request, _("We are checking your payment with the payment provider."))
 
 
 @require_GET
@@ -253,7 +262,7 @@ def card_setup(request):
     try:
         setup_intent = cards.card_setup_start(account=account_open(user=request.user))
     except ProviderUnavailable:
-        return JsonResponse({"error": "We could not reach the payment provider. Please try again."}, status=503)
+        return JsonResponse({"error": _(PROVIDER_UNREACHABLE)}, status=503)
     except BillingError as failure:
         return JsonResponse({"error": str(failure)}, status=400)
     return JsonResponse({"client_secret": setup_intent.client_secret})
@@ -266,13 +275,13 @@ def card_save(request):
     """Save the card whose SetupIntent Stripe.js confirmed."""
     form = CardSaveForm(request.POST)
     if not form.is_valid():
-        return JsonResponse({"error": "The card setup is missing. Please try again."}, status=400)
+        return JsonResponse({"error": _("The card setup is missing. Please try again.")}, status=400)
     try:
         card = cards.card_save(
             account=account_open(user=request.user), setup_intent_id=form.cleaned_data["setup_intent"]
         )
     except ProviderUnavailable:
-        return JsonResponse({"error": "We could not reach the payment provider. Please try again."}, status=503)
+        return JsonResponse({"error": _(PROVIDER_UNREACHABLE)}, status=503)
     except BillingError as failure:
         return JsonResponse({"error": str(failure)}, status=400)
     return JsonResponse({"card": card.label, "default": card.is_default})
@@ -287,7 +296,7 @@ def card_make_default(request, card_id):
         cards.card_make_default(card=card)
     except BillingError as failure:
         return _card_outcome(request, error=str(failure))
-    return _card_outcome(request, notice=f"{card.label} is now your default card.")
+    return _card_outcome(request, notice=_("%(card)s is now your default card.") % {"card": card.label})
 
 
 @require_POST
@@ -300,9 +309,15 @@ def card_remove(request, card_id):
         successor = cards.card_remove(card=card)
     except BillingError as failure:
         return _card_outcome(request, error=str(failure))
-    notice = f"{card.label} was removed."
-    if was_default:
-        notice += f" {successor.label} is now your default card." if successor else " You have no saved card now."
+    if not was_default:
+        notice = _("%(card)s was removed.") % {"card": card.label}
+    elif successor:
+        notice = _("%(card)s was removed. %(successor)s is now your default card.") % {
+            "card": card.label,
+            "successor": successor.label,
+        }
+    else:
+        notice = _("%(card)s was removed. You have no saved card now.") % {"card": card.label}
     return _card_outcome(request, notice=notice)
 
 
@@ -398,27 +413,41 @@ def alert_mark_read(request, notification_id=None):
 # subscription page's self-service actions. Each action answers its fragment in place under HTMX,
 # and a redirect to the subscription page with a message without JavaScript.
 
-SUBSCRIBE_BUTTON_INVALID = "This subscribe button is not valid. Please reload the page."
-NOT_YOUR_CARD = "That card is not one of your saved cards."
-SUBSCRIBED = "You are subscribed to {plan}: {hours} added to your hours. It renews on {renewal}."
-SUBSCRIBE_REPLAYED = "You already used this button; nothing new was charged."
-SUBSCRIBE_NEEDS_CHECK = "Your bank asks you to confirm the first payment of your subscription, which needs JavaScript."
-SUBSCRIBE_CHECKING = (
+SUBSCRIBE_BUTTON_INVALID = gettext_noop("This subscribe button is not valid. Please reload the page.")
+NOT_YOUR_CARD = gettext_noop("That card is not one of your saved cards.")
+SUBSCRIBED = gettext_noop("You are subscribed to %(plan)s: %(hours)s added to your hours. It renews on %(renewal)s.")
+SUBSCRIBE_REPLAYED = BUTTON_REPLAYED
+SUBSCRIBE_NEEDS_CHECK = gettext_noop(
+    "Your bank asks you to confirm the first payment of your subscription, which needs JavaScript."
+)
+SUBSCRIBE_CHECKING = gettext_noop(
     "We are waiting for the payment provider to confirm your subscription. You will not be charged twice; "
     "this page shows it as soon as it is confirmed."
 )
-NOT_STARTED = "{reason} No subscription was started."
-CANCELLED_AT_PERIOD_END = (
-    "Your subscription ends on {end}. You are not charged again. The hours you already have stay until they "
-    "expire; no more hours are added after {end}."
+NOT_STARTED = gettext_noop("%(reason)s No subscription was started.")
+CANCELLED_AT_PERIOD_END = gettext_noop(
+    "Your subscription ends on %(end)s. You are not charged again. The hours you already have stay until they "
+    "expire; no more hours are added after %(end)s."
 )
-RESUMED = "Your subscription continues: it renews on {renewal} for {amount}."
-CARD_CHANGED = "{card} now pays for your subscription. It is also your default card for packages."
-DOWNGRADED = (
-    "Your plan changes to {plan} from your next period, on {renewal}: {amount} a {interval} for {hours}. "
-    "Nothing is charged now, and this period's hours stay as they are."
+# Without a known end date (Stripe did not say): the same sentence, without a date.
+CANCELLED_AT_PERIOD_END_UNDATED = gettext_noop(
+    "Your subscription ends on the end of this period. You are not charged again. The hours you already have "
+    "stay until they expire; no more hours are added after the end of this period."
 )
-UPGRADED = "You are now on {plan}."
+RESUMED = gettext_noop("Your subscription continues: it renews on %(renewal)s for %(amount)s.")
+CARD_CHANGED = gettext_noop("%(card)s now pays for your subscription. It is also your default card for packages.")
+# By the plan's interval: "a month" and "a week" read differently in Portuguese.
+DOWNGRADED = {
+    "month": gettext_noop(
+        "Your plan changes to %(plan)s from your next period, on %(renewal)s: %(amount)s a month for %(hours)s. "
+        "Nothing is charged now, and this period's hours stay as they are."
+    ),
+    "week": gettext_noop(
+        "Your plan changes to %(plan)s from your next period, on %(renewal)s: %(amount)s a week for %(hours)s. "
+        "Nothing is charged now, and this period's hours stay as they are."
+    ),
+}
+UPGRADED = gettext_noop("You are now on %(plan)s.")
 
 
 @dataclass(frozen=True)
@@ -477,7 +506,7 @@ def _card_choose(request, card_id):
         return
     card = cards_of(user=request.user).filter(pk=card_id).first()
     if card is None:
-        raise BillingError(NOT_YOUR_CARD)
+        raise BillingError(_(NOT_YOUR_CARD))
     if not card.is_default:
         cards.card_make_default(card=card)
 
@@ -491,7 +520,7 @@ def _subscribe_outcome(request, account, *, subscription=None, refusal=""):
             subscription.payments.order_by("-created_at", "-pk").first()
         )
         if payment is None and subscription.ended:
-            refusal = NOT_STARTED.format(reason=subscription.failure_message)
+            refusal = _(NOT_STARTED) % {"reason": subscription.failure_message}
     if not request.htmx:
         _subscribe_message(request, subscription, payment, refusal)
         return redirect("student:subscription")
@@ -500,7 +529,7 @@ def _subscribe_outcome(request, account, *, subscription=None, refusal=""):
         return _payment_outcome(request, account, payment=payment)
     if refusal:
         return _payment_outcome(request, account, refusal=refusal)
-    response = render(request, "portal/_subscription_checking.html", {"message": SUBSCRIBE_CHECKING})
+    response = render(request, "portal/_subscription_checking.html", {"message": _(SUBSCRIBE_CHECKING)})
     return trigger_client_event(response, "balanceChanged")
 
 
@@ -508,22 +537,23 @@ def _subscribe_message(request, subscription, payment, refusal):
     if refusal:
         messages.error(request, refusal)
     elif subscription.replayed:
-        messages.info(request, SUBSCRIBE_REPLAYED)
+        messages.info(request, _(SUBSCRIBE_REPLAYED))
     elif subscription.status in Subscription.RUNNING:
         messages.success(
             request,
-            SUBSCRIBED.format(
-                plan=subscription.plan.name,
-                hours=hours_text(subscription.plan.minutes),
-                renewal=date_text(subscription.current_period_end),
-            ),
+            _(SUBSCRIBED)
+            % {
+                "plan": subscription.plan.name,
+                "hours": hours_text(subscription.plan.minutes),
+                "renewal": date_text(subscription.current_period_end),
+            },
         )
     elif subscription.ended:
-        messages.error(request, NOT_STARTED.format(reason=subscription.failure_message))
+        messages.error(request, _(NOT_STARTED) % {"reason": subscription.failure_message})
     elif payment is not None and payment.status == Payment.Status.REQUIRES_ACTION:
-        messages.warning(request, SUBSCRIBE_NEEDS_CHECK)
+        messages.warning(request, _(SUBSCRIBE_NEEDS_CHECK))
     else:
-        messages.info(request, SUBSCRIBE_CHECKING)
+        messages.info(request, _(SUBSCRIBE_CHECKING))
 
 
 @require_GET
@@ -556,7 +586,7 @@ def _subscription_context(account):
         "cards": saved,
         "default_card": default_card,
         "subscription": subscription,
-        "purchases_paused": AccountBlocked.MESSAGE,
+        "purchases_paused": _(AccountBlocked.MESSAGE),
         "add_card_href": "#add-card",
     }
     if subscription is None:
@@ -616,8 +646,11 @@ def _subscription_cancel(request, subscription):
         subscription = subscriptions.subscription_cancel_at_period_end(subscription=subscription)
     except BillingError as refused:
         return _subscription_outcome(request, error=str(refused))
-    end = date_text(subscription.current_period_end) if subscription.current_period_end else "the end of this period"
-    return _subscription_outcome(request, notice=CANCELLED_AT_PERIOD_END.format(end=end))
+    if subscription.current_period_end:
+        notice = _(CANCELLED_AT_PERIOD_END) % {"end": date_text(subscription.current_period_end)}
+    else:
+        notice = _(CANCELLED_AT_PERIOD_END_UNDATED)
+    return _subscription_outcome(request, notice=notice)
 
 
 @require_POST
@@ -630,10 +663,10 @@ def subscription_resume(request, subscription_id):
         subscription = subscriptions.subscription_resume(subscription=subscription)
     except BillingError as refused:
         return _subscription_outcome(request, error=str(refused))
-    notice = RESUMED.format(
-        renewal=date_text(subscription.current_period_end),
-        amount=money_text(subscription.plan.price_cents, subscription.plan.currency),
-    )
+    notice = _(RESUMED) % {
+        "renewal": date_text(subscription.current_period_end),
+        "amount": money_text(subscription.plan.price_cents, subscription.plan.currency),
+    }
     return _subscription_outcome(request, notice=notice)
 
 
@@ -648,12 +681,12 @@ def subscription_card_change(request, subscription_id):
     if form.is_valid():
         card = cards_of(user=request.user).filter(pk=form.cleaned_data["payment_method"]).first()
     if card is None:
-        return _subscription_outcome(request, error=NOT_YOUR_CARD)
+        return _subscription_outcome(request, error=_(NOT_YOUR_CARD))
     try:
         subscriptions.subscription_card_change(subscription=subscription, card=card)
     except BillingError as refused:
         return _subscription_outcome(request, error=str(refused))
-    return _subscription_outcome(request, notice=CARD_CHANGED.format(card=card.label))
+    return _subscription_outcome(request, notice=_(CARD_CHANGED) % {"card": card.label})
 
 
 @require_POST
@@ -666,7 +699,7 @@ def subscription_plan_change(request, subscription_id):
     subscription = _own_subscription(request, subscription_id)
     form = PlanChangeForm(request.POST)
     if not form.is_valid():
-        return _subscription_outcome(request, error=subscriptions.NOT_FOR_SALE)
+        return _subscription_outcome(request, error=_(subscriptions.NOT_FOR_SALE))
     previous = subscription.plan
     try:
         subscription, payment = subscriptions.subscription_plan_change(
@@ -683,14 +716,13 @@ def subscription_plan_change(request, subscription_id):
         retarget(response, "#payment-result")
         return reswap(response, "innerHTML show:#payment-result:top")
     if _is_upgrade(plan, previous):
-        return _subscription_outcome(request, notice=UPGRADED.format(plan=plan.name))
-    notice = DOWNGRADED.format(
-        plan=plan.name,
-        renewal=date_text(subscription.current_period_end),
-        amount=money_text(plan.price_cents, plan.currency),
-        interval=plan.interval,
-        hours=hours_text(plan.minutes),
-    )
+        return _subscription_outcome(request, notice=_(UPGRADED) % {"plan": plan.name})
+    notice = _(DOWNGRADED.get(plan.interval, DOWNGRADED["month"])) % {
+        "plan": plan.name,
+        "renewal": date_text(subscription.current_period_end),
+        "amount": money_text(plan.price_cents, plan.currency),
+        "hours": hours_text(plan.minutes),
+    }
     return _subscription_outcome(request, notice=notice)
 
 

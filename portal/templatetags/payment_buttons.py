@@ -1,14 +1,12 @@
 """The one-click pay button: it says exactly what will happen. Whether it may be offered, and its
-one-time token, come from billing.payments.payment_button; the tag only lays it out."""
+one-time token, come from billing.payments.payment_button; the tag only lays it out (its words, one
+whole sentence per kind of payment so that each translates as a sentence, are in the template)."""
 
 from django import template
 
-from billing.models import Payment
 from billing.payments import payment_button
 
 register = template.Library()
-
-VERBS = {Payment.Kind.PURCHASE: "Buy", Payment.Kind.RENEWAL: "Renew", Payment.Kind.TOP_UP: "Top up"}
 
 
 @register.inclusion_tag("portal/_pay_button.html", takes_context=True)
@@ -25,6 +23,7 @@ def pay_button(context, plan, kind, renewed_lot=None, card=None):
         "plan": button.plan,
         "card": button.card,
         "token": button.token,
-        "verb": VERBS[kind],
+        "kind": kind,
+        "renewed_lot": renewed_lot,
         "csrf_token": context.get("csrf_token"),
     }

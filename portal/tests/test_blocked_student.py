@@ -129,7 +129,7 @@ def test_an_unblocked_student_sees_the_buttons_and_can_buy_again(
     response = student_client.post(PAY, {"token": token, "payment_method": card.pk}, headers=HTMX)
 
     assert PAUSED not in text
-    assert "Buy 10 h for EUR 150.00 with Visa 4242" in text
+    assert "Buy 10 h for €150.00 with Visa 4242" in text
     assert "Payment received." in response.content.decode()
     assert Payment.objects.get().status == "succeeded"
 

@@ -18,7 +18,7 @@ def test_it_lists_cards_with_default_and_expiry_marks(localstripe, student_clien
 
     assert "Visa 4242" in text and "Default" in text
     assert "Visa 3184" in text and "Expired" in text
-    assert 'aria-label="Make Visa 3184 the default card"' in text
+    assert 'aria-label="Make default: Visa 3184"' in text
     assert 'aria-label="Remove Visa 4242"' in text
     assert "data-card-form" in text
 

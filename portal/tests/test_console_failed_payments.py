@@ -102,7 +102,7 @@ class TestPayAgain:
     ):
         failed = student_with_failure
         form = unescape(finance_client.get(self.url(failed)).content.decode())
-        assert "gets an alert and an email whose button pays EUR 150.00 for Standard again" in form
+        assert "gets an alert and an email whose button pays €150.00 for Standard again" in form
 
         response = finance_client.post(self.url(failed), {"reason": "The student asked on the phone."})
 
@@ -210,14 +210,14 @@ class TestRetry:
 
     def test_finance_retries_it_and_the_student_hears_it_went_through(self, finance_client, localstripe, failed):
         form = unescape(finance_client.get(retry_url(failed)).content.decode())
-        assert "Charge EUR 150.00 for Standard to Visa 4242 again, once" in form
+        assert "Charge €150.00 for Standard to Visa 4242 again, once" in form
 
         finance_client.post(retry_url(failed), {"reason": "Stripe outage this morning."})
 
         retried = Payment.objects.get(retry_of=failed)
         assert retried.status == Payment.Status.SUCCEEDED
         page = page_of(finance_client, failed)
-        assert f"The retry (payment {retried.pk}) went through: EUR 150.00 charged, 10 h added." in page
+        assert f"The retry (payment {retried.pk}) went through: €150.00 charged, 10 h added." in page
         assert f"Payment {retried.pk}" in page and RETRY not in page  # retried once: the button is gone
         assert Notification.objects.filter(kind=Notification.Kind.PAYMENT_SUCCEEDED, subject_id=retried.pk).exists()
         assert len(localstripe.payment_intents()) == 1
@@ -260,14 +260,14 @@ class TestTheDashboardLink:
         page = unescape(student_client.get(f"/?again={failed.pk}").content.decode())
 
         assert "Pay again for Standard" in page
-        assert "Your payment of EUR 150.00 on" in page and "We could not reach the payment provider." in page
-        assert "Buy 10 h for EUR 150.00 with Visa 4242" in page
-        assert "Buy 10 h for EUR 150.00 with Visa 1881" in page
+        assert "Your payment of €150.00 on" in page and "We could not reach the payment provider." in page
+        assert "Buy 10 h for €150.00 with Visa 4242" in page
+        assert "Buy 10 h for €150.00 with Visa 1881" in page
 
     def test_a_renewal_is_offered_as_the_renewal_of_its_lot(self, student_client, student, plan):
         saved_card(student, is_default=True)
         failed = failed_payment(student, plan, kind=Payment.Kind.RENEWAL)
-        assert "Renew 10 h for EUR 150.00 with Visa 4242" in student_client.get(f"/?again={failed.pk}").content.decode()
+        assert "Renew 10 h for €150.00 with Visa 4242" in student_client.get(f"/?again={failed.pk}").content.decode()
 
     def test_its_button_is_the_normal_one_click_payment(self, student_client, localstripe, student, plan):
         add_card(student, localstripe)

@@ -17,7 +17,7 @@ def in_review(localstripe):
         stripe_amount_cents=1500,
         stripe_currency="EUR",
         failure_code=Payment.Failure.AMOUNT_MISMATCH,
-        failure_message="Stripe charged EUR 15.00 instead of EUR 150.00. No hours were added.",
+        failure_message="Stripe charged €15.00 instead of €150.00. No hours were added.",
     )  # what Stripe charging another amount leaves
     return payment
 
@@ -25,23 +25,23 @@ def in_review(localstripe):
 def test_finance_sees_what_stripe_charged_and_may_refund_or_resolve_it(finance_client, in_review):
     page = finance_client.get(reverse("console:payment", args=[in_review.pk])).content.decode()
 
-    assert "Charged by Stripe" in page and "EUR 15.00" in page
+    assert "Charged by Stripe" in page and "€15.00" in page
     assert reverse("console:refund_create", args=[in_review.pk]) in page
     assert reverse("console:payment_resolve", args=[in_review.pk]) in page
     form = finance_client.get(reverse("console:refund_create", args=[in_review.pk])).content.decode()
-    assert "was charged EUR 15.00 for Standard" in form
+    assert "was charged €15.00 for Standard" in form
 
 
 def test_finance_resolves_it_with_a_reason(finance_client, finance_user, in_review):
     url = reverse("console:payment_resolve", args=[in_review.pk])
 
-    response = finance_client.post(url, {"reason": "Refunded the EUR 15.00 Stripe charged"})
+    response = finance_client.post(url, {"reason": "Refunded the €15.00 Stripe charged"})
 
     assert response.status_code == 302 and response["Location"] == reverse("console:payment", args=[in_review.pk])
     in_review.refresh_from_db()
     assert in_review.status == Payment.Status.RESOLVED
     entry = AuditEntry.objects.get(action="payment.resolve")
-    assert (entry.actor, entry.reason) == (finance_user, "Refunded the EUR 15.00 Stripe charged")
+    assert (entry.actor, entry.reason) == (finance_user, "Refunded the €15.00 Stripe charged")
     page = finance_client.get(reverse("console:payment", args=[in_review.pk])).content.decode()
     assert "Resolved by staff" in page and url not in page
 

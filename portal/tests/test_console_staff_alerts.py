@@ -21,7 +21,7 @@ PREFERENCES = reverse("console:alert_preferences")
 HTMX = {"HX-Request": "true", "HX-Target": "inbox"}
 
 
-def alert(user, kind=Kind.STAFF_DISPUTE_OPENED, title="New dispute of EUR 150.00 by payer@example.com", link=""):
+def alert(user, kind=Kind.STAFF_DISPUTE_OPENED, title="New dispute of €150.00 by payer@example.com", link=""):
     return Notification.objects.create(
         recipient=user,
         kind=kind,
@@ -113,7 +113,7 @@ class TestTheInbox:
 
         text = finance_client.get(INBOX).content.decode()
 
-        assert "New dispute of EUR 150.00 by payer@example.com" in text
+        assert "New dispute of €150.00 by payer@example.com" in text
         assert "Evidence is due by 9 Dec 2026, 16:00." in text
         assert '<a href="/console/disputes/42/" hx-boost="false">Open the dispute</a>' in text
         assert '<a href="/console/webhooks/" hx-boost="false">Open the failed events</a>' in text

@@ -74,7 +74,7 @@ class TestTheList:
         assert "Monthly 8 h" in body
         assert '<span class="badge badge-ok">Active</span>' in body
         assert f"Renews {date_text(subscribed.current_period_end)}" in body
-        assert "EUR 120.00 a month" in body
+        assert "€120.00 a month" in body
         assert reverse("console:subscription", args=[subscribed.pk]) in body
 
     def test_the_console_nav_links_to_it(self, support_client, subscribed):
@@ -147,7 +147,7 @@ class TestTheSubscriptionPage:
 
         body = text(page(support_client, "subscription", subscribed.pk))
 
-        assert "Monthly 8 h: 8 h for EUR 120.00, monthly" in body
+        assert "Monthly 8 h: 8 h for €120.00, monthly" in body
         assert "Visa 4242" in body
         assert f"<code>{subscribed.stripe_subscription_id}</code>" in body
         assert "<dt>Cancel at period end</dt><dd>No</dd>" in body
@@ -188,7 +188,7 @@ class TestTheSubscriptionPage:
 
         body = text(page(support_client, "subscription", subscribed.pk))
 
-        assert "EUR 30.00" in body and "2 h taken back" in body and "Two sessions cancelled." in body
+        assert "€30.00" in body and "2 h taken back" in body and "Two sessions cancelled." in body
         assert "No refunds." not in body
 
     def test_a_past_due_subscription_says_why(self, support_client, subscribed):
@@ -410,7 +410,7 @@ class TestOverviewFigures:
         body = text(page(support_client, "index"))
 
         assert "Active subscriptions</span><strong>2</strong>" in body
-        assert "<strong>EUR 250.00</strong>" in body
+        assert "<strong>€250.00</strong>" in body
         past_due = f"{reverse('console:subscriptions')}?status=past_due&status=unpaid"
         assert f'<a class="figure figure-warn" href="{past_due}">' in body
         assert "Subscriptions past due</span><strong>1</strong>" in body

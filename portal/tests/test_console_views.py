@@ -173,7 +173,7 @@ class TestRefunds:
     @pytest.mark.parametrize(
         ("form", "message"),
         [
-            ({"amount": "150.01", "hours": "1"}, "At most EUR 150.00 can still be refunded."),
+            ({"amount": "150.01", "hours": "1"}, "At most €150.00 can still be refunded."),
             ({"amount": "10", "hours": "10.5"}, "Only 10 h of this package are left to take back."),
             ({"amount": "10", "hours": "0.001"}, "Enter whole minutes"),
             ({"amount": "-5", "hours": "1"}, "greater than or equal to 0.01"),
@@ -199,7 +199,7 @@ class TestRefunds:
         url = reverse("console:refund_create", args=[paid.pk])
         confirmed(finance_client, url, {"amount": "100", "hours": "2", "reason": "First"})
         response = finance_client.post(url, {"amount": "60", "hours": "1", "reason": "Second", "confirm": "1"})
-        assert "At most EUR 50.00 can still be refunded." in text(response)
+        assert "At most €50.00 can still be refunded." in text(response)
         assert Refund.objects.count() == 1
 
     def test_a_confirmation_posted_twice_refunds_once(self, finance_client, localstripe, paid):

@@ -108,7 +108,7 @@ def test_a_new_student_sees_a_welcome_and_the_plans(student_client):
     assert 'data-testid="balance">0 h<' in text
     assert "You have no tutoring hours yet" in text
     assert 'href="#plans"' in text
-    assert "Starter" in text and "EUR 80.00" in text and "EUR 16.00 per hour" in text
+    assert "Starter" in text and "€80.00" in text and "€16.00 per hour" in text
     assert "Retired" not in text
     assert "Low balance." not in text
 
@@ -207,7 +207,7 @@ def test_purchase_history_lists_every_lot_bought(student_client, student):
 
     text = student_client.get(URL).content.decode()
 
-    assert "EUR 150.00" in text and "EUR 80.00" in text
+    assert "€150.00" in text and "€80.00" in text
 
 
 def test_it_refuses_post(student_client):

@@ -41,7 +41,7 @@ def test_a_renewal_click_credits_hours_and_tells_the_page_to_refresh(localstripe
     assert response.status_code == 200
     assert client_events(response) == {"balanceChanged"}
     assert "Payment received." in text
-    assert "10 h added (Standard, EUR 150.00). Your balance is now 11 h." in text
+    assert "10 h added (Standard, €150.00). Your balance is now 11 h." in text
     assert Payment.objects.get().renewed_lot == lot
 
 
@@ -51,9 +51,9 @@ def test_the_dashboard_buttons_say_what_will_happen(localstripe, student_client,
 
     text = student_client.get(reverse("student:dashboard")).content.decode()
 
-    assert "Renew 10 h for EUR 150.00 with Visa 4242" in text
-    assert "Top up 10 h for EUR 150.00 with Visa 4242" in text
-    assert "Buy 10 h for EUR 150.00 with Visa 4242" in text
+    assert "Renew 10 h for €150.00 with Visa 4242" in text
+    assert "Top up 10 h for €150.00 with Visa 4242" in text
+    assert "Buy 10 h for €150.00 with Visa 4242" in text
     tokens = re.findall(r'name="token" value="([^"]+)"', text)
     assert len(tokens) == len(set(tokens)) == 3  # one fresh one-time token per button
 
@@ -78,7 +78,7 @@ def test_a_declined_card_says_why_and_offers_every_card_the_declined_one_last(
     assert "Payment failed." in text
     assert "Your card was declined by your bank." in text
     offers = text.split("Try again with:")[1]
-    assert offers.index("Buy 10 h for EUR 150.00 with Visa 4242") < offers.index("with Visa 0341")
+    assert offers.index("Buy 10 h for €150.00 with Visa 4242") < offers.index("with Visa 0341")
     assert not Lot.objects.exists()
 
 
@@ -271,7 +271,7 @@ def test_a_click_handed_another_payment_waiting_for_3d_secure_names_that_payment
         proxy.close()
 
     text = response.content.decode()
-    assert "You have a payment of EUR 150.00 for Standard waiting for your bank's check" in text
+    assert "You have a payment of €150.00 for Standard waiting for your bank's check" in text
     assert "Your bank asks you to confirm this payment." not in text
     assert "data-client-secret" in text  # the student may complete that one
     assert Payment.objects.count() == 1
@@ -305,7 +305,7 @@ def test_stripe_charging_another_amount_is_a_plain_message_and_a_payment_for_sta
     assert reverse("console:payment", args=[payment.pk]) in listed
     page = support_client.get(reverse("console:payment", args=[payment.pk])).content.decode()
     assert "Needs staff review" in page
-    assert "Stripe charged EUR 15.00 instead of EUR 150.00." in page
+    assert "Stripe charged €15.00 instead of €150.00." in page
     overview = support_client.get(reverse("console:index")).content.decode()
     assert f"{reverse('console:payments')}?status=needs_review" in overview
 
@@ -318,7 +318,7 @@ def resolved_by_staff(payment):
         stripe_amount_cents=1500,
         stripe_currency="EUR",
         failure_code=Payment.Failure.AMOUNT_MISMATCH,
-        failure_message="Stripe charged EUR 15.00 instead of EUR 150.00. No hours were added.",
+        failure_message="Stripe charged €15.00 instead of €150.00. No hours were added.",
     )
 
 

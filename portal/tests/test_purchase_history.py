@@ -81,7 +81,7 @@ def test_a_paid_purchase_shows_its_price_and_receipt(student_client, student, lo
     table = history(student_client)
 
     [row] = rows(table)
-    assert "Standard" in row and "Purchase" in row and "10 h" in row and "EUR 150.00" in row
+    assert "Standard" in row and "Purchase" in row and "10 h" in row and "€150.00" in row
     assert '<span class="badge badge-ok">Paid</span>' in row
     assert f"Receipt {payment.receipt.number}" in row
 
@@ -92,7 +92,7 @@ def test_a_refunded_purchase_says_how_much_money_and_how_many_hours_came_back(st
     [row] = rows(history(student_client))
 
     assert ">Refunded</span>" in row
-    assert "EUR 150.00 refunded, 10 h taken back." in row
+    assert "€150.00 refunded, 10 h taken back." in row
 
 
 def test_a_partly_refunded_purchase_says_so_with_the_amount_and_the_hours(student_client, student):
@@ -101,8 +101,8 @@ def test_a_partly_refunded_purchase_says_so_with_the_amount_and_the_hours(studen
     [row] = rows(history(student_client))
 
     assert ">Partly refunded</span>" in row
-    assert "EUR 50.00 refunded, 3.33 h taken back." in row
-    assert "EUR 150.00" in row  # what was paid stays what was paid
+    assert "€50.00 refunded, 3.33 h taken back." in row
+    assert "€150.00" in row  # what was paid stays what was paid
 
 
 def test_a_refund_of_money_only_says_no_hours_were_taken(student_client, student):
@@ -114,7 +114,7 @@ def test_a_refund_of_money_only_says_no_hours_were_taken(student_client, student
 
     [row] = rows(history(student_client))
 
-    assert "EUR 150.00 refunded; no hours taken back." in row
+    assert "€150.00 refunded; no hours taken back." in row
 
 
 def test_a_refund_that_failed_in_the_end_is_not_shown_as_refunded(student_client, student):
@@ -174,7 +174,7 @@ def test_a_declined_attempt_is_listed_with_its_reason_and_nothing_charged(studen
 
     assert "Intensive" in row and ">Failed</span>" in row
     assert "Your card has insufficient funds." in row
-    assert "Not charged" in row and "EUR 270.00" not in row
+    assert "Not charged" in row and "€270.00" not in row
 
 
 def test_an_attempt_cancelled_before_the_bank_answered_is_not_history(student_client, student):

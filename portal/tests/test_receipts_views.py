@@ -51,7 +51,7 @@ def test_the_receipts_page_lists_number_description_amount_and_link(student_clie
 
     assert f"Receipt {receipt.number}" in text
     assert "Standard: 10 h of tutoring" in text
-    assert "EUR 150.00" in text
+    assert "€150.00" in text
     assert f'href="{reverse("student:receipt_download", args=[receipt.pk])}"' in text
 
 

@@ -62,6 +62,13 @@ def test_the_near_zero_student_is_below_the_low_balance_threshold():
     assert summary.is_low and summary.available_minutes > 0
 
 
+def test_a_student_reads_the_portal_in_portuguese_on_lisbon_time():
+    call_command("seed_demo", "--not-production")
+    joao = User.objects.get(email="joao.aluno@example.com")
+    assert (joao.language, joao.time_zone) == ("pt-pt", "Europe/Lisbon")
+    assert balance_summary(account=joao.account).available_minutes > 0
+
+
 def test_the_staff_user_is_staff():
     call_command("seed_demo", "--not-production")
     assert User.objects.get(email="staff@example.com").is_staff
@@ -76,7 +83,7 @@ def test_it_refuses_a_production_configuration(settings):
 
 def test_the_console_has_history_and_both_staff_levels_sign_in_with_totp():
     call_command("seed_demo", "--not-production")
-    assert Payment.objects.filter(status="succeeded").count() == 5 and Payment.objects.filter(status="failed").exists()
+    assert Payment.objects.filter(status="succeeded").count() == 6 and Payment.objects.filter(status="failed").exists()
     assert Dispute.objects.filter(status="needs_response").exists()
     assert FraudFlag.objects.filter(status="open").exists()
     assert WebhookEvent.objects.filter(status="failed").exists()

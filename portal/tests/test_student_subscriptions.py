@@ -79,7 +79,7 @@ class TestTheDashboard:
         text = text_of(student_client.get(DASHBOARD))
 
         assert "Monthly plans" in text
-        assert "Subscribe: 8 h for EUR 99.00 a month with Visa 4242" in text
+        assert "Subscribe: 8 h for €99.00 a month with Visa 4242" in text
         assert len(re.findall(r'name="token" value="[^"]+"', text)) == 1  # no package on sale here
 
     def test_without_a_card_it_invites_adding_one(self, student_client, student, plan):
@@ -103,7 +103,7 @@ class TestTheDashboard:
         assert "Your subscription" in text
         assert "Subscribe: 8 h" not in text
         assert f"Renews on <strong>{subscribed.current_period_end.day} " in text
-        assert "EUR 99.00" in text
+        assert "€99.00" in text
         assert 'data-testid="subscription-status">Active<' in text
         assert f'href="{PAGE}">Manage your subscription' in text
 
@@ -141,7 +141,7 @@ class TestSubscribing:
         text = words_of(response)
         assert response.status_code == 200
         assert client_events(response) == {"balanceChanged"}
-        assert "Payment received. 8 h added (Monthly 8 h, EUR 99.00). Your balance is now 8 h." in text
+        assert "Payment received. 8 h added (Monthly 8 h, €99.00). Your balance is now 8 h." in text
         assert "Your Monthly 8 h subscription is active: it renews on" in text
         subscription = Subscription.objects.get()
         assert subscription.status == "active" and subscription.account == student
@@ -233,7 +233,7 @@ class TestSubscribing:
         assert "Payment failed. Your card was declined by your bank. No hours were added." in text
         assert "No subscription was started." in text
         offers = text.split("Try again with:")[1]
-        assert offers.index("Subscribe: 8 h for EUR 99.00 a month with Visa 4242") < offers.index("with Visa 0341")
+        assert offers.index("Subscribe: 8 h for €99.00 a month with Visa 4242") < offers.index("with Visa 0341")
         assert "Visa 4242 becomes your default card." in offers
         subscription = Subscription.objects.get()
         assert subscription.status == "incomplete_expired"
@@ -272,7 +272,7 @@ class TestSubscribing:
         localstripe.browser_authenticate(secret, success=True)
         response = student_client.post(reverse("student:payment_refresh", args=[payment.pk]), headers=HTMX)
 
-        assert "Payment received. 8 h added (Monthly 8 h, EUR 99.00)." in words_of(response)
+        assert "Payment received. 8 h added (Monthly 8 h, €99.00)." in words_of(response)
         assert Subscription.objects.get().status == "active"
         assert Lot.objects.get().minutes_purchased == 480
 
@@ -306,7 +306,7 @@ class TestTheSubscriptionPage:
         payment = subscribed.payments.get()
         assert '<h1 id="subscription-title">Monthly 8 h</h1>' in text
         assert 'data-testid="subscription-status">Active<' in text
-        assert "8 h every month" in text and "EUR 99.00 a month" in text
+        assert "8 h every month" in text and "€99.00 a month" in text
         assert "Next renewal" in text and "Visa 4242" in text
         assert f'href="{reverse("student:receipt_download", args=[payment.receipt.pk])}"' in text
         assert f"Receipt {payment.receipt.number}" in text
@@ -320,7 +320,7 @@ class TestTheSubscriptionPage:
         text = text_of(student_client.get(PAGE))
 
         assert "You have no subscription." in text
-        assert "Subscribe: 8 h for EUR 99.00 a month with Visa 4242" in text
+        assert "Subscribe: 8 h for €99.00 a month with Visa 4242" in text
 
     def test_without_a_card_it_shows_the_card_form(self, student_client, student, plan):
         text = text_of(student_client.get(PAGE))
@@ -377,7 +377,7 @@ class TestCancelAndResume:
 
         text = text_of(resume)
         assert 'data-testid="subscription-status">Active<' in text
-        assert "Your subscription continues: it renews on" in text and "for EUR 99.00." in text
+        assert "Your subscription continues: it renews on" in text and "for €99.00." in text
         assert stripe_subscriptions(localstripe)[0]["cancel_at_period_end"] is False
         assert Subscription.objects.get().status == "active"
 
@@ -536,7 +536,7 @@ class TestPayNow:
         assert 'data-testid="subscription-status">Past due<' in text
         assert "Your last renewal was not paid." in text
         assert "Your card was declined by your bank." in text
-        assert "Pay EUR 99.00 now with Visa 4242" in text
+        assert "Pay €99.00 now with Visa 4242" in text
 
     def test_paying_now_credits_the_period_and_ends_the_dunning(
         self, subscribed, localstripe, settings, student_client, student

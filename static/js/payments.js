@@ -1,10 +1,22 @@
 /* Card forms (Stripe.js Card Element + SetupIntent) and the 3-D Secure hand-off after a pay click.
- * Card data goes from the Card Element straight to Stripe; this script only ever sees Stripe ids. */
+ * Card data goes from the Card Element straight to Stripe; this script only ever sees Stripe ids.
+ * Its texts come translated from the card form's data-msg-* attributes (templates/portal/_card_form.html):
+ * the Content Security Policy refuses inline scripts, and the English ones here are only a fallback. */
 (function () {
   "use strict";
 
-  var SOMETHING_WENT_WRONG = "Something went wrong. Please reload the page and try again.";
+  var FALLBACK_MESSAGES = {
+    msgFailed: "Something went wrong. Please reload the page and try again.",
+    msgNotLoaded: "The card form could not load. Please reload the page.",
+    msgSaving: "Saving your card…",
+    msgNotSaved: "Your card could not be saved.",
+    msgSaved: "{card} saved.",
+  };
   var authenticationsStarted = new Set();
+
+  function message(form, name) {
+    return form.dataset[name] || FALLBACK_MESSAGES[name];
+  }
 
   function csrfToken(form) {
     var field = form.querySelector("[name=csrfmiddlewaretoken]");
@@ -12,10 +24,12 @@
   }
 
   function stripeClient(key) {
-    return typeof window.Stripe === "function" && key ? window.Stripe(key) : null;
+    // Stripe's own texts (the card field, its errors) in the page's language: "pt" is European Portuguese.
+    var locale = (document.documentElement.lang || "en").split("-")[0];
+    return typeof window.Stripe === "function" && key ? window.Stripe(key, { locale: locale }) : null;
   }
 
-  function postForm(url, token, values) {
+  function postForm(url, token, values, failed) {
     var body = new URLSearchParams(values || {});
     return fetch(url, {
       method: "POST",
@@ -25,11 +39,11 @@
     }).then(function (response) {
       return response.json().then(
         function (payload) {
-          if (!response.ok) throw new Error(payload.error || SOMETHING_WENT_WRONG);
+          if (!response.ok) throw new Error(payload.error || failed);
           return payload;
         },
         function () {
-          throw new Error(SOMETHING_WENT_WRONG); // an error page, not our JSON
+          throw new Error(failed); // an error page, not our JSON
         }
       );
     });
@@ -42,7 +56,7 @@
     var button = form.querySelector("button[type=submit]");
     var stripe = stripeClient(form.dataset.stripeKey);
     if (!stripe) {
-      errors.textContent = "The card form could not load. Please reload the page.";
+      errors.textContent = message(form, "msgNotLoaded");
       button.disabled = true;
       return;
     }
@@ -53,19 +67,20 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       errors.textContent = "";
-      status.textContent = "Saving your card…";
+      status.textContent = message(form, "msgSaving");
       button.disabled = true;
       var token = csrfToken(form);
-      postForm(form.dataset.setupUrl, token)
+      var failed = message(form, "msgFailed");
+      postForm(form.dataset.setupUrl, token, {}, failed)
         .then(function (setup) {
           return stripe.confirmCardSetup(setup.client_secret, { payment_method: { card: card } });
         })
         .then(function (result) {
-          if (result.error) throw new Error(result.error.message || "Your card could not be saved.");
-          return postForm(form.dataset.saveUrl, token, { setup_intent: result.setupIntent.id });
+          if (result.error) throw new Error(result.error.message || message(form, "msgNotSaved"));
+          return postForm(form.dataset.saveUrl, token, { setup_intent: result.setupIntent.id }, failed);
         })
         .then(function (saved) {
-          status.textContent = saved.card + " saved.";
+          status.textContent = message(form, "msgSaved").replace("{card}", saved.card);
           htmx.trigger(document.body, "cardsChanged");
         })
         .catch(function (error) {

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
@@ -16,7 +17,8 @@ from portal.console.forms import AlertReadForm, StaffEmailPreferencesForm
 from portal.console.tables import StaffNotificationTable
 from portal.console.views.common import table_page
 
-PREFERENCES_SAVED = "Your email choices are saved. In the console you always see every alert."
+# English here, for the tests to find; translated when shown.
+PREFERENCES_SAVED = gettext_noop("Your email choices are saved. In the console you always see every alert.")
 
 
 @console_view
@@ -64,7 +66,7 @@ def alert_preferences(request):
         form = StaffEmailPreferencesForm(request.POST, kinds=kinds)
         if form.is_valid():
             email_preferences_save(user=request.user, emailed_kinds=form.cleaned_data["emailed"], offered_kinds=kinds)
-            messages.success(request, PREFERENCES_SAVED)
+            messages.success(request, gettext(PREFERENCES_SAVED))
             return redirect("console:alert_preferences")
     else:
         form = StaffEmailPreferencesForm(

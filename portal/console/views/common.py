@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django_htmx.http import HttpResponseClientRedirect
 
 from billing.errors import ActionAlreadyTaken, BillingError
@@ -32,7 +33,7 @@ def list_page(
 def action_form(request, context):
     """An action's form (console/action.html): inside the page's dialog for HTMX, or as a page of
     its own without JS. `context` names the title, the submit label and where the form posts."""
-    context = {"url": request.get_full_path(), "submit": "Save", "danger": False} | context
+    context = {"url": request.get_full_path(), "submit": gettext("Save"), "danger": False} | context
     template = "console/action.html#form" if request.htmx else "console/action.html"
     return render(request, template, context)
 

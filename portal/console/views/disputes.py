@@ -4,6 +4,7 @@ from functools import partial
 
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from alerts.selectors import messages_about_payment
@@ -24,7 +25,7 @@ from portal.ratelimits import client_ip
 def dispute_list(request):
     found = DisputeFilter(request.GET, queryset=Dispute.objects.select_related("payment__account__user"))
     table = table_page(request, DisputeTable(found.qs))
-    return list_page(request, title="Disputes", table=table, filterset=found)
+    return list_page(request, title=gettext("Disputes"), table=table, filterset=found)
 
 
 @console_view(finance={"POST"})
@@ -45,7 +46,7 @@ def dispute_detail(request, dispute_id):
         except BillingError as refused:
             form.add_error(None, str(refused))
         else:
-            done = "Evidence submitted to Stripe." if submit else "Draft saved."
+            done = gettext("Evidence submitted to Stripe.") if submit else gettext("Draft saved.")
             return action_done(request, done, redirect_to=reverse("console:dispute", args=[dispute.pk]))
     context = {
         "dispute": dispute,
@@ -65,13 +66,15 @@ def dispute_accept(request, dispute_id):
     return reason_action(
         request,
         partial(evidence.dispute_accept, dispute=dispute),
-        done="Dispute accepted: it is closed as lost.",
+        done=gettext("Dispute accepted: it is closed as lost."),
         redirect_to=reverse("console:dispute", args=[dispute.pk]),
         texts={
-            "title": f"Accept dispute {dispute.stripe_dispute_id}",
-            "intro": "Accepting closes the dispute as lost: the money stays with the card holder and the held hours "
-            "are removed for good. This cannot be undone.",
-            "submit": "Accept the dispute",
+            "title": gettext("Accept dispute %(dispute)s") % {"dispute": dispute.stripe_dispute_id},
+            "intro": gettext(
+                "Accepting closes the dispute as lost: the money stays with the card holder and the held hours "
+                "are removed for good. This cannot be undone."
+            ),
+            "submit": gettext("Accept the dispute"),
             "danger": True,
         },
     )

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import reswap, retarget, trigger_client_event
 
@@ -32,25 +34,30 @@ def flag_list(request):
     table = table_page(request, FraudFlagTable(found.qs))
     return list_page(
         request,
-        title="Fraud flags",
+        title=gettext("Fraud flags"),
         table=table,
         filterset=found,
-        intro="Open flags first. Support can clear a flag or add a note; confirming fraud (and blocking, "
-        "refunding) is for Finance.",
+        intro=gettext(
+            "Open flags first. Support can clear a flag or add a note; confirming fraud (and blocking, "
+            "refunding) is for Finance."
+        ),
     )
 
 
 @dataclass(frozen=True)
 class FlagAction:
+    """An action's form and texts: the dialog's title (of the flag's `rule`), its button, the message after."""
+
     form: type
+    title: str
     submit: str
     done: str
 
 
 ACTIONS = {
-    "clear": FlagAction(ReasonForm, "Clear the flag", "cleared"),
-    "confirm": FlagAction(FlagConfirmForm, "Confirm fraud", "confirmed"),
-    "note": FlagAction(NoteForm, "Add the note", "noted"),
+    "clear": FlagAction(ReasonForm, _("Clear flag: %(rule)s"), _("Clear the flag"), _("Flag cleared.")),
+    "confirm": FlagAction(FlagConfirmForm, _("Confirm flag: %(rule)s"), _("Confirm fraud"), _("Flag confirmed.")),
+    "note": FlagAction(NoteForm, _("Note flag: %(rule)s"), _("Add the note"), _("Flag noted.")),
 }
 
 
@@ -83,10 +90,9 @@ def _flag_action(request, flag_id, action):
         except BillingError as refused:
             form.add_error(None, str(refused))
         else:
-            return _flag_done(request, flag, f"Flag {chosen.done}.")
-    return action_form(
-        request, {"form": form, "title": f"{action.title()} flag: {flag.get_rule_display()}", "submit": chosen.submit}
-    )
+            return _flag_done(request, flag, str(chosen.done))
+    title = chosen.title % {"rule": flag.get_rule_display()}
+    return action_form(request, {"form": form, "title": title, "submit": str(chosen.submit)})
 
 
 def _flag_done(request, flag, message):

@@ -3,8 +3,8 @@
 from functools import partial
 
 from django.shortcuts import render
-from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_http_methods
 
 from billing import hours_actions
@@ -52,7 +52,9 @@ def lots_extend(request):
 
 
 def _extended_text(extended):
-    return (
-        f"{extended.lots} package{pluralize(extended.lots)} of {extended.accounts} "
-        f"student{pluralize(extended.accounts)} extended ({hours_text(extended.minutes)} unused)."
-    )
+    return gettext("%(packages)s of %(students)s extended (%(hours)s unused).") % {
+        "packages": ngettext("%(count)d package", "%(count)d packages", extended.lots) % {"count": extended.lots},
+        "students": ngettext("%(count)d student", "%(count)d students", extended.accounts)
+        % {"count": extended.accounts},
+        "hours": hours_text(extended.minutes),
+    }

@@ -1,6 +1,7 @@
 """The overview: today's and the month's money, what needs staff attention, and the audit log."""
 
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET
 
 from billing.models import AuditEntry
@@ -29,4 +30,4 @@ def overview(request):
 def audit_log(request):
     found = AuditFilter(request.GET, queryset=AuditEntry.objects.all())
     table = table_page(request, AuditTable(found.qs), lazy=True)
-    return list_page(request, title="Audit log", table=table, filterset=found)
+    return list_page(request, title=gettext("Audit log"), table=table, filterset=found)

@@ -9,6 +9,8 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from alerts.notifications import pay_again_send, payment_notify, refund_notify
@@ -27,7 +29,19 @@ from portal.downloads import receipt_file
 from portal.ratelimits import client_ip
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The export's columns are field names (for spreadsheets and scripts), the same in every language.
 CSV_COLUMNS = ["id", "created_at", "email", "plan", "amount", "currency", "status", "failure_code", "payment_intent"]
+# A receipt resent: the dialog's title and the message after, by the receipt's kind.
+RESEND_TITLES = {
+    Receipt.Kind.RECEIPT: _("Resend receipt %(number)s"),
+    Receipt.Kind.CREDIT_NOTE: _("Resend credit note %(number)s"),
+    Receipt.Kind.CANCELLATION: _("Resend credit note cancellation %(number)s"),
+}
+RESEND_DONE = {
+    Receipt.Kind.RECEIPT: _("Receipt %(number)s is on its way to %(to)s."),
+    Receipt.Kind.CREDIT_NOTE: _("Credit note %(number)s is on its way to %(to)s."),
+    Receipt.Kind.CANCELLATION: _("Credit note cancellation %(number)s is on its way to %(to)s."),
+}
 
 
 def payments_filtered(request):
@@ -41,7 +55,11 @@ def payment_list(request):
     found = payments_filtered(request)
     table = table_page(request, PaymentTable(found.qs), lazy=True)
     return list_page(
-        request, title="Payments", table=table, filterset=found, export_url=reverse("console:payments_export")
+        request,
+        title=gettext("Payments"),
+        table=table,
+        filterset=found,
+        export_url=reverse("console:payments_export"),
     )
 
 
@@ -52,7 +70,7 @@ def payment_export(request):
     filter that is not valid exports nothing (never every row, as if unfiltered): the list says why."""
     found = payments_filtered(request)
     if not found.is_valid():
-        messages.error(request, "Nothing was exported: correct the filters below, then export again.")
+        messages.error(request, gettext("Nothing was exported: correct the filters below, then export again."))
         return redirect(f"{reverse('console:payments')}?{request.GET.urlencode()}")
     rows = found.qs.order_by("-created_at", "-id").values_list(
         "id",
@@ -129,7 +147,7 @@ def payment_detail(request, payment_id):
 def refund_list(request):
     found = RefundFilter(request.GET, queryset=Refund.objects.select_related("payment__account__user"))
     table = table_page(request, RefundTable(found.qs))
-    return list_page(request, title="Refunds", table=table, filterset=found)
+    return list_page(request, title=gettext("Refunds"), table=table, filterset=found)
 
 
 @console_view(finance=True)
@@ -165,7 +183,7 @@ def refund_create(request, payment_id):
         except ProviderUnavailable:
             return action_done(
                 request,
-                "Refund requested, but Stripe did not answer: it is waiting. Send it again from the payment.",
+                gettext("Refund requested, but Stripe did not answer: it is waiting. Send it again from the payment."),
                 redirect_to=_payment_url(payment),
                 level=messages.WARNING,
             )
@@ -175,8 +193,11 @@ def refund_create(request, payment_id):
             refund_notify(refund=refund)  # the student hears of hours taken back now, not at the next scan
             return action_done(
                 request,
-                f"Refunded {money_text(refund.amount_cents, refund.currency)}; "
-                f"{hours_text(refund.minutes_reversed)} taken back.",
+                gettext("Refunded %(amount)s; %(hours)s taken back.")
+                % {
+                    "amount": money_text(refund.amount_cents, refund.currency),
+                    "hours": hours_text(refund.minutes_reversed),
+                },
                 redirect_to=_payment_url(payment),
             )
     return action_form(request, context | _refund_texts(payment))
@@ -187,16 +208,20 @@ def refund_create(request, payment_id):
 def payment_resolve(request, payment_id):
     """Finance closes a payment left for review, saying what was done (refund, hours added, ...)."""
     payment = get_object_or_404(Payment.objects.select_related("account__user"), pk=payment_id)
-    intro = (
-        f"{payment.failure_message} Say what was done about it (a refund, hours added by hand, nothing needed) "
+    intro = gettext(
+        "%(reason)s Say what was done about it (a refund, hours added by hand, nothing needed) "
         "and why: it is kept in the audit log."
-    )
+    ) % {"reason": payment.failure_message}
     return reason_action(
         request,
         partial(payment_review_resolve, payment=payment),
-        done="Payment marked as resolved.",
+        done=gettext("Payment marked as resolved."),
         redirect_to=_payment_url(payment),
-        texts={"title": f"Resolve payment {payment.pk}", "intro": intro, "submit": "Mark as resolved"},
+        texts={
+            "title": gettext("Resolve payment %(number)s") % {"number": payment.pk},
+            "intro": intro,
+            "submit": gettext("Mark as resolved"),
+        },
     )
 
 
@@ -205,17 +230,24 @@ def payment_resolve(request, payment_id):
 def payment_pay_again(request, payment_id):
     """Finance asks the student (alert and email) to pay again for a failed package payment."""
     payment = get_object_or_404(Payment.objects.select_related("account__user", "plan"), pk=payment_id)
-    intro = (
-        f"{payment.account.user.email} gets an alert and an email whose button pays "
-        f"{money_text(payment.amount_cents, payment.currency)} for {payment.plan.name} again, with one of their "
+    intro = gettext(
+        "%(email)s gets an alert and an email whose button pays %(amount)s for %(plan)s again, with one of their "
         "saved cards. Say why: it is kept in the audit log."
-    )
+    ) % {
+        "email": payment.account.user.email,
+        "amount": money_text(payment.amount_cents, payment.currency),
+        "plan": payment.plan.name,
+    }
     return reason_action(
         request,
         partial(pay_again_send, payment=payment),
-        done="The student has been asked to pay again.",
+        done=gettext("The student has been asked to pay again."),
         redirect_to=_payment_url(payment),
-        texts={"title": f"Ask to pay again for payment {payment.pk}", "intro": intro, "submit": "Send the alert"},
+        texts={
+            "title": gettext("Ask to pay again for payment %(number)s") % {"number": payment.pk},
+            "intro": intro,
+            "submit": gettext("Send the alert"),
+        },
     )
 
 
@@ -226,18 +258,35 @@ def payment_retry(request, payment_id):
     payment = get_object_or_404(
         Payment.objects.select_related("account__user", "plan", "payment_method"), pk=payment_id
     )
-    card = payment.payment_method.label if payment.payment_method else "the card"
-    intro = (
-        f"Charge {money_text(payment.amount_cents, payment.currency)} for {payment.plan.name} to {card} again, once: "
-        f"this payment failed without reaching the bank ({payment.failure_message}) The student is told the "
-        "outcome. Say why: it is kept in the audit log."
-    )
+    words = {
+        "amount": money_text(payment.amount_cents, payment.currency),
+        "plan": payment.plan.name,
+        "reason": payment.failure_message,
+    }
+    if payment.payment_method:
+        intro = gettext(
+            "Charge %(amount)s for %(plan)s to %(card)s again, once: this payment failed without reaching the bank "
+            "(%(reason)s) The student is told the outcome. Say why: it is kept in the audit log."
+        ) % (words | {"card": payment.payment_method.label})
+    else:
+        intro = (
+            gettext(
+                "Charge %(amount)s for %(plan)s to the card again, once: this payment failed without reaching the bank "
+                "(%(reason)s) The student is told the outcome. Say why: it is kept in the audit log."
+            )
+            % words
+        )
     return reason_action(
         request,
         partial(_retry, payment=payment),
         done=_retry_message,
         redirect_to=_payment_url(payment),
-        texts={"title": f"Retry payment {payment.pk}", "intro": intro, "submit": "Retry the charge", "danger": True},
+        texts={
+            "title": gettext("Retry payment %(number)s") % {"number": payment.pk},
+            "intro": intro,
+            "submit": gettext("Retry the charge"),
+            "danger": True,
+        },
     )
 
 
@@ -248,43 +297,63 @@ def _retry(*, payment, **staff):
 
 
 def _retry_message(retry):
-    amount = money_text(retry.amount_cents, retry.currency)
+    words = {
+        "number": retry.pk,
+        "amount": money_text(retry.amount_cents, retry.currency),
+        "hours": hours_text(retry.minutes),
+        "reason": retry.failure_message,
+    }
     if retry.status == Payment.Status.SUCCEEDED:
         return (
             messages.SUCCESS,
-            f"The retry (payment {retry.pk}) went through: {amount} charged, {hours_text(retry.minutes)} added.",
+            gettext("The retry (payment %(number)s) went through: %(amount)s charged, %(hours)s added.") % words,
         )
     if retry.status == Payment.Status.REQUIRES_ACTION:
         return (
             messages.WARNING,
-            f"The student's bank asks them to confirm the retry (payment {retry.pk}) with 3-D Secure; they have an "
-            "alert to complete it.",
+            gettext(
+                "The student's bank asks them to confirm the retry (payment %(number)s) with 3-D Secure; they have an "
+                "alert to complete it."
+            )
+            % words,
         )
     if retry.status == Payment.Status.FAILED:
-        return messages.ERROR, f"The retry (payment {retry.pk}) failed too: {retry.failure_message}"
+        return messages.ERROR, gettext("The retry (payment %(number)s) failed too: %(reason)s") % words
     if retry.status == Payment.Status.NEEDS_REVIEW:
-        return messages.WARNING, f"The retry (payment {retry.pk}) is left for review: {retry.failure_message}"
+        return messages.WARNING, gettext("The retry (payment %(number)s) is left for review: %(reason)s") % words
     return (
         messages.INFO,
-        f"Stripe has not answered the retry (payment {retry.pk}) yet; it is settled as soon as it does.",
+        gettext("Stripe has not answered the retry (payment %(number)s) yet; it is settled as soon as it does.")
+        % words,
     )
 
 
 def _refund_texts(payment):
     return {
-        "title": f"Refund payment {payment.pk}",
-        "intro": f"{payment.account.user.email} was charged "
-        f"{money_text(payment.charged_cents, payment.charged_currency)} for {payment.plan.name}.",
-        "submit": "Review the refund",
+        "title": gettext("Refund payment %(number)s") % {"number": payment.pk},
+        "intro": gettext("%(email)s was charged %(amount)s for %(plan)s.")
+        % {
+            "email": payment.account.user.email,
+            "amount": money_text(payment.charged_cents, payment.charged_currency),
+            "plan": payment.plan.name,
+        },
+        "submit": gettext("Review the refund"),
     }
 
 
 def _confirmation(amount, minutes, payment):
     return {
         "confirming": True,
-        "intro": f"Refund {money_text(amount, payment.charged_currency)} to {payment.account.user.email}'s card and "
-        f"take back {hours_text(minutes)} from their package. Stripe sends the money at once; this cannot be undone.",
-        "submit": "Confirm the refund",
+        "intro": gettext(
+            "Refund %(amount)s to %(email)s's card and take back %(hours)s from their package. Stripe sends the "
+            "money at once; this cannot be undone."
+        )
+        % {
+            "amount": money_text(amount, payment.charged_currency),
+            "email": payment.account.user.email,
+            "hours": hours_text(minutes),
+        },
+        "submit": gettext("Confirm the refund"),
         "danger": True,
     }
 
@@ -293,10 +362,15 @@ def _within_limits(form, defaults, payment):
     if form.cleaned_data["amount"] > defaults.refundable_cents:
         form.add_error(
             "amount",
-            f"At most {money_text(defaults.refundable_cents, payment.charged_currency)} can still be refunded.",
+            gettext("At most %(amount)s can still be refunded.")
+            % {"amount": money_text(defaults.refundable_cents, payment.charged_currency)},
         )
     if form.cleaned_data["hours"] > defaults.unused_minutes:
-        form.add_error("hours", f"Only {hours_text(defaults.unused_minutes)} of this package are left to take back.")
+        form.add_error(
+            "hours",
+            gettext("Only %(hours)s of this package are left to take back.")
+            % {"hours": hours_text(defaults.unused_minutes)},
+        )
     return form.is_valid()
 
 
@@ -307,7 +381,7 @@ def refund_send(request, refund_id):
     try:
         sent = refunds.refund_send(refund=refund, actor=request.user, ip_address=client_ip(request))
     except ProviderUnavailable:
-        messages.error(request, "Stripe did not answer again. Try once more in a minute.")
+        messages.error(request, gettext("Stripe did not answer again. Try once more in a minute."))
     except BillingError as refused:
         messages.error(request, str(refused))
     else:
@@ -318,17 +392,24 @@ def refund_send(request, refund_id):
 
 
 def _send_again_message(refund):
-    amount = money_text(refund.amount_cents, refund.currency)
-    status = refund.get_status_display().lower()
+    words = {"amount": money_text(refund.amount_cents, refund.currency), "status": refund.get_status_display().lower()}
     if refund.send_outcome == refunds.SendOutcome.SENT:
-        return messages.SUCCESS, f"The refund of {amount} was sent to Stripe, which answered: {status}."
+        return messages.SUCCESS, gettext(
+            "The refund of %(amount)s was sent to Stripe, which answered: %(status)s."
+        ) % words
     if refund.send_outcome == refunds.SendOutcome.FOUND:
         return (
             messages.SUCCESS,
-            f"Stripe had already made the refund of {amount} (its answer had not reached us); it is recorded now "
-            f"({status}). Nothing was sent again.",
+            gettext(
+                "Stripe had already made the refund of %(amount)s (its answer had not reached us); it is recorded now "
+                "(%(status)s). Nothing was sent again."
+            )
+            % words,
         )
-    return messages.INFO, f"The refund of {amount} already had its answer from Stripe ({status}); nothing was sent."
+    return (
+        messages.INFO,
+        gettext("The refund of %(amount)s already had its answer from Stripe (%(status)s); nothing was sent.") % words,
+    )
 
 
 @console_view
@@ -352,13 +433,10 @@ def receipt_resend(request, receipt_id):
         )
         to = form.cleaned_data["to"] or receipt.account.user.email
         back = _payment_url(receipt.payment or receipt.refund.payment)
-        return action_done(
-            request, f"{receipt.get_kind_display()} {receipt.number} is on its way to {to}.", redirect_to=back
-        )
-    return action_form(
-        request,
-        {"form": form, "title": f"Resend {receipt.get_kind_display().lower()} {receipt.number}", "submit": "Send"},
-    )
+        done = RESEND_DONE[receipt.kind] % {"number": receipt.number, "to": to}
+        return action_done(request, done, redirect_to=back)
+    title = RESEND_TITLES[receipt.kind] % {"number": receipt.number}
+    return action_form(request, {"form": form, "title": title, "submit": gettext("Send")})
 
 
 def _payment_url(payment):

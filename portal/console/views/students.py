@@ -7,6 +7,7 @@ from functools import partial
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from alerts.models import Notification
@@ -47,7 +48,7 @@ SECTION_ROWS = 10
 def student_list(request):
     found = StudentFilter(request.GET, queryset=Account.objects.select_related("user"))
     table = table_page(request, StudentTable(found.qs))
-    return list_page(request, title="Students", table=table, filterset=found, template="console/students.html")
+    return list_page(request, title=gettext("Students"), table=table, filterset=found, template="console/students.html")
 
 
 @console_view
@@ -101,11 +102,16 @@ def session_create(request, account_id):
             key=data["key"],
             ip_address=client_ip(request),
         )
-        if done := keyed_action(request, form, act, done="Session recorded.", redirect_to=_student_url(account)):
+        done = keyed_action(request, form, act, done=gettext("Session recorded."), redirect_to=_student_url(account))
+        if done:
             return done
     return action_form(
         request,
-        {"form": form, "title": f"Record a session for {account.user.email}", "submit": "Record the session"},
+        {
+            "form": form,
+            "title": gettext("Record a session for %(email)s") % {"email": account.user.email},
+            "submit": gettext("Record the session"),
+        },
     )
 
 
@@ -131,19 +137,24 @@ def usage_void(request, account_id, usage_id):
             ip_address=client_ip(request),
         )
         try:
-            done = keyed_action(request, form, act, done="Session voided.", redirect_to=_student_url(usage.account))
+            done = keyed_action(
+                request, form, act, done=gettext("Session voided."), redirect_to=_student_url(usage.account)
+            )
         except VoidTooLate as refused:  # the day ran out while the form was open
             return forbidden(request, str(refused))
         if done:
             return done
-    intro = (
-        f"{usage.subject} with {usage.tutor} on {date_text(usage.occurred_at)}: {hours_text(usage.minutes)} go back "
-        "to the packages the session drew on. The session stays in both histories, marked voided with your reason."
-    )
-    return action_form(
-        request,
-        {"form": form, "title": "Void a session", "intro": intro, "submit": "Void the session", "danger": True},
-    )
+    intro = gettext(
+        "%(subject)s with %(tutor)s on %(date)s: %(hours)s go back to the packages the session drew on. The session "
+        "stays in both histories, marked voided with your reason."
+    ) % {
+        "subject": usage.subject,
+        "tutor": usage.tutor,
+        "date": date_text(usage.occurred_at),
+        "hours": hours_text(usage.minutes),
+    }
+    texts = {"title": gettext("Void a session"), "intro": intro, "submit": gettext("Void the session"), "danger": True}
+    return action_form(request, {"form": form} | texts)
 
 
 @console_view(finance=True)
@@ -162,15 +173,15 @@ def hours_adjust(request, account_id):
             key=data["key"],
             ip_address=client_ip(request),
         )
-        if done := keyed_action(request, form, act, done="Hours adjusted.", redirect_to=_student_url(account)):
+        if done := keyed_action(request, form, act, done=gettext("Hours adjusted."), redirect_to=_student_url(account)):
             return done
     return action_form(
         request,
         {
             "form": form,
-            "title": f"Adjust the hours of {account.user.email}",
-            "intro": "Corrections are ledger entries with your name and reason; nothing is edited.",
-            "submit": "Adjust the hours",
+            "title": gettext("Adjust the hours of %(email)s") % {"email": account.user.email},
+            "intro": gettext("Corrections are ledger entries with your name and reason; nothing is edited."),
+            "submit": gettext("Adjust the hours"),
         },
     )
 
@@ -201,15 +212,20 @@ def hours_grant(request, account_id):
         request,
         {
             "form": form,
-            "title": f"Grant hours to {account.user.email}",
-            "intro": "The student sees a package granted by your school; it is not a sale, so no receipt is issued.",
-            "submit": "Grant the hours",
+            "title": gettext("Grant hours to %(email)s") % {"email": account.user.email},
+            "intro": gettext(
+                "The student sees a package granted by your school; it is not a sale, so no receipt is issued."
+            ),
+            "submit": gettext("Grant the hours"),
         },
     )
 
 
 def _granted_text(lot):
-    return f"{hours_text(lot.minutes_purchased)} granted, usable until {date_text(lot.expires_at)}."
+    return gettext("%(hours)s granted, usable until %(date)s.") % {
+        "hours": hours_text(lot.minutes_purchased),
+        "date": date_text(lot.expires_at),
+    }
 
 
 @console_view(finance=True)
@@ -233,24 +249,37 @@ def lot_extend(request, account_id, lot_id):
         done = keyed_action(request, form, act, done=_extended_text, redirect_to=_student_url(lot.account))
         if done:
             return done
+    words = {
+        "name": lot.name,
+        "number": lot.pk,
+        "date": date_text(lot.expires_at),
+        "hours": hours_text(lot.minutes_remaining),
+    }
     if reopening:
         texts = {
-            "title": f"Reopen {lot.name} #{lot.pk}",
-            "intro": f"It expired on {date_text(lot.expires_at)}. Reopening gives back the hours its expiry took, "
-            "through the ledger, until the new date.",
-            "submit": "Reopen the package",
+            "title": gettext("Reopen %(name)s #%(number)s") % words,
+            "intro": gettext(
+                "It expired on %(date)s. Reopening gives back the hours its expiry took, through the ledger, until "
+                "the new date."
+            )
+            % words,
+            "submit": gettext("Reopen the package"),
         }
     else:
         texts = {
-            "title": f"Extend {lot.name} #{lot.pk}",
-            "intro": f"It expires on {date_text(lot.expires_at)} with {hours_text(lot.minutes_remaining)} left.",
-            "submit": "Extend the package",
+            "title": gettext("Extend %(name)s #%(number)s") % words,
+            "intro": gettext("It expires on %(date)s with %(hours)s left.") % words,
+            "submit": gettext("Extend the package"),
         }
     return action_form(request, {"form": form} | texts)
 
 
 def _extended_text(lot):
-    return f"{lot.name} #{lot.pk} now expires on {date_text(lot.expires_at)}."
+    return gettext("%(name)s #%(number)s now expires on %(date)s.") % {
+        "name": lot.name,
+        "number": lot.pk,
+        "date": date_text(lot.expires_at),
+    }
 
 
 @console_view(finance=True)
@@ -276,15 +305,18 @@ def account_lots_extend(request, account_id):
         request,
         {
             "form": form,
-            "title": f"Extend every usable package of {account.user.email}",
-            "intro": "Each package that can still be used expires that many days later than it does now.",
-            "submit": "Extend the packages",
+            "title": gettext("Extend every usable package of %(email)s") % {"email": account.user.email},
+            "intro": gettext("Each package that can still be used expires that many days later than it does now."),
+            "submit": gettext("Extend the packages"),
         },
     )
 
 
 def _lots_extended_text(lots):
-    return f"{len(lots)} package(s) extended."
+    # The English says "package(s)", whatever the count; the other languages have their plural forms.
+    return ngettext("%(count)d package(s) extended.", "%(count)d package(s) extended.", len(lots)) % {
+        "count": len(lots)
+    }
 
 
 @console_view
@@ -306,14 +338,16 @@ def low_balance_level(request, account_id):
         except BillingError as refused:
             form.add_error(None, str(refused))
         else:
-            return action_done(request, "Low-balance reminder level saved.", redirect_to=_student_url(account))
+            return action_done(request, gettext("Low-balance reminder level saved."), redirect_to=_student_url(account))
     return action_form(
         request,
         {
             "form": form,
-            "title": f"Low-balance reminder of {account.user.email}",
-            "intro": "The student gets an alert when their balance falls to this level; they can change it too.",
-            "submit": "Save the level",
+            "title": gettext("Low-balance reminder of %(email)s") % {"email": account.user.email},
+            "intro": gettext(
+                "The student gets an alert when their balance falls to this level; they can change it too."
+            ),
+            "submit": gettext("Save the level"),
         },
     )
 
@@ -322,20 +356,25 @@ def low_balance_level(request, account_id):
 @require_http_methods(["GET", "POST"])
 def student_block(request, account_id, block):
     account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
-    verb = "Block" if block else "Unblock"
+    email = {"email": account.user.email}
+    if block:
+        texts = {
+            "title": gettext("Block %(email)s") % email,
+            "intro": gettext("A blocked student sees that purchases are paused instead of buy buttons."),
+            "submit": gettext("Block"),
+        }
+    else:
+        texts = {
+            "title": gettext("Unblock %(email)s") % email,
+            "intro": gettext("The student can buy hours again."),
+            "submit": gettext("Unblock"),
+        }
     return reason_action(
         request,
         partial(blocks.account_block if block else blocks.account_unblock, account=account),
-        done="Student blocked from buying." if block else "Student may buy again.",
+        done=gettext("Student blocked from buying.") if block else gettext("Student may buy again."),
         redirect_to=_student_url(account),
-        texts={
-            "title": f"{verb} {account.user.email}",
-            "intro": "A blocked student sees that purchases are paused instead of buy buttons."
-            if block
-            else "The student can buy hours again.",
-            "submit": verb,
-            "danger": block,
-        },
+        texts=texts | {"danger": block},
     )
 
 

@@ -6,6 +6,7 @@ from functools import partial
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods
 
 from billing import subscriptions
@@ -22,9 +23,10 @@ INVOICES_TABLE = "invoices-table"
 # lots a year); the student's page and each payment's page have the rest.
 SECTION_ROWS = 24
 
-CANCEL_NOW_DONE = "Subscription ended. Hours already granted stay until they expire."
-CANCEL_AT_PERIOD_END_DONE = "The subscription will end at the end of its current period."
-RESUME_DONE = "Subscription resumed: it renews at the end of its current period."
+# English here, for the tests to find; translated when shown.
+CANCEL_NOW_DONE = gettext_noop("Subscription ended. Hours already granted stay until they expire.")
+CANCEL_AT_PERIOD_END_DONE = gettext_noop("The subscription will end at the end of its current period.")
+RESUME_DONE = gettext_noop("Subscription resumed: it renews at the end of its current period.")
 
 
 @console_view
@@ -32,7 +34,7 @@ RESUME_DONE = "Subscription resumed: it renews at the end of its current period.
 def subscription_list(request):
     found = SubscriptionFilter(request.GET, queryset=Subscription.objects.select_related("account__user", "plan"))
     table = table_page(request, SubscriptionTable(found.qs))
-    return list_page(request, title="Subscriptions", table=table, filterset=found)
+    return list_page(request, title=gettext("Subscriptions"), table=table, filterset=found)
 
 
 @console_view
@@ -80,14 +82,17 @@ def subscription_cancel_now(request, subscription_id):
     return reason_action(
         request,
         partial(subscriptions.subscription_cancel_now, subscription=subscription),
-        done=CANCEL_NOW_DONE,
+        done=gettext(CANCEL_NOW_DONE),
         redirect_to=_subscription_url(subscription),
         texts={
-            "title": f"End subscription {subscription.pk} now",
-            "intro": f"{subscription.account.user.email}'s subscription to {subscription.plan.name} ends at once: "
-            "no more invoices and no more hours. Hours already granted stay until they expire (refund a period "
-            "from its payment to take them back). This cannot be undone.",
-            "submit": "End the subscription now",
+            "title": gettext("End subscription %(number)s now") % {"number": subscription.pk},
+            "intro": gettext(
+                "%(email)s's subscription to %(plan)s ends at once: no more invoices and no more hours. Hours "
+                "already granted stay until they expire (refund a period from its payment to take them back). This "
+                "cannot be undone."
+            )
+            % {"email": subscription.account.user.email, "plan": subscription.plan.name},
+            "submit": gettext("End the subscription now"),
             "danger": True,
         },
     )
@@ -100,14 +105,22 @@ def subscription_cancel_at_period_end(request, subscription_id):
     return reason_action(
         request,
         partial(subscriptions.subscription_cancel_at_period_end, subscription=subscription),
-        done=CANCEL_AT_PERIOD_END_DONE,
+        done=gettext(CANCEL_AT_PERIOD_END_DONE),
         redirect_to=_subscription_url(subscription),
         texts={
-            "title": f"Cancel subscription {subscription.pk} at the end of its period",
-            "intro": f"{subscription.account.user.email} keeps the current period and its hours; the subscription "
-            f"stops renewing and nothing more is charged after {_period_end(subscription)}. It can be resumed "
-            "until then.",
-            "submit": "Cancel at period end",
+            "title": gettext("Cancel subscription %(number)s at the end of its period") % {"number": subscription.pk},
+            "intro": _period_end_text(
+                subscription,
+                gettext(
+                    "%(email)s keeps the current period and its hours; the subscription stops renewing and nothing "
+                    "more is charged after %(date)s. It can be resumed until then."
+                ),
+                gettext(
+                    "%(email)s keeps the current period and its hours; the subscription stops renewing and nothing "
+                    "more is charged after the end of the period. It can be resumed until then."
+                ),
+            ),
+            "submit": gettext("Cancel at period end"),
             "danger": True,
         },
     )
@@ -121,13 +134,17 @@ def subscription_resume(request, subscription_id):
     return reason_action(
         request,
         partial(subscriptions.subscription_resume, subscription=subscription),
-        done=RESUME_DONE,
+        done=gettext(RESUME_DONE),
         redirect_to=_subscription_url(subscription),
         texts={
-            "title": f"Resume subscription {subscription.pk}",
-            "intro": f"It renews again on {_period_end(subscription)}, charging "
-            f"{money_text(plan.price_cents, plan.currency)} to {subscription.account.user.email}'s card.",
-            "submit": "Resume the subscription",
+            "title": gettext("Resume subscription %(number)s") % {"number": subscription.pk},
+            "intro": _period_end_text(
+                subscription,
+                gettext("It renews again on %(date)s, charging %(amount)s to %(email)s's card."),
+                gettext("It renews again on the end of the period, charging %(amount)s to %(email)s's card."),
+                amount=money_text(plan.price_cents, plan.currency),
+            ),
+            "submit": gettext("Resume the subscription"),
         },
     )
 
@@ -136,8 +153,13 @@ def _subscription(subscription_id):
     return get_object_or_404(Subscription.objects.select_related("account__user", "plan"), pk=subscription_id)
 
 
-def _period_end(subscription):
-    return date_text(subscription.current_period_end) if subscription.current_period_end else "the end of the period"
+def _period_end_text(subscription, dated, undated, **words):
+    """`dated` with the end of the subscription's period (%(date)s), or `undated` when it has none; both
+    also name the student (%(email)s) and `words`."""
+    words["email"] = subscription.account.user.email
+    if subscription.current_period_end:
+        return dated % (words | {"date": date_text(subscription.current_period_end)})
+    return undated % words
 
 
 def _subscription_url(subscription):

@@ -5,6 +5,7 @@ import json
 from django import forms
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.events import events_retry_by_staff
@@ -23,7 +24,9 @@ def webhook_list(request):
     events = WebhookEvent.objects.defer("payload")
     found = WebhookEventFilter(request.GET, queryset=events)
     table = table_page(request, WebhookEventTable(found.qs), lazy=True)
-    return list_page(request, title="Stripe events", table=table, filterset=found, template="console/webhooks.html")
+    return list_page(
+        request, title=gettext("Stripe events"), table=table, filterset=found, template="console/webhooks.html"
+    )
 
 
 @console_view
@@ -42,7 +45,9 @@ def webhook_retry(request, event_id):
     event = get_object_or_404(WebhookEvent.objects.defer("payload"), pk=event_id)
     queued = events_retry_by_staff(actor=request.user, event=event, ip_address=client_ip(request))
     event.refresh_from_db()
-    message = "Retried." if queued else "Nothing to retry: the event is not failed, waiting or orphaned."
+    message = (
+        gettext("Retried.") if queued else gettext("Nothing to retry: the event is not failed, waiting or orphaned.")
+    )
     if request.htmx:
         table = WebhookEventTable([event], request=request)
         return render(request, "console/_table_row.html", {"table": table, "message": message})
@@ -55,17 +60,25 @@ def webhook_retry_failed(request):
     """Retry every failed, waiting or orphaned event, once staff have seen how many that is."""
     if request.method == "POST" and "confirm" in request.POST:
         queued = events_retry_by_staff(actor=request.user, ip_address=client_ip(request))
-        return action_done(
-            request, f"{queued} event(s) queued for another attempt.", redirect_to=reverse("console:webhooks")
-        )
+        # The English says "event(s)", whatever the count; the other languages have their plural forms.
+        done = ngettext(
+            "%(count)d event(s) queued for another attempt.", "%(count)d event(s) queued for another attempt.", queued
+        ) % {"count": queued}
+        return action_done(request, done, redirect_to=reverse("console:webhooks"))
     retryable = WebhookEvent.objects.filter(status__in=WebhookEvent.RETRYABLE).count()
+    count = {"count": retryable}
     return action_form(
         request,
         {
             "form": forms.Form(),
             "confirming": True,
-            "title": "Retry all failed events",
-            "intro": f"{retryable} event(s) that failed, wait or were orphaned will be processed again now.",
-            "submit": f"Retry {retryable} event(s)",
+            "title": gettext("Retry all failed events"),
+            "intro": ngettext(
+                "%(count)d event(s) that failed, wait or were orphaned will be processed again now.",
+                "%(count)d event(s) that failed, wait or were orphaned will be processed again now.",
+                retryable,
+            )
+            % count,
+            "submit": ngettext("Retry %(count)d event(s)", "Retry %(count)d event(s)", retryable) % count,
         },
     )
