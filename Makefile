@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := chromium libharfbuzz-subset0 poppler-utils fonts-dejavu-core
+DEBIAN_PACKAGES := chromium libharfbuzz-subset0 poppler-utils fonts-dejavu-core gettext
 # `make bench` only (not `make test`): the load generator, and what fast receipt PDFs need.
 BENCH_PACKAGES := wrk libharfbuzz-subset0 fonts-dejavu-core
 SCALE ?= small
+# One pytest worker per core, each test file on one worker (its module fixtures built once).
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 # The development stack talks to localstripe, the offline Stripe stand-in that `make run` starts.
 DEV_ENV := DEBUG=1 \
@@ -16,9 +18,9 @@ DEV_ENV := DEBUG=1 \
 	STRIPE_WEBHOOK_SECRET=whsec_localstripe STRIPE_API_BASE=http://127.0.0.1:8420 \
 	STRIPE_JS_URL=http://127.0.0.1:8420/js.stripe.com/v3/
 
-.PHONY: run test lint format install system-deps clean totp bench bench-deps
+.PHONY: run test e2e lint format install system-deps node-deps clean totp bench bench-deps catalogues messages
 
-run: install system-deps
+run: install system-deps catalogues
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py seed_demo
 	$(DEV_ENV) $(PY) manage.py rundev
@@ -27,8 +29,14 @@ run: install system-deps
 totp: install
 	$(DEV_ENV) $(PY) manage.py totp
 
-test: install system-deps lint
+test: install system-deps lint catalogues node-deps
+	rm -f test-results/axe-summary.json
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests alone (e2e/), with what they need.
+e2e: install system-deps catalogues node-deps
+	rm -f test-results/axe-summary.json
+	$(PY) -m pytest $(PYTEST_ARGS) e2e
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -39,6 +47,27 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 install: $(STAMP)
+
+# The translation catalogues (locale/pt_PT): compiled from the committed .po on every `make run` and
+# `make test` (gettext's msgfmt, from Debian's packages); the .mo files are never committed.
+I18N_SKIP := --ignore=.venv --ignore=node_modules --ignore=var --ignore=staticfiles
+catalogues: install system-deps
+	DEBUG=1 $(PY) manage.py compilemessages $(I18N_SKIP) -v 0
+
+# After changing texts: extract them into locale/pt_PT/LC_MESSAGES/django.po, translate the new
+# entries (docs/glossary-pt.md), then `make test` checks that none is missing or fuzzy.
+messages: install system-deps
+	DEBUG=1 $(PY) manage.py makemessages -l pt_PT --no-obsolete $(I18N_SKIP) --ignore=bench --ignore=e2e --ignore='*/tests/*'
+
+# axe-core, which the browser tests run on every page they visit (e2e/conftest.py): the version
+# pinned in package-lock.json, installed again only when that changes. npm from Debian when missing.
+NODE_STAMP := node_modules/.installed
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="nodejs npm"
+	npm ci --no-audit --no-fund
+	touch $@
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,4 +97,4 @@ bench-deps:
 	@$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(BENCH_PACKAGES)"
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles node_modules
