@@ -19,6 +19,6 @@ def test_the_bell_counts_up_after_a_session_is_recorded(page, demo_data, sign_in
     expect(page.get_by_test_id("unread-count")).to_have_text("1", timeout=10_000)
     bell.click()
     expect(page.get_by_role("heading", name="Alerts")).to_be_visible()
-    expect(page.get_by_text("Only 1 h left")).to_be_visible()
+    expect(page.get_by_text("Only 1 h left", exact=True)).to_be_visible()
     page.get_by_role("button", name="Mark all as read").click()
     expect(page.get_by_test_id("unread-count")).to_have_count(0, timeout=10_000)

@@ -31,6 +31,7 @@ def test_a_portuguese_student_buys_renews_and_reads_the_receipt_in_portuguese(
 
     add_card_in_browser(page, "4242424242424242", save_button="Guardar cartão", remove_button="Remover")
     page.get_by_role("link", name="As minhas horas", exact=True).click()
+    page.wait_for_load_state()  # htmx ready: a click before it would post the plain form instead
     page.get_by_role("button", name=re.compile(r"^Comprar 5 h por 80,00\s€ com Visa 4242")).click()
     result = page.locator("#payment-result")
     expect(result).to_contain_text("Pagamento recebido.", timeout=15_000)

@@ -81,7 +81,10 @@
     var wanted = part.matches("[data-focus]") ? part : part.querySelector("[data-focus]");
     var active = document.activeElement;
     var lost = before.hadFocus && (!active || active === document.body || !active.isConnected);
+    // While a bank check (3-D Secure) is on screen, payments.js owns the focus: moving it would
+    // interrupt the check's hand-off (the subscription flow's check never opened so).
+    var checking = document.querySelector("[data-payment-action]");
     if (wanted) focusOn(wanted);
-    else if (lost) focusOn(part.querySelector(HEADING) || part);
+    else if (lost && !checking) focusOn(part.querySelector(HEADING) || part);
   });
 })();
