@@ -4,6 +4,7 @@ opts out of that kind). Staff kinds start with "staff_" and never reach a studen
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -101,12 +102,17 @@ class Notification(models.Model):
         self.stored_body = text
 
     def _text(self):
-        """(title, body) in the active language and time zone."""
+        """(title, body) in the active language and time zone, built once per language and zone: a
+        list reads both the title and the body of every row."""
         if self.params is None:
             return self.stored_title, self.stored_body
-        from alerts.texts import alert_text  # here, not on top: it reads billing's models and services
+        locale = (translation.get_language(), timezone.get_current_timezone_name())
+        built = getattr(self, "_built_text", None)
+        if built is None or built[0] != locale:
+            from alerts.texts import alert_text  # here, not on top: it reads billing's models and services
 
-        return alert_text(self.kind, self.params)
+            built = self._built_text = (locale, alert_text(self.kind, self.params))
+        return built[1]
 
 
 STAFF_KINDS = frozenset(kind for kind in Notification.Kind.values if kind.startswith("staff_"))
