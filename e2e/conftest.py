@@ -111,9 +111,11 @@ def csp_violations():
 
 # axe-core's own script comes first (Playwright injects both into every frame, exempt from the policy).
 # The top document checks itself, with its frames, once it has loaded and settled and again after
-# each HTMX swap (debounced, one run at a time), and hands every result to the test. A page is also
-# checked when it is about to be left (its successor's request waits for that) and at the end of the
-# test (AxeChecks), so that a page a test leaves at once, or a late swap, is checked all the same.
+# each HTMX swap (debounced, one run at a time), and hands every result to the test. A page also
+# starts a check when it is left, and every page still open is checked at the end of the test
+# (AxeChecks). A page left at once may go unchecked: holding the next page's request until its check
+# arrived (a Playwright route) made Stripe.js's requests late under load, and a 3-D Secure hand-off
+# never opened.
 CHECK_ACCESSIBILITY = """
 (() => {
   // Django's own admin (for operators, its markup not ours) is left out.
@@ -167,13 +169,9 @@ CHECK_ACCESSIBILITY = """
   };
   window.addEventListener("load", soon);
   document.addEventListener("htmx:afterSettle", soon);
-  // Leaving this document (a link, a form, a script's redirect): the next one's request waits in the
-  // test process until this document's check has come.
-  const leaving = `${Date.now()}-${Math.random()}`;
+  // Leaving this document (a link, a form, a script's redirect): check it once more on the way out.
   navigation.addEventListener("navigate", (event) => {
-    if (event.destination.sameDocument) return;
-    window.reportAxeLeaving(leaving).catch(quietly);
-    report({ leaving });
+    if (!event.destination.sameDocument) report({});
   });
 })();
 """
@@ -194,8 +192,6 @@ class AxeChecks:
     def __init__(self, summary):
         self.summary = summary
         self.violations = {}
-        self.leaving = {}  # page: the id of its document being checked before it is left
-        self.left = set()  # ids of documents checked before they were left
 
     def watch(self, context):
         if not AXE_SCRIPT.exists():
@@ -203,11 +199,6 @@ class AxeChecks:
         context.expose_function("reportAxeResults", self._from_page)
         context.add_init_script(path=AXE_SCRIPT)
         context.add_init_script(CHECK_ACCESSIBILITY)
-        context.expose_binding(
-            "reportAxeLeaving", lambda source, document: self.leaving.update({source["page"]: document})
-        )
-        context.on("page", lambda page: page.on("framenavigated", self._arrived))
-        context.route(lambda url: "/static/" not in url, self._before_leaving)
 
     def check(self, page):
         """Check `page` now (a page without JavaScript is not checked)."""
@@ -218,37 +209,10 @@ class AxeChecks:
             assert "error" not in report, f"axe-core could not check {report['url']}: {report['error']}"
             self._from_page(report)
 
-    def _before_leaving(self, route, request):
-        """Hold the request for a new document until the page's current one has been checked. (The
-        check cannot be started from here: an evaluation waits for the navigation, which waits for
-        this handler.) A navigation the page did not start itself, such as `page.goto`, is not
-        announced and waits only a moment."""
-        frame = request.frame
-        if request.is_navigation_request() and frame.parent_frame is None and frame.url.startswith("http"):
-            page = frame.page
-            if self._wait(page, lambda: page in self.leaving, seconds=0.25):
-                document = self.leaving[page]
-                self._wait(page, lambda: document in self.left or page not in self.leaving, seconds=10)
-        route.fallback()
-
-    def _arrived(self, frame):
-        if frame.parent_frame is None:
-            self.leaving.pop(frame.page, None)
-
-    @staticmethod
-    def _wait(page, condition, *, seconds):
-        deadline = time.monotonic() + seconds
-        with contextlib.suppress(PlaywrightError):  # the page closed meanwhile
-            while not condition() and time.monotonic() < deadline:
-                page.wait_for_timeout(20)  # lets Playwright deliver the page's calls meanwhile
-        return condition()
-
     def failures(self):
         return [v for v in self.violations.values() if v["impact"] in AXE_FAILING_IMPACTS]
 
     def _from_page(self, report):
-        if "leaving" in report:
-            self.left.add(report["leaving"])
         if "error" in report:
             return
         name = page_name(report["url"])

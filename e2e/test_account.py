@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 
 from billing.models import Payment
 from billing.tests.pdfs import pdf_text
+from e2e.navigation import follow_link
 from portal.models import User
 
 NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, €80.00) package
@@ -23,6 +24,7 @@ def test_a_student_saves_their_details_and_the_next_receipt_prints_them(
 ):
     sign_in(page, NEAR_ZERO)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Account").click()
+    page.wait_for_load_state()
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
 
     details = page.locator("#details")
@@ -51,12 +53,12 @@ def test_a_student_saves_their_details_and_the_next_receipt_prints_them(
     assert (account.tax_id, account.low_balance_threshold_minutes) == (NIF, 210)
 
     add_card_in_browser(page, "4242424242424242")
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
     expect(page.get_by_text("below your reminder level of 3.5 h")).to_be_visible()
     page.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
     expect(page.locator("#payment-result")).to_contain_text("Payment received.")
     receipt = Payment.objects.filter(account__user__email=NEAR_ZERO).latest("created_at").receipt
-    page.get_by_role("link", name="Receipts", exact=True).click()
+    follow_link(page, "Receipts")
     with page.expect_download() as download_info:
         page.get_by_role("link", name=f"Download receipt-{receipt.number}.pdf").click()
 

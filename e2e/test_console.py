@@ -26,6 +26,7 @@ from billing.tests.builders import (
     verified_user,
 )
 from billing.tests.stripe_stubs import stripe_disputes
+from e2e.navigation import follow_link
 
 PAYER = "payer@example.com"
 FINANCE = "fiona.finance@example.com"
@@ -91,7 +92,7 @@ def test_finance_refunds_part_of_a_payment(page, live_server, localstripe, scree
     expect(page.get_by_role("heading", name=f"Payment {payment.pk}")).to_be_visible()
     expect(page).to_have_url(f"{live_server.url}/console/payments/{payment.pk}/")
     expect(page.locator("h1")).to_have_count(1)  # a page of its own, not one swapped into the table
-    page.get_by_role("link", name="Refund", exact=True).click()
+    follow_link(page, "Refund")
     expect(dialog(page)).to_be_visible()
     expect(dialog(page).get_by_label("Amount to refund")).to_have_value("150.00")
     expect(dialog(page).get_by_label("Hours to take back")).to_have_value("8:00")

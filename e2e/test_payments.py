@@ -6,6 +6,7 @@ from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from billing.models import Payment
+from e2e.navigation import follow_link
 from portal.models import User
 
 NEAR_ZERO = "ben.student@example.com"  # 1.75 h left in a Starter (5 h, €80.00) package
@@ -21,7 +22,7 @@ def test_a_student_adds_a_card_and_renews_in_one_click(page, demo_data, sign_in,
     expect(page.locator("#card-list")).to_contain_text("Visa 4242")
     expect(page.locator("#card-list")).to_contain_text("Default")
 
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
     expect(balance(page)).to_have_text("1.75 h")
     page.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
 
@@ -39,7 +40,7 @@ def test_a_3d_secure_card_is_authenticated_on_the_page(page, demo_data, sign_in,
     add_card_in_browser(page, "4000002760003184", authenticate=True)
     expect(page.locator("#card-list")).to_contain_text("Visa 3184")
 
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
     page.get_by_role("button", name=re.compile(r"^Top up 10 h for €150.00 with Visa 3184")).click()
     page.get_by_role("button", name="Complete authentication").click()
 
@@ -50,7 +51,7 @@ def test_a_3d_secure_card_is_authenticated_on_the_page(page, demo_data, sign_in,
 def test_a_failed_3d_secure_adds_no_hours(page, demo_data, sign_in, add_card_in_browser):
     sign_in(page, NEAR_ZERO)
     add_card_in_browser(page, "4000002760003184", authenticate=True)
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
 
     page.get_by_role("button", name=re.compile(r"^Renew 5 h")).click()
     page.get_by_role("button", name="Fail authentication").click()
@@ -66,7 +67,7 @@ def test_a_card_declined_on_charge_says_why_and_another_card_saves_the_day(
     sign_in(page, NEAR_ZERO)
     add_card_in_browser(page, "4000000000000341")
     add_card_in_browser(page, "4242424242424242")
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
 
     page.get_by_role("button", name=re.compile(r"^Renew 5 h for €80.00 with Visa 0341")).click()
 
@@ -110,7 +111,7 @@ def test_removing_the_default_card_promotes_the_other(page, demo_data, sign_in, 
 def test_a_receipt_is_downloaded_after_a_renewal(page, demo_data, sign_in, add_card_in_browser):
     sign_in(page, NEAR_ZERO)
     add_card_in_browser(page, "4242424242424242")
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
     page.get_by_role("button", name="Renew 5 h for €80.00 with Visa 4242").click()
     expect(page.locator("#payment-result")).to_contain_text("Payment received.")
     purchases = page.locator("#purchase-table")
@@ -119,7 +120,7 @@ def test_a_receipt_is_downloaded_after_a_renewal(page, demo_data, sign_in, add_c
         purchases.get_by_role("link", name=re.compile(r"^Receipt ")).first.click()
     assert from_the_purchases.value.suggested_filename.startswith("receipt-")
 
-    page.get_by_role("link", name="Receipts", exact=True).click()
+    follow_link(page, "Receipts")
     with page.expect_download() as download_info:
         page.get_by_role("link", name=re.compile(r"^Download receipt-")).first.click()
 

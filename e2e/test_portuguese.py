@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from billing.models import Payment
 from billing.tests.pdfs import pdf_text
+from e2e.navigation import follow_link
 from portal.demo import DEMO_PASSWORD
 from portal.models import User
 
@@ -30,8 +31,7 @@ def test_a_portuguese_student_buys_renews_and_reads_the_receipt_in_portuguese(
     expect(page.get_by_role("button", name="English", exact=True)).to_have_attribute("lang", "en")
 
     add_card_in_browser(page, "4242424242424242", save_button="Guardar cartão", remove_button="Remover")
-    page.get_by_role("link", name="As minhas horas", exact=True).click()
-    page.wait_for_load_state()  # htmx ready: a click before it would post the plain form instead
+    follow_link(page, "As minhas horas")
     page.get_by_role("button", name=re.compile(r"^Comprar 5 h por 80,00\s€ com Visa 4242")).click()
     result = page.locator("#payment-result")
     expect(result).to_contain_text("Pagamento recebido.", timeout=15_000)
@@ -44,7 +44,7 @@ def test_a_portuguese_student_buys_renews_and_reads_the_receipt_in_portuguese(
     expect(page.get_by_test_id("balance")).to_have_text("20,5 h")
     screenshot(page, "pt-renewed")
 
-    page.get_by_role("link", name="Recibos", exact=True).click()
+    follow_link(page, "Recibos")
     expect(page.get_by_role("heading", name="Recibos")).to_be_visible()
     receipt = Payment.objects.filter(account__user__email=PORTUGUESE_READER).latest("created_at").receipt
     with page.expect_download() as download_info:

@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from billing.models import Plan, Subscription
 from billing.tests.builders import add_card, subscribe
+from e2e.navigation import follow_link
 from portal.models import User
 from portal.tests.subscription_stubs import plan_change_proxy
 
@@ -35,7 +36,7 @@ def test_a_student_subscribes_with_a_saved_card_and_sees_the_hours(
 ):
     sign_in(page, NEW_STUDENT)
     add_card_in_browser(page, "4242424242424242")
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
     plans = page.locator("#subscription-plans")
     expect(plans.get_by_role("heading", name="Monthly plans")).to_be_visible()
 
@@ -49,7 +50,7 @@ def test_a_student_subscribes_with_a_saved_card_and_sees_the_hours(
     expect(plans.get_by_test_id("subscription-status")).to_have_text("Active")
     expect(plans.get_by_role("button", name=re.compile(r"^Subscribe"))).to_have_count(0)
 
-    page.get_by_role("link", name="Subscription", exact=True).click()
+    follow_link(page, "Subscription")
     expect(page.get_by_role("heading", name="Monthly 8 h", level=1)).to_be_visible()
     expect(status(page)).to_have_text("Active")
     expect(page.get_by_test_id("next-renewal")).to_contain_text("€99.00")
@@ -66,7 +67,7 @@ def test_a_student_subscribes_with_a_saved_card_and_sees_the_hours(
 def test_a_3d_secure_card_is_authenticated_and_the_subscription_starts(page, demo_data, sign_in, add_card_in_browser):
     sign_in(page, NEW_STUDENT)
     add_card_in_browser(page, "4000002500003155", authenticate=True)
-    page.get_by_role("link", name="My hours", exact=True).click()
+    follow_link(page, "My hours")
 
     page.get_by_role("button", name="Subscribe: 8 h for €99.00 a month with Visa 3155").click()
     page.get_by_role("button", name="Complete authentication").click()
@@ -130,7 +131,7 @@ def test_an_upgrade_charges_the_difference_and_adds_the_extra_hours(
     try:
         sign_in(page, NEW_STUDENT)
         expect(balance(page)).to_have_text("8 h")
-        page.get_by_role("link", name="Subscription", exact=True).click()
+        follow_link(page, "Subscription")
 
         page.get_by_role("button", name="Upgrade to Monthly 12 h now").click()
 
@@ -139,7 +140,7 @@ def test_an_upgrade_charges_the_difference_and_adds_the_extra_hours(
         expect(result).to_contain_text("(Monthly 12 h, €40.00).")
         expect(page.get_by_role("heading", name="Monthly 12 h", level=1)).to_be_visible()
         expect(page.locator("#subscription")).to_contain_text("(upgrade)")
-        page.get_by_role("link", name="My hours", exact=True).click()
+        follow_link(page, "My hours")
         expect(balance(page)).to_have_text("12 h")
     finally:
         proxy.close()
