@@ -37,6 +37,9 @@ def test_a_portuguese_student_buys_renews_and_reads_the_receipt_in_portuguese(
     expect(result).to_contain_text("Pagamento recebido.", timeout=15_000)
     expect(page.get_by_test_id("balance")).to_have_text("10,5 h")
 
+    # The purchase refreshed the page's packages and buttons: press the renewal once they have landed
+    # (a button pressed while its part is being swapped can be lost with the old part).
+    page.wait_for_load_state("networkidle")
     page.get_by_role("button", name=re.compile(r"^Renovar 10 h por 150,00\s€ com Visa 4242")).click()
     expect(result).to_contain_text(
         re.compile(r"Pagamento recebido\. Mais 10 h no saldo \(Standard, 150,00\s€\)\."), timeout=15_000
