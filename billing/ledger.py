@@ -19,6 +19,7 @@ from billing.audit import action_key_claim, audit_record
 from billing.errors import InsufficientHours, LedgerError, LotExpired
 from billing.formatting import date_text
 from billing.models import Account, LedgerEntry, Lot, Usage
+from billing.versions import account_version_bump
 
 logger = logging.getLogger(__name__)
 
@@ -459,22 +460,32 @@ def account_lock(*, account_id):
 
     Every writer of an account's hours, payments, cards, refunds, disputes or blocks takes this
     lock first, and only then locks or reads other rows (the payment, the dispute, the lot), so
-    that writers of one account queue up in one order and never deadlock. Only inside a
-    transaction: outside one, SQLite would ignore the lock silently.
+    that writers of one account queue up in one order and never deadlock. Taking it moves the
+    account's version (billing.versions), which the student's cached pages are keyed on. Only
+    inside a transaction: outside one, SQLite would ignore the lock silently.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise LedgerError("The account lock holds only inside a transaction (transaction.atomic).")
+    _lock_check()
+    account_version_bump(account_ids=[account_id])
     return Account.objects.select_for_update().get(pk=account_id)
 
 
 def accounts_lock(*, account_ids):
     """Lock several accounts until the transaction ends, in id order (the order every batch takes,
     so that two batches never deadlock). Returns {account id: account}, read afresh."""
-    if not transaction.get_connection().in_atomic_block:
-        raise LedgerError("The account lock holds only inside a transaction (transaction.atomic).")
-    return {
+    _lock_check()
+    accounts = {
         account.pk: account for account in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")
     }
+    # After the rows are locked in id order, so that two batches still never deadlock.
+    account_version_bump(account_ids=list(accounts))
+    for account in accounts.values():
+        account.version += 1
+    return accounts
+
+
+def _lock_check():
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("The account lock holds only inside a transaction (transaction.atomic).")
 
 
 def lot_lock(*, lot):

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_noop
 
 from billing.audit import audit_reason, audit_record
 from billing.errors import AccountDetailsInvalid
-from billing.models import Account
+from billing.ledger import account_lock
 
 # The highest reminder level a student (or staff) may set: far above any package, so a typo shows.
 LOW_BALANCE_LEVEL_MAX_MINUTES = 200 * 60
@@ -101,7 +101,7 @@ def billing_details_save(*, account, first_name, last_name, billing_address, tax
     number normalised by tax_id_normalise. Returns the account."""
     tax_id = tax_id_normalise(tax_id)
     with transaction.atomic():
-        account = Account.objects.select_for_update(of=("self",)).select_related("user").get(pk=account.pk)
+        account = account_lock(account_id=account.pk)
         user = account.user
         user.first_name = first_name.strip()
         user.last_name = last_name.strip()
@@ -121,7 +121,7 @@ def low_balance_level_set(*, account, minutes, actor=None, reason="", ip_address
     if actor is not None:
         reason = audit_reason(reason)
     with transaction.atomic():
-        account = Account.objects.select_for_update().get(pk=account.pk)
+        account = account_lock(account_id=account.pk)
         before = account.low_balance_threshold_minutes
         account.low_balance_threshold_minutes = minutes
         account.save(update_fields=["low_balance_threshold_minutes"])

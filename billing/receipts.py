@@ -29,6 +29,7 @@ from billing.audit import audit_record
 from billing.formatting import date_text, datetime_text, hours_text, money_text, reader_locale
 from billing.models import Lot, Receipt, ReceiptCounter, price_per_hour_cents
 from billing.profiles import tax_id_label
+from billing.versions import account_version_bump
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +281,8 @@ def _issue(*, kind, account, snapshot, **links):
             snapshot=snapshot | {"issued_at": date_text(issued_at), "language": translation.get_language()},
             **links,
         )
+        # The student's pages link to it from now on.
+        account_version_bump(account_ids=[account.pk])
     # Robust: a queue that is down must not turn a settled payment into an error; the sweep
     # (render_missing_receipts) delivers the receipt later.
     background.deliver_receipt.on_commit(receipt.pk, robust=True)

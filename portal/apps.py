@@ -10,15 +10,21 @@ class PortalConfig(AppConfig):
     def ready(self):
         from allauth.mfa.signals import authenticator_added
         from django.contrib.auth.signals import user_logged_in
+        from django.db.models.signals import post_delete, post_save
 
+        from billing.models import Plan
         from portal.console.access import console_groups_ensure, totp_activation_counts_as_sign_in
         from portal.locale import language_remember
         from portal.models import sign_in_record
+        from portal.page_cache import plans_changed
 
         post_migrate.connect(console_groups_ensure, dispatch_uid="console_groups_ensure")
         user_logged_in.connect(sign_in_record, dispatch_uid="sign_in_record")
         user_logged_in.connect(language_remember, dispatch_uid="language_remember")
         authenticator_added.connect(totp_activation_counts_as_sign_in, dispatch_uid="totp_counts_as_sign_in")
+        # The student's cached pages show the plans on sale (portal/page_cache.py).
+        post_save.connect(plans_changed, sender=Plan, dispatch_uid="plans_changed_saved")
+        post_delete.connect(plans_changed, sender=Plan, dispatch_uid="plans_changed_deleted")
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

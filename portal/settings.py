@@ -156,7 +156,10 @@ else:
 
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
+    # allauth's, reading the student's account with the user (one query fewer on every page).
+    "portal.auth_backends.AccountAuthenticationBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Sessions signed in before the backend above existed name this one.
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -264,6 +267,9 @@ STRIPE_PAYMENT_SEARCH_LIMIT = int(os.environ.get("STRIPE_PAYMENT_SEARCH_LIMIT", 
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # How often the header's alert bell asks for the unread count.
 ALERTS_BELL_POLL_SECONDS = int(os.environ.get("ALERTS_BELL_POLL_SECONDS", "60"))
+# How often a visible student dashboard or console queue asks whether what it shows has changed
+# (portal/live.py): an unchanged answer is a 304 from the account's version.
+LIVE_POLL_SECONDS = int(os.environ.get("LIVE_POLL_SECONDS", "5"))
 
 # The seller named on receipts.
 PORTAL_SELLER_NAME = os.environ.get("PORTAL_SELLER_NAME", "Tutoring Hours GmbH")

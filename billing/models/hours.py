@@ -45,6 +45,9 @@ class Account(models.Model):
     billing_address = models.TextField(max_length=300, blank=True)
     tax_id = models.CharField(_("tax number (NIF)"), max_length=20, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped (billing.versions) in the same transaction as any change to what the student's pages
+    # show: the key of their cached fragments and the ETag of their live updates.
+    version = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         constraints = [

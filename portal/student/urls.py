@@ -5,6 +5,7 @@ from portal.student import account_views, views
 app_name = "student"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("live/", views.live, name="live"),
     path("lots/<int:lot_id>/", views.lot_detail, name="lot_detail"),
     path("pay/", views.pay, name="pay"),
     path("payments/<int:payment_id>/refresh/", views.payment_refresh, name="payment_refresh"),

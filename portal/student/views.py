@@ -6,8 +6,9 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,7 +21,7 @@ from billing import cards, payments, subscriptions
 from billing.errors import AccountBlocked, BillingError, ProviderAnswerUnreadable, ProviderUnavailable
 from billing.formatting import date_text, hours_text, money_text
 from billing.ledger import account_open
-from billing.models import Payment, Subscription
+from billing.models import Account, Payment, Subscription
 from billing.selectors import (
     balance_summary,
     cards_for_account,
@@ -37,6 +38,8 @@ from billing.selectors import (
     usage_history,
 )
 from portal.downloads import receipt_file
+from portal.live import live_answer, live_context, live_etag, live_unchanged
+from portal.page_cache import page_cached, plans_version
 from portal.ratelimits import rate_limited
 from portal.student.access import student_view
 from portal.student.forms import (
@@ -75,16 +78,25 @@ logger = logging.getLogger(__name__)
 def dashboard(request):
     if request.user.is_staff:
         return redirect("console:index")
-    account = account_open(user=request.user)
+    account = _account_read(request)
+    query = _query(DashboardQuery, request)
+    if query.get("again") or query.get("resume"):
+        # Links from an alert, once: their answer depends on more than the account.
+        return _dashboard(request, account, query)[0]
+    return page_cached(request, account=account, render=lambda: _dashboard(request, account, query))
+
+
+def _dashboard(request, account, query):
+    """The dashboard, or the fragment HTMX asked for, and the moments its content changes by time."""
     target = request.htmx.target if request.htmx else None
     if target in TABLE_FRAGMENTS:
         # A table's sort, page or filter: both tables come back, the other one out-of-band, so that
         # its links keep the new query string.
-        return render(request, "portal/_table_swap.html", _history_tables(request, account) | {"swapped": target})
+        tables = _history_tables(request, account) | {"swapped": target}
+        return render(request, "portal/_table_swap.html", tables), []
     summary = balance_summary(account=account)
     saved_cards = cards_for_account(account=account)
     plans = list(plans_for_sale())
-    query = _query(DashboardQuery, request)
     context = {
         "account": account,
         "purchases_paused": _(AccountBlocked.MESSAGE),
@@ -96,15 +108,42 @@ def dashboard(request):
         "top_up_plan": next((plan for plan in plans if plan.is_featured), plans[0] if plans else None),
         # From a "confirm your payment" alert: the page picks up the 3-D Secure check again.
         "resume_payment_id": query.get("resume"),
-    }
+    } | live_context(etag=_live_etag(account), url=reverse("student:live"))
     if query.get("again"):
         context |= _pay_again(account, query["again"], saved_cards)
     if target in (None, "subscription-plans"):
         context |= _subscription_offer(account)
+    # A lot stops counting when it expires, and one dated ahead starts counting then.
+    moments = [moment for lot in summary.all_lots for moment in (lot.expires_at, lot.purchased_at)]
     if target in BUTTON_FRAGMENTS:
         # Refreshed after a payment or a new card: no history tables to count and page.
-        return render(request, f"portal/dashboard.html#{target}", context)
-    return render(request, "portal/dashboard.html", context | _history_tables(request, account))
+        return render(request, f"portal/dashboard.html#{target}", context), moments
+    return render(request, "portal/dashboard.html", context | _history_tables(request, account)), moments
+
+
+@require_GET
+@student_view
+def live(request):
+    """The dashboard's live updates (portal/live.py): 304 while the account's version is unchanged."""
+    if request.user.is_staff:
+        raise Http404
+    account = _account_read(request)
+    etag = _live_etag(account)
+    if live_unchanged(request, etag):
+        return HttpResponseNotModified()
+    return live_answer(request, etag=etag, url=reverse("student:live"), event="balanceChanged")
+
+
+def _live_etag(account):
+    return live_etag(account.pk, account.version, plans_version())
+
+
+def _account_read(request):
+    """The student's account as the session's backend read it with the user (no query of its own)."""
+    try:
+        return request.user.account
+    except Account.DoesNotExist:
+        return account_open(user=request.user)
 
 
 def _history_tables(request, account):

@@ -17,11 +17,13 @@ from portal.console.filters import DisputeFilter
 from portal.console.forms import EvidenceForm
 from portal.console.tables import DisputeTable
 from portal.console.views.common import action_done, list_page, reason_action, table_page
+from portal.live import live_page
 from portal.ratelimits import client_ip
 
 
 @console_view
 @require_GET
+@live_page
 def dispute_list(request):
     found = DisputeFilter(request.GET, queryset=Dispute.objects.select_related("payment__account__user"))
     table = table_page(request, DisputeTable(found.qs))

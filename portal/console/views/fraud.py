@@ -17,6 +17,7 @@ from portal.console.filters import FraudFlagFilter
 from portal.console.forms import FlagConfirmForm, NoteForm, ReasonForm
 from portal.console.tables import FraudFlagTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.live import live_page
 from portal.ratelimits import client_ip
 
 
@@ -26,6 +27,7 @@ def _flags():
 
 @console_view
 @require_GET
+@live_page
 def flag_list(request):
     # Open flags unless a status is chosen ("Any status" is one), whatever else is searched.
     query = request.GET.copy()

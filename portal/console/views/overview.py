@@ -11,10 +11,12 @@ from portal.console.charts import revenue_chart
 from portal.console.filters import AuditFilter
 from portal.console.tables import AuditTable
 from portal.console.views.common import list_page, table_page
+from portal.live import live_page
 
 
 @console_view
 @require_GET
+@live_page
 def overview(request):
     figures = console_overview()
     context = {

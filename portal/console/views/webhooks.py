@@ -15,11 +15,13 @@ from portal.console.access import console_view
 from portal.console.filters import WebhookEventFilter
 from portal.console.tables import WebhookEventTable
 from portal.console.views.common import action_done, action_form, list_page, table_page
+from portal.live import live_page
 from portal.ratelimits import client_ip
 
 
 @console_view
 @require_GET
+@live_page
 def webhook_list(request):
     events = WebhookEvent.objects.defer("payload")
     found = WebhookEventFilter(request.GET, queryset=events)

@@ -1,0 +1,105 @@
+"""A student's rendered pages, kept in the cache under their account's version.
+
+The key names everything the page is made of: the account and its version (billing.versions moves
+it in the same transaction as any change the student's pages show), the plans on sale (their own
+version, moved when a plan is saved or deleted), the reader's language and time zone, their email
+(in the header), the URL and the HTMX target. A change to any of them is a new key, so a cached page
+is never older than its data; what changes with time alone (a lot expiring, "tomorrow" becoming
+"today") bounds how long an entry is used, and PAGE_MAX_AGE bounds the rest (the pay buttons' signed
+tokens are minted when the page is rendered).
+
+Each answer gets a fresh CSRF token: the cached copy holds a placeholder where the rendered one was.
+Pages with a flash message waiting are never cached, and a cache that is down only costs a render.
+"""
+
+import hashlib
+import logging
+import re
+import secrets
+from datetime import datetime, time, timedelta
+
+from django.contrib.messages import get_messages
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpResponse
+from django.middleware.csrf import get_token
+from django.utils import timezone, translation
+
+PAGE_MAX_AGE = timedelta(minutes=5)
+PLANS_VERSION_KEY = "portal:plans-version"
+CSRF_PLACEHOLDER = "\x00csrf-token\x00"
+_CSRF_RENDERED = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+logger = logging.getLogger(__name__)
+
+
+def page_cached(request, *, account, render):
+    """The response `render()` makes, from the cache while nothing it shows has changed.
+
+    `render()` returns (response, moments): the response, and the moments at which its content
+    changes by time alone (expiries, purchases dated ahead), of which only future ones count.
+    """
+    if len(get_messages(request)):
+        return render()[0]
+    key = _page_key(request, account)
+    now = timezone.now()
+    kept = _cache_call(cache.get, key)
+    if kept is not None and kept["until"] > now:
+        return _answer(request, kept)
+    response, moments = render()
+    if response.status_code == 200 and not response.streaming:
+        until = min([now + PAGE_MAX_AGE, _next_midnight(now)] + [moment for moment in moments if moment > now])
+        _cache_call(cache.set, key, _kept(response, until), timeout=int((until - now).total_seconds()) + 1)
+    return response
+
+
+def plans_version():
+    """The plans' version, made up anew when the cache has lost it (every key then changes)."""
+    return _cache_call(cache.get_or_set, PLANS_VERSION_KEY, secrets.token_hex(8), timeout=None) or "no-cache"
+
+
+def plans_changed(**_signal):
+    """A plan was saved or deleted: every page showing plans is rendered again once it commits."""
+    transaction.on_commit(lambda: _cache_call(cache.set, PLANS_VERSION_KEY, secrets.token_hex(8), timeout=None))
+
+
+def _page_key(request, account):
+    parts = (
+        account.pk,
+        account.version,
+        plans_version(),
+        translation.get_language(),
+        timezone.get_current_timezone_name(),
+        request.user.email,
+        request.get_full_path(),
+        request.headers.get("HX-Request", ""),
+        request.headers.get("HX-Target", ""),
+    )
+    return "portal:page:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _kept(response, until):
+    content = response.content.decode(response.charset)
+    rendered = _CSRF_RENDERED.search(content)
+    if rendered:
+        content = content.replace(rendered.group(1), CSRF_PLACEHOLDER)
+    return {"until": until, "content": content, "content_type": response["Content-Type"]}
+
+
+def _answer(request, kept):
+    content = kept["content"].replace(CSRF_PLACEHOLDER, get_token(request))
+    return HttpResponse(content, content_type=kept["content_type"])
+
+
+def _next_midnight(now):
+    """The start of the reader's next day: "tomorrow" and "in 3 days" read differently from then."""
+    tomorrow = timezone.localdate(now) + timedelta(days=1)
+    return timezone.make_aware(datetime.combine(tomorrow, time.min))
+
+
+def _cache_call(method, *args, **kwargs):
+    try:
+        return method(*args, **kwargs)
+    except Exception:  # the cache is down: the page is rendered as if nothing were kept
+        logger.warning("The page cache is unavailable.", exc_info=True)
+        return None
