@@ -6,12 +6,16 @@ data: "€150.00" and "1 Dec 2026" in English, "150,00 €" and "1/12/2026" in P
 times are shown in the reader's local time (the active time zone): every function converts an aware
 datetime first, so no caller formats UTC by mistake. `reader_locale` switches both to someone who
 is not the one asking (the recipient of an email, a PDF or an alert).
+
+Babel reads its CLDR pattern on every call, and a page shows the same few prices, amounts of hours
+and days many times over: the texts are kept per value and locale (they depend on nothing else).
 """
 
 import zoneinfo
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
@@ -63,13 +67,18 @@ def period_text(start, interval):
     "week of 7 Dec 2026" for a week."""
     if interval == "week":
         return _("week of %(date)s") % {"date": date_text(start)}
-    return babel_dates.format_skeleton(MONTH, local(start), locale=babel_locale())
+    return _skeleton_text(MONTH, _day(start), babel_locale())
 
 
 def hours_text(minutes):
     """210 -> "3.5 h" ("3,5 h" in Portuguese); 50 -> "0.83 h"; 600 -> "10 h"."""
+    return _hours_text(int(minutes), babel_locale())
+
+
+@lru_cache(maxsize=4096)
+def _hours_text(minutes, locale):
     value = (Decimal(minutes) / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return f"{babel_numbers.format_decimal(value.normalize(), locale=babel_locale())} h"
+    return f"{babel_numbers.format_decimal(value.normalize(), locale=locale)} h"
 
 
 def signed_hours_text(minutes):
@@ -94,7 +103,12 @@ def duration_input(minutes):
 
 def money_text(cents, currency):
     """15000, "EUR" -> "€150.00" in English, "150,00 €" in Portuguese (the locale's own pattern)."""
-    return babel_numbers.format_currency(_units(cents), currency, locale=babel_locale())
+    return _money_text(int(cents), currency, babel_locale())
+
+
+@lru_cache(maxsize=4096)
+def _money_text(cents, currency, locale):
+    return babel_numbers.format_currency(_units(cents), currency, locale=locale)
 
 
 def price_paid_text(cents, currency):
@@ -120,23 +134,40 @@ def local(moment):
 
 def date_text(moment):
     """1 Dec 2026 (the local calendar date of a datetime)."""
-    return babel_dates.format_skeleton(DATE, local(moment), locale=babel_locale())
+    return _skeleton_text(DATE, _day(moment), babel_locale())
 
 
 def day_month_text(moment):
     """1 Dec."""
-    return babel_dates.format_skeleton(DAY_MONTH, local(moment), locale=babel_locale())
+    return _skeleton_text(DAY_MONTH, _day(moment), babel_locale())
+
+
+def _day(moment):
+    """The local calendar day of a moment (what a date skeleton shows of it)."""
+    moment = local(moment)
+    return moment.date() if isinstance(moment, datetime) else moment
+
+
+@lru_cache(maxsize=4096)
+def _skeleton_text(skeleton, day, locale):
+    return babel_dates.format_skeleton(skeleton, day, locale=locale)
 
 
 def datetime_text(moment, *, seconds=False, zone=False):
     """1 Dec 2026, 19:16 in local time; with `seconds` 19:16:05, with `zone` 19:16 CET."""
     moment = local(moment)
     locale = babel_locale()
-    time = babel_dates.format_time(moment, "medium" if seconds else "short", locale=locale)
+    time = _time_text(moment.time(), "medium" if seconds else "short", locale)
     if zone:
         time = f"{time} {dateformat.format(moment, 'T')}"
     pattern = babel_dates.get_datetime_format("medium", locale=locale)
     return pattern.replace("{1}", date_text(moment)).replace("{0}", time)
+
+
+@lru_cache(maxsize=4096)
+def _time_text(time_of_day, length, locale):
+    # Short and medium times show no zone: the local wall-clock time is all they read.
+    return babel_dates.format_time(time_of_day, length, locale=locale)
 
 
 def iso_date(moment):
