@@ -1,7 +1,8 @@
 """What the staff console reads: the overview's figures and a payment's (or subscription's) whole story.
 
 Each figure is one aggregate query over an indexed range, so the overview costs the same number of
-queries however many payments there are.
+queries however many payments there are; the payment figures are read from an index alone (see
+Payment.Meta.indexes).
 """
 
 from dataclasses import dataclass, field
@@ -72,7 +73,9 @@ def console_overview(*, now=None):
     start_of_today = timezone.make_aware(datetime.combine(today, time.min))
     since = start_of_today - timedelta(days=29)
     recent = Payment.objects.filter(created_at__gte=since)
-    totals = recent.aggregate(
+    # Only succeeded and failed payments count in these figures: naming them lets the database read
+    # every figure from the (status, created_at, ...) index alone, however many payments are in flight.
+    totals = recent.filter(status__in=[Payment.Status.SUCCEEDED, Payment.Status.FAILED]).aggregate(
         revenue_30d=Sum("amount_cents", filter=Q(status=Payment.Status.SUCCEEDED)),
         revenue_today=Sum("amount_cents", filter=Q(status=Payment.Status.SUCCEEDED, created_at__gte=start_of_today)),
         succeeded=Count("id", filter=Q(status=Payment.Status.SUCCEEDED)),
@@ -96,6 +99,10 @@ def console_overview(*, now=None):
         failed=Count("id", filter=Q(status__in=FAILED_EVENT_STATUSES)),
         waiting=Count("id", filter=Q(status=WebhookEvent.Status.WAITING)),
     )
+    unsettled = Payment.objects.filter(status__in=[*Payment.IN_FLIGHT, Payment.Status.NEEDS_REVIEW]).aggregate(
+        in_flight=Count("id", filter=Q(status__in=Payment.IN_FLIGHT)),
+        needs_review=Count("id", filter=Q(status=Payment.Status.NEEDS_REVIEW)),
+    )
     return Overview(
         today=today,
         revenue_today_cents=totals["revenue_today"] or 0,
@@ -110,8 +117,8 @@ def console_overview(*, now=None):
         open_flags=FraudFlag.objects.filter(status=FraudFlag.Status.OPEN).count(),
         events_failed=events["failed"],
         events_waiting=events["waiting"],
-        in_flight=Payment.objects.filter(status__in=Payment.IN_FLIGHT).count(),
-        needs_review=Payment.objects.filter(status=Payment.Status.NEEDS_REVIEW).count(),
+        in_flight=unsettled["in_flight"],
+        needs_review=unsettled["needs_review"],
         grants_30d=grants["count"],
         granted_minutes_30d=grants["minutes"] or 0,
         daily_revenue=_daily_revenue(recent, today),

@@ -1,17 +1,25 @@
 """What the student's and the console's tables share: columns that format through
 billing.formatting (so a table shows local time like every page), tie-broken sorting, paging
-from the query string, and the sessions table both sides show."""
+from the query string (by page number, or by sort key for the tables that grow to millions of
+rows), and the sessions table both sides show."""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import django_tables2 as tables
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import EmptyPage, Paginator
+from django.db import models
+from django.db.models import F, Subquery, Value
 from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django_tables2 import RequestConfig
 from django_tables2.paginators import LazyPaginator
+from django_tables2.rows import BoundRows
 
 from billing.formatting import date_text, datetime_text, duration_text
 from billing.models import Usage
@@ -68,6 +76,10 @@ def table_paginate(request, table, *, per_page, lazy=False):
     pages without counting every row (tables that grow to millions of rows): the pager then knows
     only whether a next page exists."""
     RequestConfig(request, paginate=False).configure(table)
+    return _paginate(request, table, per_page=per_page, lazy=lazy)
+
+
+def _paginate(request, table, *, per_page, lazy):
     table.paginator = (LazyPaginator if lazy else Paginator)(table.rows, per_page)
     try:
         table.page = table.paginator.get_page(_page_number(request.GET.get(table.prefixed_page_field)))
@@ -81,6 +93,212 @@ def _page_number(value):
         return min(PAGE_NUMBER.clean(value), MAX_PAGE)
     except ValidationError:
         return 1
+
+
+# Seek ("keyset") paging. A page's links carry the key of the row they continue from, `after=` its
+# last row (Next) or `before=` its first (Previous), as "<sort value>.<id>"; a moment is written as
+# microseconds since 1970 (no time zone, nothing to escape in a URL).
+SEEK_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SEEK_NUMBER = re.compile(r"-?[0-9]{1,19}")
+SEEK_INTEGER_LIMIT = 2**63  # what every database takes as an integer parameter
+
+
+@dataclass(frozen=True)
+class SeekPage:
+    """The page of a table paged by its sort key that the pager shows: its number (for display:
+    the number of pages from the first one, as the links counted them) and its links."""
+
+    number: int
+    has_next: bool
+    previous_url: str = ""
+    next_url: str = ""
+
+    @property
+    def has_previous(self):
+        return self.number > 1
+
+    @property
+    def has_other_pages(self):
+        return self.has_previous or self.has_next
+
+
+@dataclass(frozen=True)
+class _SeekOrder:
+    """A table's order that seek paging can follow: one not-null column, then id, the same way."""
+
+    field: models.Field
+    descending: bool
+
+    def key_of(self, record):
+        return _seek_key_text(self.field, getattr(record, self.field.attname)), record.pk
+
+    def beyond(self, value, pk, *, greater):
+        """The rows after (value, pk) in ascending order (`greater`), or before it."""
+        return _RowBeyond(self.field, value, pk, greater=greater)
+
+
+class _RowBeyond(models.Expression):
+    """`(column, id) > (value, pk)` (or `<`): one row comparison, which the database reads as where
+    to start in the (column, id) index, however many rows share the value (every Starter payment
+    costs 80.00). Spelt `column >= value AND (column > value OR id > pk)`, the rows of that value
+    before the key would be read one by one."""
+
+    output_field = models.BooleanField()
+
+    def __init__(self, field, value, pk, *, greater):
+        super().__init__()
+        self.operator = ">" if greater else "<"
+        self.operands = [F(field.name), F("pk"), Value(value, output_field=field), Value(pk)]
+
+    def get_source_expressions(self):
+        return self.operands
+
+    def set_source_expressions(self, expressions):
+        self.operands = list(expressions)
+
+    def as_sql(self, compiler, connection):
+        sql, params = [], []
+        for operand in self.operands:
+            operand_sql, operand_params = compiler.compile(operand)
+            sql.append(operand_sql)
+            params.extend(operand_params)
+        column, pk, value, key = sql
+        return f"({column}, {pk}) {self.operator} ({value}, {key})", params
+
+
+def table_seek(request, table, *, per_page):
+    """Sort `table` from the query string and page it by its sort key: a page's Next link carries
+    the key (sort value, id) of its last row and the next page starts just below it, so the 2,000th
+    page costs one indexed query, as the first does, and a payment made meanwhile never moves a row
+    onto the next page twice. Previous works the same way upwards.
+
+    The page's number is for display (the pager says "Page 2000"). A page number without a key (an
+    old link, a typed number) is found by position as before, reading only the index for the rows
+    it skips; a key that cannot be read, or that no row follows, shows the first page. Orders seek
+    paging cannot follow (not a column then id, as `stable_order` makes) are paged lazily by number.
+
+    The rows go to `table.rows` and the pager to `table.seek_page`: the table's template draws it
+    (console/_seek_table.html)."""
+    RequestConfig(request, paginate=False).configure(table)
+    queryset = table.data.data
+    order = _seek_order(queryset)
+    if order is None:
+        return _paginate(request, table, per_page=per_page, lazy=True)
+    fields = {"page": table.prefixed_page_field, "after": f"{table.prefix}after", "before": f"{table.prefix}before"}
+    number = _page_number(request.GET.get(fields["page"]))
+    after, before = request.GET.get(fields["after"]), request.GET.get(fields["before"])
+    rows, has_next = [], False
+    if number > 1 and (after is not None or before is not None):
+        rows, has_next = _rows_beyond(queryset, order, after=after, before=before, per_page=per_page)
+    elif number > 1:
+        rows, has_next = _rows_at(queryset, offset=(number - 1) * per_page, per_page=per_page)
+    if not rows:  # the first page; or a key, or a page number, past the end (the last page is not known)
+        number = 1
+        rows, has_next = _rows_at(queryset, offset=0, per_page=per_page)
+    table.rows = BoundRows(data=rows, table=table, pinned_data=table.rows.pinned_data)
+    table.seek_page = SeekPage(
+        number=number,
+        has_next=has_next,
+        previous_url=_seek_url(request, fields, number - 1, before=order.key_of(rows[0]) if rows else None),
+        next_url=_seek_url(request, fields, number + 1, after=order.key_of(rows[-1]) if rows else None),
+    )
+    return table
+
+
+def _rows_beyond(queryset, order, *, after, before, per_page):
+    """The page just after the key `after` (and whether another follows), or just before the key
+    `before`; no rows for a key that cannot be read."""
+    if after is not None and before is not None:  # not a link of ours
+        return [], False
+    key = _seek_key(order, after if after is not None else before)
+    if key is None:
+        return [], False
+    if after is not None:
+        rows = list(queryset.filter(order.beyond(*key, greater=not order.descending))[: per_page + 1])
+        return rows[:per_page], len(rows) > per_page
+    rows = list(queryset.filter(order.beyond(*key, greater=order.descending)).reverse()[:per_page])
+    # Fewer than a page of rows above the key: they are the first rows, which the first page shows.
+    return (rows[::-1], True) if len(rows) == per_page else ([], False)
+
+
+def _rows_at(queryset, *, offset, per_page):
+    """The page `offset` rows down (and whether another follows). Past the first page the rows
+    skipped are found by id alone, which the database reads from an index, then the page's rows
+    are fetched by id."""
+    if offset:
+        queryset = queryset.filter(pk__in=Subquery(queryset.values("pk")[offset : offset + per_page + 1]))
+    rows = list(queryset[: per_page + 1])
+    return rows[:per_page], len(rows) > per_page
+
+
+def _seek_url(request, fields, number, *, after=None, before=None):
+    """The query string of page `number` of the same table, filters and sort kept; the first page
+    needs no key (it is the top of the table)."""
+    query = request.GET.copy()
+    query.pop(fields["after"], None)
+    query.pop(fields["before"], None)
+    query[fields["page"]] = str(max(number, 1))
+    for name, key in (("after", after), ("before", before)):
+        if number > 1 and key is not None:
+            query[fields[name]] = f"{key[0]}.{key[1]}"
+    return f"?{query.urlencode()}"
+
+
+def _seek_order(queryset):
+    """The order seek paging follows, when the queryset is ordered by one not-null column of its
+    model then by id, both the same way (what `stable_order` makes); otherwise None."""
+    query = queryset.query
+    ordering = query.order_by or (query.get_meta().ordering if query.default_ordering else ())
+    if not query.standard_ordering or len(ordering) != 2 or not all(isinstance(part, str) for part in ordering):
+        return None
+    first, second = ordering
+    descending = first.startswith("-")
+    if second.startswith("-") != descending or second.lstrip("-") not in ("id", "pk"):
+        return None
+    try:
+        field = queryset.model._meta.get_field(first.lstrip("-"))
+    except FieldDoesNotExist:
+        return None
+    if field.null or field.is_relation or not field.concrete or not isinstance(field, SEEK_FIELDS):
+        return None
+    return _SeekOrder(field, descending)
+
+
+def _seek_key(order, text):
+    """(sort value, id) from a link's key, or None when it is not a key of this order."""
+    value, dot, pk = text.rpartition(".")
+    if not dot or not SEEK_NUMBER.fullmatch(pk) or not 0 < int(pk) < SEEK_INTEGER_LIMIT:
+        return None
+    field = order.field
+    if isinstance(field, models.DateTimeField):
+        number = _seek_integer(value)
+        try:
+            value = SEEK_EPOCH + timedelta(microseconds=number) if number is not None else None
+        except OverflowError:
+            value = None
+    elif isinstance(field, models.IntegerField):
+        value = _seek_integer(value)
+    elif field.choices:
+        value = value if value in {str(choice) for choice, _label in field.flatchoices} else None
+    elif "\x00" in value or (field.max_length and len(value) > field.max_length):
+        value = None
+    return None if value is None else (value, int(pk))
+
+
+def _seek_integer(text):
+    if SEEK_NUMBER.fullmatch(text) and abs(int(text)) < SEEK_INTEGER_LIMIT:
+        return int(text)
+    return None
+
+
+def _seek_key_text(field, value):
+    if isinstance(field, models.DateTimeField):
+        return (value - SEEK_EPOCH) // timedelta(microseconds=1)
+    return value
+
+
+# The columns a seek key can carry: a moment, a number, a text (a status).
+SEEK_FIELDS = (models.DateTimeField, models.IntegerField, models.CharField)
 
 
 class UsageTable(tables.Table):
