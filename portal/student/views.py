@@ -400,14 +400,24 @@ def receipt_download(request, receipt_id):
 @student_view
 def alert_bell(request):
     """The header's bell: the unread count, one indexed query, polled by HTMX."""
-    context = {"unread": unread_count(user=request.user), "poll_seconds": settings.ALERTS_BELL_POLL_SECONDS}
-    return render(request, "portal/_alert_bell.html", context)
+    return render(request, "portal/_alert_bell.html", _alert_bell_context(request))
+
+
+def _alert_bell_context(request):
+    return {"unread": unread_count(user=request.user), "poll_seconds": settings.ALERTS_BELL_POLL_SECONDS}
 
 
 @require_GET
 @student_view
 def alert_banner(request):
-    return _alert_banner(request)
+    """The dashboard's banner; with `?bell=1` (as the dashboard first loads it) the header's bell
+    comes with it, out of band: one request instead of two for what the page shows at once."""
+    response = _alert_banner(request)
+    if request.GET.get("bell") == "1":
+        response.content += render(
+            request, "portal/_alert_bell.html", _alert_bell_context(request) | {"oob": True}
+        ).content
+    return response
 
 
 def _alert_banner(request):
