@@ -26,6 +26,8 @@ from django.shortcuts import render
 from django.utils import timezone, translation
 from django_htmx.http import trigger_client_event
 
+from portal.page_cache import csrf_token_held
+
 
 def live_etag(*parts):
     """A strong ETag for a page's version, in the reader's language and time zone (which change it)."""
@@ -58,8 +60,6 @@ def live_unchanged(request, etag):
 # Where a staff page's poller carries its ETag: the digest is taken with this in place (it cannot
 # hold itself), then written in.
 ETAG_PLACEHOLDER = "live-etag-placeholder"
-# What differs between two renders of the same data: the masked CSRF token.
-_MINTED = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]+')
 LIVE_REGION = "live-region"
 _REGION = re.compile(r'<div id="live-region">(.*)<!--/live-region-->', re.DOTALL)
 
@@ -75,7 +75,7 @@ def live_page(view):
         if response.status_code != 200 or response.streaming:
             return response
         content = response.content.decode(response.charset)
-        digest = hashlib.sha256(_MINTED.sub(r"\1", _region_of(content)).encode()).hexdigest()[:32]
+        digest = hashlib.sha256(csrf_token_held(_region_of(content)).encode()).hexdigest()[:32]
         etag = f'"{digest}"'
         polled = request.htmx and request.htmx.target == LIVE_REGION
         if polled and live_unchanged(request, etag):

@@ -78,11 +78,15 @@ def _page_key(request, account):
     return "portal:page:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def _kept(response, until):
-    content = response.content.decode(response.charset)
+def csrf_token_held(content):
+    """`content` with its CSRF token (one masked value for the whole render, in every form and in
+    the body's HTMX headers) replaced by a placeholder: what two renders of the same data share."""
     rendered = _CSRF_RENDERED.search(content)
-    if rendered:
-        content = content.replace(rendered.group(1), CSRF_PLACEHOLDER)
+    return content.replace(rendered.group(1), CSRF_PLACEHOLDER) if rendered else content
+
+
+def _kept(response, until):
+    content = csrf_token_held(response.content.decode(response.charset))
     return {"until": until, "content": content, "content_type": response["Content-Type"]}
 
 
