@@ -12,7 +12,7 @@ import time
 import traceback
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -54,23 +54,53 @@ def retry_delay(attempts):
 
 
 def webhook_event_ingest(*, event, source=WebhookEvent.Source.WEBHOOK):
-    """Store a verified Stripe event once and queue its processing. Returns (event, created)."""
+    """Store a verified Stripe event once and queue its processing. Returns (event, created).
+
+    One query for a new event, in autocommit or inside the caller's transaction: the unique Stripe
+    id decides which of two deliveries stores (and queues) it, not a look-up first."""
     created_at = event.get("created")
-    stored, created = WebhookEvent.objects.get_or_create(
+    stored = WebhookEvent(
         stripe_event_id=event["id"],
-        defaults={
-            "type": event["type"][:100],
-            "livemode": bool(event.get("livemode")),
-            "api_version": str(event.get("api_version") or "")[:40],
-            "payload": event,
-            "payment_intent_id": payment_intent_of(event),
-            "stripe_created_at": datetime.fromtimestamp(created_at, tz=UTC) if isinstance(created_at, int) else None,
-            "source": source,
-        },
+        type=event["type"][:100],
+        livemode=bool(event.get("livemode")),
+        api_version=str(event.get("api_version") or "")[:40],
+        payload=event,
+        payment_intent_id=payment_intent_of(event),
+        stripe_created_at=datetime.fromtimestamp(created_at, tz=UTC) if isinstance(created_at, int) else None,
+        source=source,
     )
-    if created:
-        background.process_event.on_commit(stored.pk)
-    return stored, created
+    if not _insert_unless_known(stored):
+        return WebhookEvent.objects.get(stripe_event_id=event["id"]), False
+    background.process_event.on_commit(stored.pk)
+    return stored, True
+
+
+def _insert_unless_known(stored):
+    """INSERT the new event unless one with its Stripe id exists; True when it was inserted (and
+    `stored` now has its pk). ON CONFLICT on that one column, so that any other constraint still
+    raises; PostgreSQL and SQLite (3.35+) both take this form. Django's bulk_create(ignore_conflicts)
+    would not tell whether the row was new, and create() would need a savepoint for the duplicate's
+    IntegrityError inside a transaction."""
+    alias = router.db_for_write(WebhookEvent)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = WebhookEvent._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(stored, add=True), connection) for field in fields]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote(meta.get_field('stripe_event_id').column)}) DO NOTHING "
+        f"RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    stored.pk = row[0]
+    stored._state.adding, stored._state.db = False, alias
+    return True
 
 
 def payment_intent_of(event):
