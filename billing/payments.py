@@ -58,6 +58,10 @@ ABANDONED_AFTER = timedelta(hours=24)
 # account's block, or the check abandoned) is left for staff, instead of being retried (and logged)
 # every five minutes for ever.
 CANCEL_GIVEN_UP_AFTER = timedelta(hours=24)
+# The reconciliation lists Stripe's PaymentIntents (100 a page) instead of retrieving each payment's
+# only while a page answers for this many of them on average; past that (the account's other intents,
+# or a window stretched by one old payment) the rest are retrieved one by one.
+LISTED_PER_PAGE_AT_LEAST = 10
 Failure = Payment.Failure
 # The texts below are English, as a payment stores them (failure_message) and as tests and views name
 # them; they are only marked for translation, and translated where a person reads them (`_(NOT_CHARGED)`).
@@ -276,16 +280,56 @@ def payment_abandon(*, payment):
 def payments_reconcile():
     """Settle payments whose answer never came (processing); cancel those whose 3-D Secure was left
     unfinished for a day, or whose account has been blocked since. Returns the payments as they
-    stand afterwards."""
+    stand afterwards.
+
+    When many are due, Stripe's listing of the PaymentIntents created over their time span answers
+    for them a page (100 intents) at a time; Stripe is asked about each one it did not bring."""
     now = timezone.now()
     stuck = Q(status=Payment.Status.PROCESSING, created_at__lte=now - STUCK_AFTER)
     abandoned = Q(status=Payment.Status.REQUIRES_ACTION, updated_at__lte=now - ABANDONED_AFTER)
     blocked = Q(status=Payment.Status.REQUIRES_ACTION, account__blocked_at__isnull=False)
-    due = _one_off(Payment.objects).filter(stuck | abandoned | blocked).select_related("account").order_by("pk")
+    due = list(_one_off(Payment.objects).filter(stuck | abandoned | blocked).select_related("account").order_by("pk"))
+    listed = _payments_reconcile_listed(due)
     return [
-        _cancel_give_up_when_overdue(_payment_reconcile(payment), blocked_at=payment.account.blocked_at, now=now)
+        _cancel_give_up_when_overdue(
+            listed[payment.pk] if payment.pk in listed else _payment_reconcile(payment),
+            blocked_at=payment.account.blocked_at,
+            now=now,
+        )
         for payment in due
     ]
+
+
+def _payments_reconcile_listed(due):
+    """Reconcile the payments of `due` that Stripe's listing brings, each as soon as its page comes
+    (so no answer acted on is older than a page). Returns {payment pk: payment as it stands}: empty
+    when too few are due for a listing to pay off, or when Stripe does not list (the stand-in refuses
+    the date filter). A payment without an intent id is matched by its metadata, as
+    `payment_intent_find` would; one the listing does not bring proves nothing, and is looked for."""
+    by_intent = {payment.stripe_payment_intent_id: payment for payment in due if payment.stripe_payment_intent_id}
+    pages_worth_reading = len(due) // LISTED_PER_PAGE_AT_LEAST
+    if not pages_worth_reading:
+        return {}
+    by_metadata = {
+        (str(payment.pk), str(payment.account_id)): payment for payment in due if not payment.stripe_payment_intent_id
+    }
+    # An intent is created after its payment, within the slowest charge request; a minute of clock
+    # skew between us and Stripe either side, as in payment_intent_find.
+    since = min(payment.created_at for payment in due) - timedelta(minutes=1)
+    until = max(payment.created_at for payment in due) + _orphan_after() + timedelta(minutes=1)
+    reconciled = {}
+    try:
+        for number, intents in enumerate(stripe_gateway.payment_intents_created(since=since, until=until), start=1):
+            for intent in intents:
+                ours = (intent.metadata.get("payment_id"), intent.metadata.get("account_id"))
+                payment = by_intent.pop(intent.id, None) or by_metadata.pop(ours, None)
+                if payment is not None:
+                    reconciled[payment.pk] = _payment_reconcile(payment, intent=intent)
+            if not (by_intent or by_metadata) or number >= pages_worth_reading:
+                break
+    except Exception:  # Stripe refused, did not answer, or answered what we cannot read
+        logger.warning("Stripe did not list PaymentIntents; those left are asked about one by one.", exc_info=True)
+    return reconciled
 
 
 def _cancel_give_up_when_overdue(payment, *, blocked_at, now):
@@ -312,12 +356,19 @@ def _cancel_give_up_when_overdue(payment, *, blocked_at, now):
     )
 
 
-def _payment_reconcile(payment):
-    """Settle one unfinished payment from Stripe's answer, cancelling it if it still waits for 3-D
-    Secure. Whatever goes wrong is logged and leaves the payment as it was: one payment nobody can
-    settle must not stop the others, nor turn the student's next click into an error page."""
+def _payment_reconcile(payment, *, intent=None):
+    """Settle one unfinished payment from Stripe's answer (`intent`, when a listing brought it; else
+    Stripe is asked), cancelling it if it still waits for 3-D Secure. Whatever goes wrong is logged
+    and leaves the payment as it was: one payment nobody can settle must not stop the others, nor
+    turn the student's next click into an error page."""
     try:
-        return payment_abandon(payment=payment_refresh(payment=payment))
+        if intent is None:
+            current = payment_refresh(payment=payment)
+        else:
+            # Found by its metadata, the payment is left to payment_intent_settle's own rule (both ids).
+            named = payment if payment.stripe_payment_intent_id == intent.id else None
+            current = payment_intent_settle(intent=intent, payment=named)
+        return payment_abandon(payment=current)
     except Exception:
         logger.exception(
             "Could not reconcile payment %s; it stays as it is for the next run and for staff.", payment.pk

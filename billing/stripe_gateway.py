@@ -260,6 +260,28 @@ def payment_intent_cancel(payment_intent_id):
     return _payment_intent(_call(lambda client: client.v1.payment_intents.cancel(payment_intent_id)))
 
 
+def payment_intents_created(*, since, until):
+    """Every PaymentIntent of the Stripe account created between `since` and `until` (datetimes),
+    newest first, a page at a time: a list of up to 100 PaymentIntents per page, so that the caller
+    stops reading as soon as it has what it wanted. An intent that cannot be read is left out (and
+    logged): whoever wanted it asks for it alone."""
+    params = {"created": {"gte": int(since.timestamp()), "lte": int(until.timestamp())}, "limit": 100}
+    page = _call(lambda client: client.v1.payment_intents.list(params=params))
+    while True:
+        intents = []
+        for listed in page.data:
+            try:
+                intents.append(_payment_intent_read(listed))
+            except (AttributeError, KeyError, TypeError, ValueError) as unreadable:
+                logger.warning(
+                    "Stripe listed a PaymentIntent we cannot read (%s): %r", getattr(listed, "id", "?"), unreadable
+                )
+        yield intents
+        if not page.has_more:
+            return
+        page = _call(lambda client, page=page: page.next_page())
+
+
 def payment_intent_find(*, customer_id, payment_id, created_at):
     """The PaymentIntent we created for our payment `payment_id` (made at `created_at`), when its id
     never reached us, or None when Stripe has none. Only the customer's intents created since then

@@ -3,8 +3,9 @@
 `LossyProxy` forwards requests to localstripe, except that for requests matching `drop_response`
 it forwards the request (so Stripe acts on it) and then hangs up without answering: the classic
 "charged, but the answer never reached us" failure. Requests matching a key of `canned` are not
-forwarded; they get that (status, body), or what a callable makes of the request body, instead:
-real Stripe's answers where the stand-in differs.
+forwarded; they get that (status, body), or what a callable makes of the request's parameters (a
+POST's body, a GET's query string: Stripe form-encodes both alike), instead: real Stripe's answers
+where the stand-in differs.
 """
 
 import json
@@ -12,6 +13,7 @@ import re
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import requests
 
@@ -38,7 +40,8 @@ class LossyProxy:
                 proxy.seen.append(request_line)
                 for pattern, canned in proxy.canned.items():
                     if pattern.search(request_line):
-                        status, canned_body = canned(body) if callable(canned) else canned
+                        parameters = body if self.command == "POST" else urlsplit(self.path).query.encode()
+                        status, canned_body = canned(parameters) if callable(canned) else canned
                         return self.answer(status, json.dumps(canned_body).encode())
                 headers = {key: value for key, value in self.headers.items() if key.lower() != "host"}
                 answer = requests.request(
