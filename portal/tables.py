@@ -1,7 +1,8 @@
 """What the student's and the console's tables share: columns that format through
 billing.formatting (so a table shows local time like every page), tie-broken sorting, paging
 from the query string (by page number, or by sort key for the tables that grow to millions of
-rows), and the sessions table both sides show."""
+rows), the table class whose cells the portal's template draws without django-tables2's per-cell
+overhead, and the sessions table both sides show."""
 
 import re
 from dataclasses import dataclass
@@ -13,13 +14,17 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import EmptyPage, Paginator
 from django.db import models
 from django.db.models import F, Subquery, Value
+from django.template.defaultfilters import striptags
 from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django_tables2 import RequestConfig
+from django_tables2.columns.linkcolumn import BaseLinkColumn
+from django_tables2.columns.manytomanycolumn import ManyToManyColumn
 from django_tables2.paginators import LazyPaginator
 from django_tables2.rows import BoundRows
+from django_tables2.utils import Accessor, signature
 
 from billing.formatting import date_text, datetime_text, duration_text
 from billing.models import Usage
@@ -39,6 +44,143 @@ def _visually_hidden(text):
 # A column header for screen readers only (a column of buttons), in the language of the request:
 # `verbose_name=visually_hidden(_("Actions"))`. The phone layout's data-label keeps its text.
 visually_hidden = lazy(_visually_hidden, SafeString)
+
+
+# The arguments a cell's render function may ask for (django_tables2.rows.BoundRow passes these).
+CELL_ARGUMENTS = frozenset({"value", "record", "column", "bound_column", "bound_row", "table"})
+# Functions are few (one per column class and render_FOO method); the bound only guards against
+# callables made on the fly.
+_ACCEPTED_ARGUMENTS = {}
+ACCEPTED_ARGUMENTS_KEPT = 1000
+
+
+def accepted_arguments(function):
+    """django_tables2.utils.signature(function): the names it takes and its **kwargs' name, read once
+    per function (a bound method by its function and boundness, so every table instance shares it)
+    instead of once per cell, which is what made inspect.signature a fifth of a table's rendering."""
+    try:
+        key = (getattr(function, "__func__", function), hasattr(function, "__self__"))
+        return _ACCEPTED_ARGUMENTS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: read every time, as django-tables2 does
+        return signature(function)
+    if len(_ACCEPTED_ARGUMENTS) >= ACCEPTED_ARGUMENTS_KEPT:
+        _ACCEPTED_ARGUMENTS.clear()
+    _ACCEPTED_ARGUMENTS[key] = accepted = signature(function)
+    return accepted
+
+
+class PortalTable(tables.Table):
+    """A django-tables2 table for the portal's template (django_tables2/portal_table.html), which
+    draws the body from `cell_rows`: each row with its cells as (data-label, td attributes, content).
+    The content is what django-tables2's BoundRow.items() gives, cell for cell; what is the same in
+    every cell of a column (its label, its attributes, how its render function is called) is worked
+    out once per rendering instead of once per cell."""
+
+    @property
+    def cell_rows(self):
+        plans = [_ColumnPlan(self, bound_column) for bound_column in self.columns]
+        for row in self.paginated_rows:
+            yield row, [plan.cell(row) for plan in plans]
+
+
+class _ColumnPlan:
+    """How to draw one column's cells, read once per rendering. `cell` follows django-tables2's
+    BoundRow.get_cell (django_tables2/rows.py): the value through the column's accessor (a field
+    with choices through get_FOO_display), the column's default for an empty value, else its
+    render function called with the arguments it names, then its link."""
+
+    def __init__(self, table, bound_column):
+        self.table = table
+        self.bound_column = bound_column
+        self.column = column = bound_column.column
+        self.accessor = Accessor(bound_column.accessor)
+        path, _separator, self.remainder = self.accessor.rpartition(self.accessor.SEPARATOR)
+        self.path = Accessor(path)
+        self.display = f"get_{self.remainder}_display"
+        self.choices_by_type = {}
+        self.default = bound_column.default
+        self.empty_values = column.empty_values
+        self.many_to_many = isinstance(column, ManyToManyColumn)
+        self.rendered_without_value = isinstance(column, BaseLinkColumn) and column.text is not None
+        self.render = bound_column.render
+        self.link = bound_column.link
+        names, catch_all = accepted_arguments(self.render)
+        self.arguments = None if catch_all else names
+        self.never_rendered = not catch_all and not CELL_ARGUMENTS.issuperset(names)
+        # The header's text only (a header may carry markup), as `column.header|striptags` gives it.
+        self.label = striptags(bound_column.header)
+        self.td = None if _computed_td(table, bound_column) else bound_column.attrs["td"].as_html()
+
+    def cell(self, row):
+        bound_column = self.bound_column
+        content = self._content(row, row.record)
+        # What BoundRow.items() leaves for attributes computed from the cell's value and record.
+        bound_column.current_value = content
+        bound_column.current_record = row.record
+        td = self.td if self.td is not None else bound_column.attrs["td"].as_html()
+        return self.label, td, content
+
+    def _content(self, row, record):
+        value = None
+        remainder = self.remainder
+        penultimate = self.path.resolve(record, quiet=True)
+        if isinstance(penultimate, models.Model):
+            try:
+                display = self._has_choices(record) and getattr(penultimate, self.display, None)
+                if display:
+                    value = display()
+                    remainder = None
+            except FieldDoesNotExist:
+                pass
+        if remainder:
+            try:
+                value = self.accessor.resolve(record)
+            except Exception:
+                if self.rendered_without_value:
+                    return self._render(row, record)
+        if value in self.empty_values or (self.many_to_many and not value.exists()):
+            return self.default
+        return self._render(row, record, value)
+
+    def _has_choices(self, record):
+        """Whether the accessor ends in a field with choices, for records of this type."""
+        record_type = type(record)
+        if record_type not in self.choices_by_type:
+            field = self.accessor.get_field(record)
+            self.choices_by_type[record_type] = bool(getattr(field, "choices", ()))
+        return self.choices_by_type[record_type]
+
+    def _render(self, row, record, value=None):
+        arguments = {
+            "value": value,
+            "record": record,
+            "column": self.column,
+            "bound_column": self.bound_column,
+            "bound_row": row,
+            "table": self.table,
+        }
+        if self.never_rendered:
+            content = None
+        elif self.arguments is None:
+            content = self.render(**arguments)
+        else:
+            content = self.render(**{name: arguments[name] for name in self.arguments})
+        return self.link(content, **arguments) if self.link else content
+
+
+def _computed_td(table, bound_column):
+    """Whether a column's td attributes can differ from cell to cell: a callable among them (given
+    the cell's record and value), or a table that names its cells' classes itself."""
+    attrs = dict(table.attrs)
+    attrs.update(dict(bound_column.column.attrs))
+    td = attrs.get("td", attrs.get("cell", {}))
+    return _has_callable(td) or type(table).get_column_class_names is not tables.Table.get_column_class_names
+
+
+def _has_callable(attrs):
+    return any(callable(value) or (isinstance(value, dict) and _has_callable(value)) for value in attrs.values())
 
 
 class DayColumn(tables.Column):
@@ -301,7 +443,7 @@ def _seek_key_text(field, value):
 SEEK_FIELDS = (models.DateTimeField, models.IntegerField, models.CharField)
 
 
-class UsageTable(tables.Table):
+class UsageTable(PortalTable):
     """A student's sessions, newest first; a voided one stays, marked with its reason and its
     minutes struck through."""
 

@@ -34,7 +34,7 @@ from billing.models import (
 )
 from portal.console.badges import DANGER, OK, WARN, badge, status_badge
 from portal.student.tables import NotificationTable
-from portal.tables import NUMERIC, DayColumn, UsageTable, WhenColumn, stable_order
+from portal.tables import NUMERIC, DayColumn, PortalTable, UsageTable, WhenColumn, stable_order
 
 
 def student_link(account):
@@ -78,7 +78,7 @@ def price_per_period_text(plan):
     return per_period % {"price": price} if per_period else price
 
 
-class PaymentRowsTable(tables.Table):
+class PaymentRowsTable(PortalTable):
     """What every table of payments shows alike: the date linking to the payment, its amount and
     status (stable orderings)."""
 
@@ -139,7 +139,7 @@ class PaymentTable(PaymentRowsTable):
         return format_html("<code>{}</code>", value)
 
 
-class SubscriptionTable(tables.Table):
+class SubscriptionTable(PortalTable):
     id = tables.Column(verbose_name=_("Subscription"))
     student = tables.Column(accessor="account__user__email", verbose_name=_("Student"), orderable=False)
     plan = tables.Column(accessor="plan__name", verbose_name=_("Plan"), orderable=False)
@@ -231,7 +231,7 @@ class SubscriptionPaymentTable(PaymentRowsTable):
         return format_html("<code>{}</code>", value)
 
 
-class RefundTable(tables.Table):
+class RefundTable(PortalTable):
     created_at = WhenColumn(verbose_name=_("Date"))
     payment = tables.Column(verbose_name=_("Payment"), orderable=False)
     amount_cents = tables.Column(verbose_name=_("Amount"), attrs=NUMERIC)
@@ -262,7 +262,7 @@ class RefundTable(tables.Table):
         return status_badge(record)
 
 
-class DisputeTable(tables.Table):
+class DisputeTable(PortalTable):
     created_at = WhenColumn(verbose_name=_("Opened"))
     payment = tables.Column(verbose_name=_("Payment"), orderable=False)
     amount_cents = tables.Column(verbose_name=_("Amount"), attrs=NUMERIC)
@@ -307,7 +307,7 @@ class DisputeTable(tables.Table):
         return format_html("{} {}", date_text(value), badge(WARN if days > 3 else DANGER, label))
 
 
-class FraudFlagTable(tables.Table):
+class FraudFlagTable(PortalTable):
     created_at = WhenColumn(verbose_name=_("Raised"), orderable=False)
     account = tables.Column(verbose_name=_("Student"), orderable=False)
     rule = tables.Column(verbose_name=_("Rule"), orderable=False)
@@ -356,7 +356,7 @@ def _evidence_value(key, item):
     return item
 
 
-class WebhookEventTable(tables.Table):
+class WebhookEventTable(PortalTable):
     received_at = WhenColumn(verbose_name=_("Received"))
     type = tables.Column(verbose_name=_("Type"))
     status = tables.Column(verbose_name=_("Status"))
@@ -399,7 +399,7 @@ class WebhookEventTable(tables.Table):
         return last_line[:160]
 
 
-class StudentTable(tables.Table):
+class StudentTable(PortalTable):
     email = tables.Column(accessor="user__email", verbose_name=_("Student"))
     balance_minutes = tables.Column(verbose_name=_("Balance"), attrs=NUMERIC)
     created_at = DayColumn(verbose_name=_("Joined"))
@@ -428,7 +428,7 @@ class StudentTable(tables.Table):
         return badge(OK, pgettext("buying", "allowed"))
 
 
-class LedgerTable(tables.Table):
+class LedgerTable(PortalTable):
     occurred_at = WhenColumn(verbose_name=_("Date"), orderable=False)
     kind = tables.Column(verbose_name=_("What"), orderable=False)
     lot = tables.Column(verbose_name=_("Lot"), orderable=False)
@@ -498,7 +498,7 @@ class SessionTable(UsageTable):
         )
 
 
-class AuditTable(tables.Table):
+class AuditTable(PortalTable):
     created_at = WhenColumn(verbose_name=_("When"), orderable=False)
     actor_email = tables.Column(verbose_name=_("Staff"), orderable=False)
     action = tables.Column(verbose_name=_("Action"), orderable=False)

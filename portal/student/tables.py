@@ -13,7 +13,7 @@ from billing.formatting import day_month_text, hours_text, money_text, price_pai
 from billing.models import LedgerEntry, Receipt
 from billing.selectors import PurchaseState
 from portal.student.forms import HIDE_DECLINED, SHOW_DECLINED, PurchaseHistoryQuery
-from portal.tables import NUMERIC, DayColumn, WhenColumn, stable_order, visually_hidden
+from portal.tables import NUMERIC, DayColumn, PortalTable, WhenColumn, stable_order, visually_hidden
 
 DECLINED_PARAM = PurchaseHistoryQuery().add_prefix("declined")
 # A state's badge: its colour echoes what the words already say.
@@ -42,7 +42,7 @@ RESTORED_TEXT = _("Hours of a voided session, back in a package of their own.")
 GRANTED_TEXT = _("A gift from your school: no payment, no receipt.")
 
 
-class PurchaseTable(tables.Table):
+class PurchaseTable(PortalTable):
     """The student's payments and free lots (billing.selectors.purchase_history), each saying what
     became of it: refunded, on hold for a dispute, declined and why, granted."""
 
@@ -133,7 +133,7 @@ SESSION_VOIDED = _("Session voided (%(reason)s)")
 SESSION_DETAIL = _("%(subject)s with %(tutor)s")
 
 
-class LotHistoryTable(tables.Table):
+class LotHistoryTable(PortalTable):
     occurred_at = WhenColumn(verbose_name=_("Date"), orderable=False)
     kind = tables.Column(verbose_name=_("What"), orderable=False)
     detail = tables.Column(empty_values=(), verbose_name=_("Details"), orderable=False)
@@ -158,7 +158,7 @@ class LotHistoryTable(tables.Table):
         return signed_hours_text(value)
 
 
-class ReceiptTable(tables.Table):
+class ReceiptTable(PortalTable):
     issued_at = DayColumn(verbose_name=_("Date"))
     number = tables.Column(verbose_name=_("Number"))
     description = tables.Column(empty_values=(), verbose_name=_("Description"), orderable=False)
@@ -197,7 +197,7 @@ class ReceiptTable(tables.Table):
         return format_html('<a href="{}" download>{}</a>', url, label)
 
 
-class NotificationTable(tables.Table):
+class NotificationTable(PortalTable):
     created_at = WhenColumn(verbose_name=_("When"), orderable=False)
     title = tables.Column(verbose_name=_("Alert"), orderable=False, attrs={"td": {"class": "wide"}})
     # Read, or the button that marks it read: the header is for screen readers (and the phone layout).
