@@ -7,13 +7,60 @@ lock moves the version: a lock that ends up changing nothing costs one page rend
 forgot to move it would cost a stale page, which is why the lock does it and not each writer. The
 portal caches a student's rendered pages under it and answers their live-update polls with it as
 the ETag.
+
+Pages that list many accounts' rows (the console's payments) cannot name every version they show:
+they use the accounts' version, one token in the cache renewed once any account's version moves
+(and when one of the rows such a page lists is saved: see portal/apps.py), as soon as that commits.
 """
 
+import logging
+import secrets
+
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import F
 
 from billing.models import Account
+
+ACCOUNTS_VERSION_KEY = "billing:accounts-version"
+
+logger = logging.getLogger(__name__)
 
 
 def account_version_bump(*, account_ids):
     """Move the version of these accounts (already locked by the caller, or locked by this update)."""
     Account.objects.filter(pk__in=account_ids).update(version=F("version") + 1)
+    accounts_version_renew()
+
+
+def accounts_version():
+    """The accounts' version: a token, made anew when the cache has lost it (every key using it then
+    changes); None while the cache cannot be read, when nothing may be kept under it."""
+    return version_token(ACCOUNTS_VERSION_KEY)
+
+
+def accounts_version_renew(**_signal):
+    """Renew the accounts' version once the current transaction commits (at once outside one)."""
+    version_token_renew(ACCOUNTS_VERSION_KEY)
+
+
+def version_token(key):
+    """The token held in the cache under `key`, made up when there is none; None when the cache is down."""
+    try:
+        return cache.get_or_set(key, secrets.token_hex(8), timeout=None)
+    except Exception:
+        logger.warning("The cache is unavailable: no version token for %s.", key, exc_info=True)
+        return None
+
+
+def version_token_renew(key):
+    """Give `key` a new token when the transaction commits: what was kept under the old one is left."""
+
+    def renew():
+        try:
+            cache.set(key, secrets.token_hex(8), timeout=None)
+        except Exception:
+            # The old token stays: what is kept under it is used until its time runs out (PAGE_MAX_AGE).
+            logger.warning("The cache is unavailable: %s could not be renewed.", key, exc_info=True)
+
+    transaction.on_commit(renew)

@@ -9,10 +9,12 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         from allauth.mfa.signals import authenticator_added
+        from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_in
         from django.db.models.signals import post_delete, post_save
 
-        from billing.models import Plan
+        from billing.models import Account, Payment, PaymentMethod, Plan
+        from billing.versions import accounts_version_renew
         from portal.console.access import console_groups_ensure, totp_activation_counts_as_sign_in
         from portal.locale import language_remember
         from portal.models import sign_in_record
@@ -25,6 +27,13 @@ class PortalConfig(AppConfig):
         # The student's cached pages show the plans on sale (portal/page_cache.py).
         post_save.connect(plans_changed, sender=Plan, dispatch_uid="plans_changed_saved")
         post_delete.connect(plans_changed, sender=Plan, dispatch_uid="plans_changed_deleted")
+        # The console's cached payments show these rows: a save made outside an account's lock (an
+        # email change, the admin) renews the accounts' version too.
+        for model in (Account, Payment, PaymentMethod, get_user_model()):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    accounts_version_renew, sender=model, dispatch_uid=f"accounts_version_{model.__name__}_{signal}"
+                )
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

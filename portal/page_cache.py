@@ -1,12 +1,13 @@
-"""A student's rendered pages, kept in the cache under their account's version.
+"""Rendered pages, kept in the cache under the versions of what they show: a student's pages under
+their account's version, the console's payments under the accounts' version (billing.versions).
 
-The key names everything the page is made of: the account and its version (billing.versions moves
-it in the same transaction as any change the student's pages show), the plans on sale (their own
-version, moved when a plan is saved or deleted), the reader's language and time zone, their email
-(in the header), the URL and the HTMX target. A change to any of them is a new key, so a cached page
-is never older than its data; what changes with time alone (a lot expiring, "tomorrow" becoming
-"today") bounds how long an entry is used, and PAGE_MAX_AGE bounds the rest (the pay buttons' signed
-tokens are minted when the page is rendered).
+The key names everything the page is made of: the versions the view names (the account's moves in
+the same transaction as any change the student's pages show), the plans on sale (their own
+version, moved when a plan is saved or deleted), the reader (their email is in the header, their
+access level in the console's menus), language and time zone, the URL and the HTMX target. A
+change to any of them is a new key, so a cached page is never older than its data; what changes
+with time alone (a lot expiring, "tomorrow" becoming "today") bounds how long an entry is used, and
+PAGE_MAX_AGE bounds the rest (the pay buttons' signed tokens are minted when the page is rendered).
 
 Each answer gets a fresh CSRF token: the cached copy holds a placeholder where the rendered one was.
 Pages with a flash message waiting are never cached, and a cache that is down only costs a render.
@@ -15,15 +16,15 @@ Pages with a flash message waiting are never cached, and a cache that is down on
 import hashlib
 import logging
 import re
-import secrets
 from datetime import datetime, time, timedelta
 
 from django.contrib.messages import get_messages
 from django.core.cache import cache
-from django.db import transaction
 from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.utils import timezone, translation
+
+from billing.versions import version_token, version_token_renew
 
 PAGE_MAX_AGE = timedelta(minutes=5)
 PLANS_VERSION_KEY = "portal:plans-version"
@@ -33,15 +34,16 @@ _CSRF_RENDERED = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 logger = logging.getLogger(__name__)
 
 
-def page_cached(request, *, account, render):
-    """The response `render()` makes, from the cache while nothing it shows has changed.
+def page_cached(request, *, versions, render):
+    """The response `render()` makes, from the cache while nothing it shows has changed: while the
+    `versions` (a tuple naming what the page shows, at which version) and the plans' stay the same.
 
     `render()` returns (response, moments): the response, and the moments at which its content
     changes by time alone (expiries, purchases dated ahead), of which only future ones count.
     """
-    if len(get_messages(request)):
+    key = _page_key(request, versions)
+    if key is None or len(get_messages(request)):
         return render()[0]
-    key = _page_key(request, account)
     now = timezone.now()
     kept = _cache_call(cache.get, key)
     if kept is not None and kept["until"] > now:
@@ -54,20 +56,24 @@ def page_cached(request, *, account, render):
 
 
 def plans_version():
-    """The plans' version, made up anew when the cache has lost it (every key then changes)."""
-    return _cache_call(cache.get_or_set, PLANS_VERSION_KEY, secrets.token_hex(8), timeout=None) or "no-cache"
+    """The plans' version (None while the cache is down)."""
+    return version_token(PLANS_VERSION_KEY)
 
 
 def plans_changed(**_signal):
     """A plan was saved or deleted: every page showing plans is rendered again once it commits."""
-    transaction.on_commit(lambda: _cache_call(cache.set, PLANS_VERSION_KEY, secrets.token_hex(8), timeout=None))
+    version_token_renew(PLANS_VERSION_KEY)
 
 
-def _page_key(request, account):
+def _page_key(request, versions):
+    """The page's cache key, or None when a version cannot be read (nothing is kept then)."""
+    plans = plans_version()
+    if plans is None or None in versions:
+        return None
     parts = (
-        account.pk,
-        account.version,
-        plans_version(),
+        versions,
+        plans,
+        request.user.pk,
         translation.get_language(),
         timezone.get_current_timezone_name(),
         request.user.email,

@@ -83,7 +83,9 @@ def dashboard(request):
     if query.get("again") or query.get("resume"):
         # Links from an alert, once: their answer depends on more than the account.
         return _dashboard(request, account, query)[0]
-    return page_cached(request, account=account, render=lambda: _dashboard(request, account, query))
+    return page_cached(
+        request, versions=("account", account.pk, account.version), render=lambda: _dashboard(request, account, query)
+    )
 
 
 def _dashboard(request, account, query):

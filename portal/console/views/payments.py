@@ -20,12 +20,14 @@ from billing.formatting import hours_text, iso_date, local, money_input, money_t
 from billing.models import Payment, Receipt, Refund
 from billing.payment_reviews import payment_review_resolve
 from billing.reports import payment_timeline
+from billing.versions import accounts_version
 from portal.console.access import console_view, fresh_code_redirect, is_finance
 from portal.console.filters import PaymentFilter, RefundFilter
 from portal.console.forms import ReceiptResendForm, RefundForm
 from portal.console.tables import PaymentTable, RefundTable
 from portal.console.views.common import PER_PAGE, action_done, action_form, list_page, reason_action, table_page
 from portal.downloads import receipt_file
+from portal.page_cache import page_cached
 from portal.ratelimits import client_ip
 from portal.tables import table_seek
 
@@ -54,6 +56,13 @@ def payments_filtered(request):
 @console_view
 @require_GET
 def payment_list(request):
+    """The payments, from the cache while no account has changed (billing.versions): what the rows
+    show (payment, student, card, plan) moves the accounts' version when it changes."""
+    versions = ("console payments", accounts_version(), is_finance(request.user), request.user.is_superuser)
+    return page_cached(request, versions=versions, render=lambda: (_payment_list(request), ()))
+
+
+def _payment_list(request):
     found = payments_filtered(request)
     # Paged by its sort key: the 2,000th page of a million payments costs what the first does.
     table = table_seek(request, PaymentTable(found.qs, template_name=SEEK_TABLE), per_page=PER_PAGE)
