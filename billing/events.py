@@ -22,6 +22,7 @@ from billing.disputes.holds import dispute_record
 from billing.errors import StripeObjectNotFound
 from billing.fraud.rules import fraud_flag_raise
 from billing.models import Account, Payment, PaymentMethod, Refund, Subscription, WebhookEvent
+from billing.versions import console_version_renew
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def events_retry(*, event_ids=None):
     ids = list(retryable.values_list("pk", flat=True))
     # The same filter again: an event a worker took meanwhile is left to that worker.
     retryable.filter(pk__in=ids).update(status=WebhookEvent.Status.PENDING, next_attempt_at=None)
+    console_version_renew()  # the overview counts failed events; a bulk update sends no signal
     for event_id in ids:
         background.process_event.on_commit(event_id)
     return len(ids)

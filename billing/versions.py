@@ -8,9 +8,10 @@ forgot to move it would cost a stale page, which is why the lock does it and not
 portal caches a student's rendered pages under it and answers their live-update polls with it as
 the ETag.
 
-Pages that list many accounts' rows (the console's payments) cannot name every version they show:
-they use the accounts' version, one token in the cache renewed once any account's version moves
-(and when one of the rows such a page lists is saved: see portal/apps.py), as soon as that commits.
+Staff pages that show many accounts' rows (the console's payments and overview) cannot name every
+version they show: they use the console's version, one token in the cache renewed once any
+account's version moves, or a row such a page shows is saved (portal/apps.py connects the models)
+or updated in bulk (each such update renews it), as soon as that commits.
 """
 
 import logging
@@ -22,7 +23,7 @@ from django.db.models import F
 
 from billing.models import Account
 
-ACCOUNTS_VERSION_KEY = "billing:accounts-version"
+CONSOLE_VERSION_KEY = "billing:console-version"
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +31,18 @@ logger = logging.getLogger(__name__)
 def account_version_bump(*, account_ids):
     """Move the version of these accounts (already locked by the caller, or locked by this update)."""
     Account.objects.filter(pk__in=account_ids).update(version=F("version") + 1)
-    accounts_version_renew()
+    console_version_renew()
 
 
-def accounts_version():
-    """The accounts' version: a token, made anew when the cache has lost it (every key using it then
+def console_version():
+    """The console's version: a token, made anew when the cache has lost it (every key using it then
     changes); None while the cache cannot be read, when nothing may be kept under it."""
-    return version_token(ACCOUNTS_VERSION_KEY)
+    return version_token(CONSOLE_VERSION_KEY)
 
 
-def accounts_version_renew(**_signal):
-    """Renew the accounts' version once the current transaction commits (at once outside one)."""
-    version_token_renew(ACCOUNTS_VERSION_KEY)
+def console_version_renew(**_signal):
+    """Renew the console's version once the current transaction commits (at once outside one)."""
+    version_token_renew(CONSOLE_VERSION_KEY)
 
 
 def version_token(key):

@@ -13,8 +13,18 @@ class PortalConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
         from django.db.models.signals import post_delete, post_save
 
-        from billing.models import Account, Payment, PaymentMethod, Plan
-        from billing.versions import accounts_version_renew
+        from billing.models import (
+            Account,
+            Dispute,
+            FraudFlag,
+            Payment,
+            PaymentMethod,
+            Plan,
+            Refund,
+            Subscription,
+            WebhookEvent,
+        )
+        from billing.versions import console_version_renew
         from portal.console.access import console_groups_ensure, totp_activation_counts_as_sign_in
         from portal.locale import language_remember
         from portal.models import sign_in_record
@@ -27,13 +37,22 @@ class PortalConfig(AppConfig):
         # The student's cached pages show the plans on sale (portal/page_cache.py).
         post_save.connect(plans_changed, sender=Plan, dispatch_uid="plans_changed_saved")
         post_delete.connect(plans_changed, sender=Plan, dispatch_uid="plans_changed_deleted")
-        # The console's cached payments show these rows: a save made outside an account's lock (an
-        # email change, the admin) renews the accounts' version too.
-        for model in (Account, Payment, PaymentMethod, get_user_model()):
+        # The console's cached pages (payments, overview) show these rows: a save, wherever it is
+        # made (an email change, the admin, a webhook's processing), renews the console's version.
+        shown = (
+            Account,
+            Payment,
+            PaymentMethod,
+            get_user_model(),
+            Refund,
+            Dispute,
+            FraudFlag,
+            Subscription,
+            WebhookEvent,
+        )
+        for model in shown:
             for signal in (post_save, post_delete):
-                signal.connect(
-                    accounts_version_renew, sender=model, dispatch_uid=f"accounts_version_{model.__name__}_{signal}"
-                )
+                signal.connect(console_version_renew, sender=model, dispatch_uid=f"console_version_{model._meta.label}")
 
 
 class PortalAdminConfig(admin_apps.AdminConfig):

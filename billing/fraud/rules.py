@@ -28,6 +28,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from billing.models import Account, CardSetup, FraudFlag, Payment, Plan
+from billing.versions import console_version_renew
 
 logger = logging.getLogger(__name__)
 
@@ -345,6 +346,7 @@ def _flags_raise(found):
         return []
     # A check and the scan may race on one key: the unique key keeps one, and neither fails.
     FraudFlag.objects.bulk_create(new.values(), ignore_conflicts=True)
+    console_version_renew()  # the overview counts open flags; a bulk insert sends no signal
     raised = list(FraudFlag.objects.filter(dedupe_key__in=list(new)).order_by("pk"))
     for flag in raised:
         logger.warning("Fraud flag %s raised: %s on account %s.", flag.pk, flag.rule, flag.account_id)

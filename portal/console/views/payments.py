@@ -20,7 +20,7 @@ from billing.formatting import hours_text, iso_date, local, money_input, money_t
 from billing.models import Payment, Receipt, Refund
 from billing.payment_reviews import payment_review_resolve
 from billing.reports import payment_timeline
-from billing.versions import accounts_version
+from billing.versions import console_version
 from portal.console.access import console_view, fresh_code_redirect, is_finance
 from portal.console.filters import PaymentFilter, RefundFilter
 from portal.console.forms import ReceiptResendForm, RefundForm
@@ -56,9 +56,9 @@ def payments_filtered(request):
 @console_view
 @require_GET
 def payment_list(request):
-    """The payments, from the cache while no account has changed (billing.versions): what the rows
-    show (payment, student, card, plan) moves the accounts' version when it changes."""
-    versions = ("console payments", accounts_version(), is_finance(request.user), request.user.is_superuser)
+    """The payments, from the cache while the console's version stays (billing.versions): what the
+    rows show (payment, student, card, plan) renews it when it changes."""
+    versions = ("console payments", console_version(), is_finance(request.user), request.user.is_superuser)
     return page_cached(request, versions=versions, render=lambda: (_payment_list(request), ()))
 
 
