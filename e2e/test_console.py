@@ -88,8 +88,11 @@ def test_finance_refunds_part_of_a_payment(page, live_server, localstripe, scree
     expect(page).to_have_url(re.compile(r"[?&]q=payer%40"))
     assert page.evaluate(STILL_SAME_PAGE) == "still here", "the search swaps the table, not the page"
 
+    # The swap's own requests settle first (on a loaded machine a click during them was lost once).
+    page.wait_for_load_state("networkidle")
     rows.first.get_by_role("link").first.click()
-    expect(page.get_by_role("heading", name=f"Payment {payment.pk}")).to_be_visible()
+    page.wait_for_load_state()
+    expect(page.get_by_role("heading", name=f"Payment {payment.pk}")).to_be_visible(timeout=15_000)
     expect(page).to_have_url(f"{live_server.url}/console/payments/{payment.pk}/")
     expect(page.locator("h1")).to_have_count(1)  # a page of its own, not one swapped into the table
     follow_link(page, "Refund")
