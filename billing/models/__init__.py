@@ -1,4 +1,5 @@
-"""The billing domain's data, one module per idea: hours, money, Stripe events, receipts."""
+"""The billing domain's data, one module per idea: hours, money, Stripe events, receipts,
+automatic top-up and statements."""
 
 from billing.models.audit import ActionKey, AuditEntry
 from billing.models.hours import (
@@ -14,13 +15,17 @@ from billing.models.hours import (
 )
 from billing.models.payments import CardSetup, Dispute, FraudFlag, Payment, PaymentMethod, Refund
 from billing.models.receipts import Receipt, ReceiptCounter
+from billing.models.statements import StatementEmail
 from billing.models.subscriptions import Subscription
+from billing.models.topups import AutoTopUp, AutoTopUpEvent
 from billing.models.webhooks import WebhookEvent
 
 __all__ = [
     "Account",
     "ActionKey",
     "AuditEntry",
+    "AutoTopUp",
+    "AutoTopUpEvent",
     "CardSetup",
     "Dispute",
     "FraudFlag",
@@ -32,6 +37,7 @@ __all__ = [
     "Receipt",
     "ReceiptCounter",
     "Refund",
+    "StatementEmail",
     "Subscription",
     "Usage",
     "WebhookEvent",

@@ -44,6 +44,8 @@ class Account(models.Model):
     # Printed on receipts issued from then on (an issued receipt keeps what it was issued with).
     billing_address = models.TextField(max_length=300, blank=True)
     tax_id = models.CharField(_("tax number (NIF)"), max_length=20, blank=True)
+    # Opted in on the account page: last month's statement by email on the first of each month.
+    statement_emails = models.BooleanField(_("email me my monthly statement"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped (billing.versions) in the same transaction as any change to what the student's pages
     # show: the key of their cached fragments and the ETag of their live updates.

@@ -100,6 +100,8 @@ class Payment(models.Model):
         PURCHASE = "purchase", _("Purchase")
         RENEWAL = "renewal", _("Renewal")
         TOP_UP = "top_up", _("Top-up")
+        # Bought by the student's automatic top-up (billing.topups), without them on the page.
+        AUTO_TOP_UP = "auto_top_up", _("Automatic top-up")
         # A subscription invoice: one period's hours, or an upgrade's pro-rata extra hours.
         SUBSCRIPTION = "subscription", _("Subscription period")
         PLAN_CHANGE = "plan_change", _("Plan upgrade")
