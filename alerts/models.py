@@ -17,6 +17,7 @@ class Notification(models.Model):
         SUBSCRIPTION_PAST_DUE = "subscription_past_due", _("Subscription payment failed")
         PAYMENT_NEEDS_ACTION = "payment_needs_action", _("Payment needs your confirmation")
         PAYMENT_UNDER_REVIEW = "payment_under_review", _("Payment under review")
+        AUTO_TOP_UP_PAUSED = "auto_top_up_paused", _("Automatic top-up paused")
         DISPUTE_HOLD = "dispute_hold", _("Hours on hold for a dispute")
         REFUND_HOURS = "refund_hours", _("Hours taken back after a refund")
         BALANCE_DEPLETED = "balance_depleted", _("No hours left")

@@ -26,8 +26,20 @@ from alerts.texts import moment, written_text
 from billing import ledger
 from billing.audit import action_key_claim, audit_reason, audit_record
 from billing.formatting import datetime_text, reader_locale
-from billing.models import Account, Dispute, LedgerEntry, Lot, Payment, PaymentMethod, Refund, Subscription
+from billing.models import (
+    Account,
+    AutoTopUp,
+    AutoTopUpEvent,
+    Dispute,
+    LedgerEntry,
+    Lot,
+    Payment,
+    PaymentMethod,
+    Refund,
+    Subscription,
+)
 from billing.payments import FailedPaymentRefused, payment_again_refusal
+from billing.topups import monthly_limit
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +76,22 @@ def alerts_scan():
             _subscription_alerts(now),
             _refund_alerts(now),
             _dispute_alerts(now),
+            _auto_top_up_alerts(now),
         )
+    )
+
+
+def auto_top_up_notify(*, account_ids=None):
+    """The alerts of automatic top-up at once, after its check (of `account_ids`) or scan ran: its
+    recent payments' (topped up, declined, waiting for the bank) and its pauses."""
+    now = timezone.now()
+    recent = Payment.objects.filter(kind=Payment.Kind.AUTO_TOP_UP, updated_at__gte=now - RECENT_PAYMENTS)
+    if account_ids is not None:
+        if not AutoTopUp.objects.filter(account_id__in=account_ids).exists():
+            return 0  # the usual case: a balance fell on an account without automatic top-up
+        recent = recent.filter(account_id__in=account_ids)
+    return (_quietly(_create, _payment_alerts(now, payments=recent)) or 0) + (
+        _quietly(_create, _auto_top_up_alerts(now)) or 0
     )
 
 
@@ -294,6 +321,8 @@ def _resolve_finished(now):
     _resolve_lot_alerts(now, unresolved)
     waiting = _completable(Payment.objects.all()).values("pk")
     unresolved.filter(kind=Kind.PAYMENT_NEEDS_ACTION).exclude(subject_id__in=waiting).update(resolved_at=now)
+    paused = AutoTopUp.objects.filter(status=AutoTopUp.Status.PAUSED).values("pk")
+    unresolved.filter(kind=Kind.AUTO_TOP_UP_PAUSED).exclude(subject_id__in=paused).update(resolved_at=now)
     in_review = Payment.objects.filter(status=Payment.Status.NEEDS_REVIEW).values("pk")
     unresolved.filter(kind=Kind.PAYMENT_UNDER_REVIEW).exclude(subject_id__in=in_review).update(resolved_at=now)
     # A failed payment (and staff's request to pay it again) is over once the student has paid since.
@@ -450,9 +479,12 @@ def _payment_alerts(now, payments=None):
         "payment-failed:",
         _as_text("pk"),
     )
-    # Finance's retry runs without the student on the page: its 3-D Secure check is news at once.
+    # Finance's retry and automatic top-up run without the student on the page: their 3-D Secure
+    # check is news at once.
     waiting = _not_alerted(
-        _completable(recent).filter(Q(updated_at__lte=now - ACTION_ALERT_AFTER) | Q(retry_of__isnull=False)),
+        _completable(recent).filter(
+            Q(updated_at__lte=now - ACTION_ALERT_AFTER) | Q(retry_of__isnull=False) | Q(kind=Payment.Kind.AUTO_TOP_UP)
+        ),
         "payment-action:",
         _as_text("pk"),
     )
@@ -632,8 +664,47 @@ def _completable(payments):
 
 
 def _paid(payment):
-    """What an alert about a payment names: its plan and our price (never Stripe's amount)."""
-    return {"plan": payment.plan.name, "amount_cents": payment.amount_cents, "currency": payment.currency}
+    """What an alert about a payment names: its plan and our price (never Stripe's amount), and
+    whether automatic top-up made it."""
+    paid = {"plan": payment.plan.name, "amount_cents": payment.amount_cents, "currency": payment.currency}
+    if payment.kind == Payment.Kind.AUTO_TOP_UP:
+        paid["automatic"] = True
+    return paid
+
+
+def _auto_top_up_alerts(now):
+    """One alert per pause of automatic top-up that the student did not ask for. A pause for the
+    bank's check is told by the payment's own alert (with its "complete" link)."""
+    told_elsewhere = [AutoTopUp.PauseReason.STUDENT, AutoTopUp.PauseReason.AUTHENTICATION]
+    pauses = AutoTopUpEvent.objects.filter(
+        kind=AutoTopUpEvent.Kind.PAUSED,
+        created_at__gte=now - RECENT_PAYMENTS,
+        auto_top_up__status=AutoTopUp.Status.PAUSED,
+    ).exclude(pause_reason__in=told_elsewhere)
+    for event in _not_alerted(pauses, "auto-top-up-paused:", _as_text("pk")).select_related(
+        "auto_top_up__account", "auto_top_up__plan"
+    ):
+        setting = event.auto_top_up
+        limit = monthly_limit(
+            plan=setting.plan,
+            count_cap=setting.monthly_count_cap,
+            amount_cap_cents=setting.monthly_amount_cap_cents,
+        )
+        yield notification_build(
+            recipient_id=setting.account.user_id,
+            kind=Kind.AUTO_TOP_UP_PAUSED,
+            subject_id=setting.pk,
+            dedupe_key=f"auto-top-up-paused:{event.pk}",
+            params={
+                "reason": event.pause_reason,
+                "detail": event.detail,
+                "resumes_at": moment(setting.resumes_at),
+                "count_cap": limit.top_ups,
+                "amount_cents": limit.amount_cents,
+                "currency": limit.currency,
+            },
+            link=reverse("student:account") + "#auto-top-up",
+        )
 
 
 def _claim(notification, now):

@@ -6,7 +6,7 @@ from huey.signals import SIGNAL_COMPLETE
 
 from alerts import notifications, staff
 from billing import background
-from billing.tasks import process_webhook_event
+from billing.tasks import check_auto_top_ups, process_webhook_event, scan_auto_top_ups
 
 
 @db_periodic_task(crontab(minute="*/5"))
@@ -32,6 +32,20 @@ def scan_staff_alerts_after_webhook_event(signal_name, task, *args):
     scan. A Huey signal, so that billing's webhook task needs to know nothing of the alerts."""
     if isinstance(task, process_webhook_event.task_class) and staff.event_may_alert_staff(event_id=task.args[0]):
         scan_staff_alerts()
+
+
+@signal(SIGNAL_COMPLETE)
+def alert_auto_top_ups(signal_name, task, *args):
+    """The student hears of an automatic top-up (bought, declined, waiting for the bank, paused) as soon
+    as its check has run, not at the next scan."""
+    if isinstance(task, check_auto_top_ups.task_class):
+        created = notifications.auto_top_up_notify(account_ids=task.args[0])
+    elif isinstance(task, scan_auto_top_ups.task_class):
+        created = notifications.auto_top_up_notify()
+    else:
+        return
+    if created:
+        send_alert_emails()
 
 
 @db_periodic_task(crontab(minute="*"))

@@ -64,6 +64,15 @@ def _pay_again(p):
 
 
 def _payment_failed(p):
+    if p.get("automatic"):
+        return (
+            _("Automatic top-up failed"),
+            _(
+                "Automatic top-up could not buy %(plan)s (%(amount)s): %(reason)s No hours were added. It tries "
+                "once more a day later; a second decline in a row pauses it."
+            )
+            % {"plan": p["plan"], "amount": _amount(p), "reason": _reason(p)},
+        )
     return (
         _("A payment failed"),
         _("Your payment for %(plan)s (%(amount)s) failed: %(reason)s No hours were added.")
@@ -83,6 +92,16 @@ def _subscription_past_due(p):
 
 
 def _payment_needs_action(p):
+    if p.get("automatic"):
+        return (
+            _("Your bank asks you to confirm an automatic top-up"),
+            _(
+                "Automatic top-up tried to buy %(plan)s (%(amount)s) and your bank asks you to confirm it "
+                "(3-D Secure). Open the link to complete it. Automatic top-up is paused meanwhile: resume it on "
+                "your account page."
+            )
+            % {"plan": p["plan"], "amount": _amount(p)},
+        )
     return (
         _("Your bank asks you to confirm a payment"),
         _(
@@ -100,6 +119,34 @@ def _payment_under_review(p):
         _("Your payment for %(plan)s (%(amount)s) is under review. %(explanation)s")
         % {"plan": p["plan"], "amount": _amount(p), "explanation": _(str(PAYMENT_UNDER_REVIEW))},
     )
+
+
+def _auto_top_up_paused(p):
+    reason = p["reason"]
+    if reason == "cap":
+        body = ngettext(
+            "Automatic top-up bought as much as your monthly limit allows (%(count)s top-up, %(amount)s). It "
+            "resumes by itself on %(date)s; to buy hours before then, use the dashboard.",
+            "Automatic top-up bought as much as your monthly limit allows (%(count)s top-ups, %(amount)s). It "
+            "resumes by itself on %(date)s; to buy hours before then, use the dashboard.",
+            p["count_cap"],
+        ) % {"count": p["count_cap"], "amount": _amount(p), "date": date_text(_when(p["resumes_at"]))}
+    elif reason == "declined":
+        body = _(
+            "Two automatic top-ups in a row were declined (%(detail)s). It stays paused until you resume it on "
+            "your account page; check the card or choose another one first."
+        ) % {"detail": _reason({"reason": p.get("detail")})}
+    elif reason == "card_removed":
+        body = _("The card automatic top-up charges was removed. Choose another card and save to resume it.")
+    elif reason == "plan_unavailable":
+        body = _("The package automatic top-up buys is no longer on sale. Choose another one and save to resume it.")
+    elif reason == "blocked":
+        body = _("Buying is paused on your account, so automatic top-up is paused too.")
+    else:
+        body = _("Your school paused automatic top-up: %(detail)s Contact them to resume it.") % {
+            "detail": p.get("detail", "")
+        }
+    return _("Automatic top-up is paused"), body
 
 
 def _dispute_hold(p):
@@ -178,6 +225,15 @@ def _card_expiring(p):
 
 def _payment_succeeded(p):
     hours = hours_text(p["minutes"])
+    if p.get("automatic"):
+        return (
+            _("Topped up %(hours)s automatically, %(amount)s") % {"hours": hours, "amount": _amount(p)},
+            _(
+                "Your available balance fell below your automatic top-up level, so %(plan)s was bought with your "
+                "saved card and %(hours)s were added. The link opens its receipt."
+            )
+            % {"plan": p["plan"], "hours": hours},
+        )
     return (
         _("%(hours)s added") % {"hours": hours},
         _("Your payment for %(plan)s (%(amount)s) went through and %(hours)s were added.")
@@ -287,6 +343,7 @@ TEXTS = {
     "subscription_past_due": _subscription_past_due,
     "payment_needs_action": _payment_needs_action,
     "payment_under_review": _payment_under_review,
+    "auto_top_up_paused": _auto_top_up_paused,
     "dispute_hold": _dispute_hold,
     "refund_hours": _refund_hours,
     "balance_depleted": _balance_depleted,

@@ -37,7 +37,9 @@ process_event = Job("process a stored Stripe event")
 deliver_receipt = Job("render a new receipt's PDF and email it")
 resend_receipt = Job("email a receipt again")
 cancel_blocked_payments = Job("cancel a blocked account's payments waiting for 3-D Secure")
+# The available balance of these accounts fell (billing.ledger), or their automatic top-up changed.
+top_up_check = Job("check the automatic top-up of accounts")
 # Connected by alerts.tasks (billing does not import the alerts): staff moved these lots' expiry.
 lot_alerts_refresh = Job("resolve the expiry alerts of lots whose expiry moved")
 
-JOBS = (process_event, deliver_receipt, resend_receipt, cancel_blocked_payments, lot_alerts_refresh)
+JOBS = (process_event, deliver_receipt, resend_receipt, cancel_blocked_payments, top_up_check, lot_alerts_refresh)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from billing import background
 from billing.audit import action_key_claim, audit_record
 from billing.errors import InsufficientHours, LedgerError, LotExpired
 from billing.formatting import date_text
@@ -167,6 +168,7 @@ def usage_record(*, account, minutes, occurred_at, tutor, subject, recorded_by=N
             still_needed -= drawn
             if still_needed == 0:
                 break
+        _balance_fell([account.pk])
     return usage
 
 
@@ -376,6 +378,7 @@ def _expire_lots(lots_by_account):
         Lot.objects.bulk_update(lots, ["minutes_remaining", "expired_at"])
         LedgerEntry.objects.bulk_create(entries)
         Account.objects.bulk_update(list(accounts.values()), ["balance_minutes"])
+        _balance_fell(sorted({entry.account_id for entry in entries}))
     return entries
 
 
@@ -444,6 +447,8 @@ def _change_lot(*, lot, kind, minutes, reason, actor):
             raise LotExpired(lot)
         if lot.minutes_remaining + minutes < 0:
             raise InsufficientHours(available_minutes=lot.minutes_remaining, requested_minutes=-minutes)
+        if minutes < 0:
+            _balance_fell([account.pk])
         return _book(
             account=account,
             lot=lot,
@@ -453,6 +458,13 @@ def _change_lot(*, lot, kind, minutes, reason, actor):
             reason=reason.strip(),
             actor=actor,
         )
+
+
+def _balance_fell(account_ids):
+    """Once the change commits, automatic top-up looks at these accounts (billing.topups). A queue
+    that is down is only logged: the top-up's periodic scan finds them later."""
+    if account_ids:
+        background.top_up_check.on_commit(account_ids, robust=True)
 
 
 def account_lock(*, account_id):

@@ -224,6 +224,39 @@ def payment_start(*, account, token, payment_method_id=None):
     return payment
 
 
+def payment_open_unattended(*, account, plan, card, kind, idempotency_key):
+    """A payment for `plan` on `card` that no click asked for (automatic top-up), made inside the
+    caller's transaction under the account lock it holds, with the caller's idempotency key (a
+    second one with the same key cannot be made). Charged by `payment_charge` once that commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise BillingError("An unattended payment is made only under its account's lock.")
+    return Payment.objects.create(
+        account=account,
+        plan=plan,
+        kind=kind,
+        amount_cents=plan.price_cents,
+        currency=plan.currency,
+        minutes=plan.minutes,
+        validity_days=plan.validity_days,
+        payment_method=card,
+        idempotency_key=idempotency_key,
+    )
+
+
+def payment_charge(*, payment):
+    """Charge a payment made by `payment_open_unattended` off-session, exactly as a one-click purchase
+    is charged and settled (hours and a receipt, a decline with its reason, or 3-D Secure for the
+    student), then let the fraud rules look at the attempt."""
+    payment = _charge(payment)
+    _fraud_rules_check(payment)
+    return payment
+
+
+def payment_in_flight(*, account):
+    """Whether one of the account's package payments is still unsettled (no second one starts)."""
+    return _one_off(account.payments).filter(status__in=Payment.IN_FLIGHT).exists()
+
+
 def _fraud_rules_check(payment):
     """The fraud rules after an attempt. They only raise flags for staff: whatever goes wrong in them
     is logged and never reaches the student's payment (the periodic scan looks again)."""

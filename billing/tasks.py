@@ -8,7 +8,7 @@ each job to its task (BillingConfig.ready imports this module in every process).
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
 
-from billing import background, events, payments, receipts, refunds, subscriptions
+from billing import background, events, payments, receipts, refunds, subscriptions, topups
 from billing.errors import ProviderUnavailable
 from billing.fraud.rules import fraud_scan
 from billing.ledger import lots_expire_due
@@ -37,6 +37,20 @@ def resend_receipt(receipt_id, to=None):
 def cancel_blocked_payments(account_id):
     # A cancel Stripe does not answer is retried by reconcile_payments (every 5 minutes).
     payments.payments_abandon_for_blocked(account_id=account_id)
+
+
+@db_task()
+def check_auto_top_ups(account_ids):
+    """After a balance fell or a top-up's settings changed. A failure is left to scan_auto_top_ups."""
+    return len(topups.auto_top_ups_check(account_ids=account_ids))
+
+
+@db_periodic_task(crontab(minute="*/15"))
+@lock_task("billing-auto-top-ups")
+def scan_auto_top_ups():
+    """The safety net of automatic top-up: balances the checks missed, payments settled later, caps
+    whose month has turned."""
+    return len(topups.auto_top_ups_scan())
 
 
 @db_periodic_task(crontab(minute="*/15"))
@@ -99,3 +113,4 @@ background.process_event.connect(process_webhook_event)
 background.deliver_receipt.connect(deliver_receipt)
 background.resend_receipt.connect(resend_receipt)
 background.cancel_blocked_payments.connect(cancel_blocked_payments)
+background.top_up_check.connect(check_auto_top_ups)

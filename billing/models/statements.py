@@ -20,4 +20,4 @@ class StatementEmail(models.Model):
         constraints = [models.UniqueConstraint(fields=["account", "month"], name="statement_email_once_per_month")]
 
     def __str__(self):
-        return f"Statement of {self.month:%Y-%m} for {self.account}"
+        return f"Statement of {self.month.isoformat()[:7]} for {self.account}"

@@ -28,6 +28,7 @@ class AutoTopUp(models.Model):
         AUTHENTICATION = "authentication", _("Your bank asked to confirm a payment")
         DECLINED = "declined", _("Two payments in a row were declined")
         CAP = "cap", _("This month's limit is reached")
+        STUDENT = "student", _("Paused by you")
         STAFF = "staff", _("Paused by your school")
         CARD_REMOVED = "card_removed", _("The card was removed")
         PLAN_UNAVAILABLE = "plan_unavailable", _("The package is no longer on sale")

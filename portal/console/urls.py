@@ -51,6 +51,18 @@ urlpatterns = [
     path("students/<int:account_id>/low-balance/", students.low_balance_level, name="low_balance_level"),
     path("students/<int:account_id>/block/", students.student_block, {"block": True}, name="student_block"),
     path("students/<int:account_id>/unblock/", students.student_block, {"block": False}, name="student_unblock"),
+    path(
+        "students/<int:account_id>/auto-top-up/pause/",
+        students.auto_top_up_pause,
+        {"pause": True},
+        name="auto_top_up_pause",
+    ),
+    path(
+        "students/<int:account_id>/auto-top-up/resume/",
+        students.auto_top_up_pause,
+        {"pause": False},
+        name="auto_top_up_resume",
+    ),
     path("lots/extend/", lots.lots_extend, name="lots_extend"),
     path("audit/", overview.audit_log, name="audit"),
     path("alerts/", alerts.alert_inbox, name="alerts"),

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 from django.conf import settings
 from django.utils import translation
@@ -6,7 +8,9 @@ from django.utils.translation import gettext_lazy as _
 
 from alerts.models import STUDENT_KINDS, Notification
 from billing.errors import AccountDetailsInvalid
+from billing.formatting import hours_text, money_input, money_text
 from billing.profiles import LEVEL_OUT_OF_RANGE, LOW_BALANCE_LEVEL_MAX_MINUTES, tax_id_normalise
+from billing.topups import MAX_TOP_UPS_A_MONTH
 from portal.locale import LANGUAGE_CODES, time_zone_names
 
 # Our rows' ids are BigAutoFields (settings.DEFAULT_AUTO_FIELD): a larger number names no row.
@@ -104,6 +108,8 @@ class BillingDetailsForm(forms.Form):
             raise forms.ValidationError(str(invalid)) from invalid
 
 
+# Automatic top-up's level offered at first: the reminder's, or this when the reminder is off.
+DEFAULT_AUTO_TOP_UP_LEVEL = 120
 MINUTES_OUT_OF_RANGE = _("Enter 0 to 59 minutes; put whole hours in the hours box.")
 # billing.profiles keeps its message in English (gettext_noop): translated where it is shown.
 LEVEL_OUT_OF_RANGE_TEXT = _(LEVEL_OUT_OF_RANGE)
@@ -179,3 +185,95 @@ class LocalePreferencesForm(forms.Form):
         if language not in LANGUAGE_CODES:
             language = settings.LANGUAGE_CODE
         return cls(initial={"language": language, "time_zone": user.time_zone})
+
+
+class AutoTopUpForm(forms.Form):
+    """Automatic top-up: "below this level, buy this package with this card", and the monthly cap
+    (both limits required). `plans` (on sale) and `cards` (the student's) are read once by the view;
+    billing.topups checks the settings again when it saves them."""
+
+    level_hours = forms.IntegerField(min_value=0, max_value=LOW_BALANCE_LEVEL_MAX_MINUTES // 60, label=_("Hours"))
+    level_minutes = forms.IntegerField(
+        min_value=0,
+        max_value=59,
+        label=_("Minutes"),
+        error_messages={"min_value": MINUTES_OUT_OF_RANGE, "max_value": MINUTES_OUT_OF_RANGE},
+    )
+    plan = forms.TypedChoiceField(
+        coerce=int,
+        label=_("Buy"),
+        error_messages={"invalid_choice": _("This package is not for sale. Please choose another one.")},
+    )
+    card = forms.TypedChoiceField(
+        coerce=int,
+        label=_("With the card"),
+        error_messages={"invalid_choice": _("That card is not one of your saved cards.")},
+    )
+    count_cap = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_TOP_UPS_A_MONTH,
+        label=_("At most this many top-ups a month"),
+        error_messages={"min_value": _("Enter at least 1 top-up a month."), "max_value": _("Enter at most 31.")},
+    )
+    amount_cap = forms.DecimalField(
+        min_value=Decimal("0.01"),
+        max_digits=8,
+        decimal_places=2,
+        label=_("And at most this amount a month (€)"),
+        error_messages={"min_value": _("Enter a monthly amount above zero.")},
+    )
+
+    def __init__(self, *args, plans, cards, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.plans = {plan.pk: plan for plan in plans}
+        self.cards = {card.pk: card for card in cards}
+        self.fields["plan"].choices = [(plan.pk, _plan_choice(plan)) for plan in plans]
+        self.fields["card"].choices = [(card.pk, card.label) for card in cards]
+        self.fields["amount_cap"].widget.attrs.update(step="0.01", inputmode="decimal")
+
+    @classmethod
+    def for_setting(cls, *, account, setting, plans, cards):
+        if setting is not None:
+            minutes, plan, card = setting.threshold_minutes, setting.plan, setting.card
+            count_cap, amount_cap_cents = setting.monthly_count_cap, setting.monthly_amount_cap_cents
+        else:
+            minutes = account.low_balance_threshold_minutes or DEFAULT_AUTO_TOP_UP_LEVEL
+            plan = next((plan for plan in plans if plan.is_featured), plans[0] if plans else None)
+            card = next((card for card in cards if card.is_default), cards[0] if cards else None)
+            count_cap, amount_cap_cents = 2, 2 * plan.price_cents if plan else None
+        hours, rest = divmod(minutes, 60)
+        initial = {
+            "level_hours": hours,
+            "level_minutes": rest,
+            "plan": plan.pk if plan else None,
+            "card": card.pk if card else None,
+            "count_cap": count_cap,
+            "amount_cap": money_input(amount_cap_cents) if amount_cap_cents else "",
+        }
+        return cls(plans=plans, cards=cards, initial=initial)
+
+    def clean(self):
+        cleaned = super().clean()
+        if "level_hours" in cleaned and "level_minutes" in cleaned:
+            cleaned["threshold_minutes"] = cleaned["level_hours"] * 60 + cleaned["level_minutes"]
+            if cleaned["threshold_minutes"] == 0:
+                self.add_error("level_hours", gettext("Enter a level above zero."))
+        if cleaned.get("amount_cap") is not None:
+            cleaned["amount_cap_cents"] = int(cleaned["amount_cap"] * 100)
+        if "plan" in cleaned:
+            cleaned["plan"] = self.plans[cleaned["plan"]]
+        if "card" in cleaned:
+            cleaned["card"] = self.cards[cleaned["card"]]
+        return cleaned
+
+
+def _plan_choice(plan):
+    return gettext("%(plan)s: %(hours)s for %(price)s") % {
+        "plan": plan.name,
+        "hours": hours_text(plan.minutes),
+        "price": money_text(plan.price_cents, plan.currency),
+    }
+
+
+class AutoTopUpStateForm(forms.Form):
+    action = forms.ChoiceField(choices=[("pause", "pause"), ("resume", "resume"), ("off", "off")])

@@ -12,11 +12,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from alerts.models import Notification
 from alerts.notifications import session_record
-from billing import hours_actions, ledger, profiles
+from billing import hours_actions, ledger, profiles, topups
 from billing.errors import BillingError, VoidTooLate
 from billing.formatting import date_text, hours_text
 from billing.fraud import blocks
-from billing.models import Account, AuditEntry, LedgerEntry, Lot, Payment, Subscription, Usage
+from billing.models import Account, AuditEntry, AutoTopUpEvent, LedgerEntry, Lot, Payment, Subscription, Usage
 from billing.selectors import balance_summary, cards_for_account
 from portal.console.access import console_view, forbidden, is_finance
 from portal.console.filters import StudentFilter
@@ -41,6 +41,8 @@ from portal.console.views.common import (
 from portal.ratelimits import client_ip
 
 SECTION_ROWS = 10
+# Automatic top-up's history on the student's page: each trigger, charge and pause, newest first.
+AUTO_TOP_UP_EVENTS = 25
 
 
 @console_view
@@ -79,6 +81,10 @@ def student_detail(request, account_id):
         "alerts": Notification.objects.filter(recipient=account.user).order_by("-created_at")[:SECTION_ROWS],
         "flags": account.fraud_flags.all()[:SECTION_ROWS],
         "sign_ins": account.user.sign_ins.all()[:SECTION_ROWS],
+        "auto_top_up": topups.auto_top_up_of(account=account),
+        "auto_top_up_events": AutoTopUpEvent.objects.filter(auto_top_up__account=account).select_related(
+            "payment", "actor"
+        )[:AUTO_TOP_UP_EVENTS],
     } | {name.replace("-", "_"): table for name, table in tables.items()}
     return render(request, "console/student_detail.html", context)
 
@@ -375,6 +381,37 @@ def student_block(request, account_id, block):
         done=gettext("Student blocked from buying.") if block else gettext("Student may buy again."),
         redirect_to=_student_url(account),
         texts=texts | {"danger": block},
+    )
+
+
+@console_view(finance=True)
+@require_http_methods(["GET", "POST"])
+def auto_top_up_pause(request, account_id, pause):
+    """Finance pauses a student's automatic top-up (the student cannot resume it), or lifts that pause."""
+    account = get_object_or_404(Account.objects.select_related("user"), pk=account_id)
+    email = {"email": account.user.email}
+    if pause:
+        texts = {
+            "title": gettext("Pause automatic top-up of %(email)s") % email,
+            "intro": gettext(
+                "Nothing is bought automatically until Finance resumes it; the student sees that their school "
+                "paused it, with your reason."
+            ),
+            "submit": gettext("Pause automatic top-up"),
+        }
+    else:
+        texts = {
+            "title": gettext("Resume automatic top-up of %(email)s") % email,
+            "intro": gettext("It buys again when the student's balance falls below their level."),
+            "submit": gettext("Resume automatic top-up"),
+        }
+    act = topups.auto_top_up_pause_by_staff if pause else topups.auto_top_up_resume_by_staff
+    return reason_action(
+        request,
+        partial(act, account=account),
+        done=gettext("Automatic top-up paused.") if pause else gettext("Automatic top-up resumed."),
+        redirect_to=_student_url(account) + "#auto-top-up",
+        texts=texts | {"danger": pause},
     )
 
 

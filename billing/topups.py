@@ -1,0 +1,487 @@
+"""Automatic top-up: when a student's available balance falls below their level, buy their package
+with their card, at most N times and € M per calendar month.
+
+A check runs on Huey after every change that lowers the available balance commits (a session, an
+expiry, a refund, a dispute hold: billing.ledger names the job), after the settings change, and
+from a periodic scan that catches what those missed. Each check works under the account's row
+lock, so checks of one account queue up whatever process runs them.
+
+An episode is one fall below the level. The check that finds the balance below opens the next
+episode and, in the same transaction, makes its one Payment, whose idempotency key names the
+episode: however many checks run, on however many processes, an episode makes one payment (and
+Stripe sees one key). The episode closes when the balance is back at or above the level, or when
+its payment failed without charging, so that a later check may try again as a new episode.
+
+The payment is charged off-session by billing.payments, as a one-click renewal is: it credits a
+lot and issues a receipt, the fraud rules see it, 3-D Secure waits for the student. What its
+outcome means here (reset the declines, count a decline, pause) is recorded once per payment,
+by the check after it settles.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from billing import background, ledger, payments
+from billing.audit import audit_reason, audit_record
+from billing.errors import BillingError
+from billing.formatting import date_text, money_text
+from billing.models import AutoTopUp, AutoTopUpEvent, Lot, Payment, PaymentMethod, Plan
+
+logger = logging.getLogger(__name__)
+
+Status = AutoTopUp.Status
+Reason = AutoTopUp.PauseReason
+Event = AutoTopUpEvent.Kind
+# After a first decline the card is tried once more, no sooner than this: a bank that declined a
+# moment ago declines again, and a second decline pauses automatic top-up.
+RETRY_AFTER_DECLINE = timedelta(hours=24)
+DECLINES_TO_PAUSE = 2
+# Our own failure codes that are not the bank declining the card (billing.models.PaymentFailure).
+NOT_A_DECLINE = frozenset(
+    {
+        Payment.Failure.NOT_CHARGED,
+        Payment.Failure.PROVIDER_UNAVAILABLE,
+        Payment.Failure.REFUSED,
+        Payment.Failure.CANCELED,
+        "processing_error",
+    }
+)
+# Paid or perhaps paid: what counts towards the month's cap.
+COUNTED = (
+    Payment.Status.SUCCEEDED,
+    Payment.Status.PROCESSING,
+    Payment.Status.REQUIRES_ACTION,
+    Payment.Status.NEEDS_REVIEW,
+    Payment.Status.RESOLVED,
+)
+MAX_TOP_UPS_A_MONTH = 31
+
+
+class AutoTopUpRefused(BillingError):
+    """Settings or a request automatic top-up refuses; nothing was saved or charged."""
+
+
+@dataclass(frozen=True)
+class MonthlyLimit:
+    """The most automatic top-up can buy in one calendar month under a cap."""
+
+    top_ups: int
+    amount_cents: int
+    currency: str
+
+
+def monthly_limit(*, plan, count_cap, amount_cap_cents):
+    """At most `count_cap` packages, and only as many as fit in `amount_cap_cents`."""
+    top_ups = min(count_cap, amount_cap_cents // plan.price_cents)
+    return MonthlyLimit(top_ups=top_ups, amount_cents=top_ups * plan.price_cents, currency=plan.currency)
+
+
+def monthly_limit_text(limit):
+    """The limit in words, as the student reads it after saving."""
+    if not limit.top_ups:
+        return _("It can charge nothing: the monthly amount is lower than the package's price.")
+    return ngettext(
+        "At most %(count)s top-up a month: the most it can charge in a calendar month is %(amount)s.",
+        "At most %(count)s top-ups a month: the most it can charge in a calendar month is %(amount)s.",
+        limit.top_ups,
+    ) % {"count": limit.top_ups, "amount": money_text(limit.amount_cents, limit.currency)}
+
+
+def auto_top_up_save(*, account, threshold_minutes, plan, card, monthly_count_cap, monthly_amount_cap_cents, actor):
+    """Turn automatic top-up on with these settings (or change them). Saving is the student saying
+    so: a top-up they paused, or that paused itself, runs again; one paused by staff stays paused.
+    The check runs once this commits, so a balance already below the level buys at once.
+    Raises AutoTopUpRefused (nothing saved) for settings that could never work."""
+    _settings_check(
+        account=account,
+        threshold_minutes=threshold_minutes,
+        plan=plan,
+        card=card,
+        monthly_count_cap=monthly_count_cap,
+        monthly_amount_cap_cents=monthly_amount_cap_cents,
+    )
+    with transaction.atomic():
+        ledger.account_lock(account_id=account.pk)
+        setting = AutoTopUp.objects.select_for_update().filter(account=account).first() or AutoTopUp(account=account)
+        setting.threshold_minutes = threshold_minutes
+        setting.plan, setting.card = plan, card
+        setting.monthly_count_cap, setting.monthly_amount_cap_cents = monthly_count_cap, monthly_amount_cap_cents
+        staff_paused = setting.status == Status.PAUSED and setting.pause_reason == Reason.STAFF
+        if not staff_paused:
+            if setting.status == Status.PAUSED:
+                _resume(setting)
+            setting.status = Status.ACTIVE
+        setting.save()
+        _record(
+            setting,
+            Event.SAVED,
+            actor=actor,
+            # Figures and names only: staff read it in either language.
+            detail=f"< {threshold_minutes} min · {plan.name} · {card.label} · ≤ {monthly_count_cap} · "
+            f"≤ {money_text(monthly_amount_cap_cents, plan.currency)}",
+        )
+    background.top_up_check.on_commit([account.pk], robust=True)
+    return setting
+
+
+def _settings_check(*, account, threshold_minutes, plan, card, monthly_count_cap, monthly_amount_cap_cents):
+    if plan is None or not plan.is_active or plan.is_subscription:
+        raise AutoTopUpRefused(_("This package is not for sale. Please choose another one."))
+    if card is None or card.account_id != account.pk or card.removed_at is not None:
+        raise AutoTopUpRefused(_("That card is not one of your saved cards."))
+    if account.blocked_at is not None:
+        raise AutoTopUpRefused(_("Buying is paused on your account, so automatic top-up cannot be turned on."))
+    if threshold_minutes <= 0:
+        raise AutoTopUpRefused(_("Enter a level above zero."))
+    if not 0 < monthly_count_cap <= MAX_TOP_UPS_A_MONTH:
+        raise AutoTopUpRefused(_("Enter between 1 and %(most)s top-ups a month.") % {"most": MAX_TOP_UPS_A_MONTH})
+    if monthly_amount_cap_cents <= 0:
+        raise AutoTopUpRefused(_("Enter a monthly amount above zero."))
+    if monthly_amount_cap_cents < plan.price_cents:
+        raise AutoTopUpRefused(
+            _("%(plan)s costs %(price)s, more than the monthly amount: raise the amount or choose a smaller package.")
+            % {"plan": plan.name, "price": money_text(plan.price_cents, plan.currency)}
+        )
+
+
+def auto_top_up_of(*, account):
+    """The account's automatic top-up, or None when it was never set up."""
+    return AutoTopUp.objects.select_related("plan", "card").filter(account=account).first()
+
+
+def auto_top_up_turn_off(*, account, actor):
+    """The student turns it off; their settings stay, to turn it on again."""
+    with transaction.atomic():
+        setting = _locked(account.pk)
+        if setting.status == Status.PAUSED and setting.pause_reason == Reason.STAFF:
+            raise AutoTopUpRefused(_staff_pause_text(setting))
+        setting.status, setting.pause_reason, setting.pause_detail = Status.OFF, "", ""
+        setting.paused_at = setting.resumes_at = None
+        setting.episode_open = False
+        setting.save()
+        _record(setting, Event.TURNED_OFF, actor=actor)
+    return setting
+
+
+def auto_top_up_pause(*, account, actor):
+    """The student pauses it until they resume it."""
+    with transaction.atomic():
+        setting = _locked(account.pk)
+        if setting.status != Status.ACTIVE:
+            raise AutoTopUpRefused(_("Automatic top-up is not on, so there is nothing to pause."))
+        _pause(setting, Reason.STUDENT, actor=actor)
+    return setting
+
+
+def auto_top_up_resume(*, account, actor):
+    """The student resumes a paused top-up (not one staff paused). The check runs once this commits."""
+    with transaction.atomic():
+        setting = _locked(account.pk)
+        if setting.status != Status.PAUSED:
+            raise AutoTopUpRefused(_("Automatic top-up is not paused."))
+        if setting.pause_reason == Reason.STAFF:
+            raise AutoTopUpRefused(_staff_pause_text(setting))
+        _resume(setting, actor=actor)
+    background.top_up_check.on_commit([account.pk], robust=True)
+    return setting
+
+
+def auto_top_up_pause_by_staff(*, account, actor, reason, ip_address=None):
+    """Finance pauses a student's automatic top-up; only Finance lifts it. Audited."""
+    reason = audit_reason(reason, _("Say why automatic top-up is paused; it is kept in the audit log."))
+    with transaction.atomic():
+        setting = _locked(account.pk)
+        if setting.status == Status.OFF:
+            raise AutoTopUpRefused(_("Automatic top-up is off for this student; nothing was paused."))
+        if setting.pause_reason == Reason.STAFF:
+            raise AutoTopUpRefused(_("Automatic top-up is already paused by staff."))
+        before = {"status": setting.status, "pause_reason": setting.pause_reason}
+        _pause(setting, Reason.STAFF, detail=reason, actor=actor)
+        audit_record(
+            actor=actor,
+            action="auto_top_up.pause",
+            target=setting.account,
+            reason=reason,
+            before=before,
+            after={"status": setting.status, "pause_reason": setting.pause_reason},
+            ip_address=ip_address,
+        )
+    return setting
+
+
+def auto_top_up_resume_by_staff(*, account, actor, reason, ip_address=None):
+    """Finance lifts its own pause. Audited; the check runs once this commits."""
+    reason = audit_reason(reason, _("Say why automatic top-up resumes; it is kept in the audit log."))
+    with transaction.atomic():
+        setting = _locked(account.pk)
+        if setting.pause_reason != Reason.STAFF:
+            raise AutoTopUpRefused(_("Automatic top-up is not paused by staff; nothing was changed."))
+        _resume(setting, actor=actor, detail=reason)
+        audit_record(
+            actor=actor,
+            action="auto_top_up.resume",
+            target=setting.account,
+            reason=reason,
+            before={"status": Status.PAUSED, "pause_reason": Reason.STAFF},
+            after={"status": setting.status},
+            ip_address=ip_address,
+        )
+    background.top_up_check.on_commit([account.pk], robust=True)
+    return setting
+
+
+def auto_top_ups_check(*, account_ids, now=None):
+    """Check the automatic top-up of these accounts (their balance fell, their settings changed).
+    Returns the payments charged."""
+    charged = []
+    for account_id in sorted(set(account_ids)):
+        try:
+            payment = _check(account_id, now or timezone.now())
+        except Exception:
+            logger.exception("Could not check the automatic top-up of account %s; the scan looks again.", account_id)
+            continue
+        if payment is not None:
+            charged.append(payment)
+    return charged
+
+
+def auto_top_ups_scan(*, now=None):
+    """The safety net: every automatic top-up with something to do (a balance below its level with no
+    episode open, an episode whose payment settled or whose balance recovered, a cap whose month has
+    turned), found in one query and checked. Returns the payments charged."""
+    now = now or timezone.now()
+    candidates = _with_available(AutoTopUp.objects.exclude(status=Status.OFF), now).filter(
+        Q(status=Status.ACTIVE, episode_open=False, available__lt=F("threshold_minutes"))
+        | Q(episode_open=True)
+        | Q(status=Status.PAUSED, pause_reason=Reason.CAP, resumes_at__lte=now)
+    )
+    return auto_top_ups_check(account_ids=list(candidates.values_list("account_id", flat=True)), now=now)
+
+
+def _with_available(queryset, now):
+    usable = (
+        Lot.objects.usable(now)
+        .filter(account_id=OuterRef("account_id"))
+        .values("account")
+        .annotate(total=Sum("minutes_remaining"))
+        .values("total")
+    )
+    return queryset.annotate(available=Coalesce(Subquery(usable), 0))
+
+
+def _check(account_id, now):
+    setting = AutoTopUp.objects.exclude(status=Status.OFF).filter(account_id=account_id).first()
+    # Read without the lock first: most checks find nothing to do, and the lock moves the account's
+    # version (its cached pages).
+    if setting is None or not _due(setting, now):
+        return None
+    with transaction.atomic():
+        account = ledger.account_lock(account_id=account_id)
+        setting = AutoTopUp.objects.select_for_update().select_related("plan", "card").get(pk=setting.pk)
+        _outcome_record(setting, now)
+        payment = _episode_step(setting, account, now)
+    if payment is None:
+        return None
+    payment = payments.payment_charge(payment=payment)
+    with transaction.atomic():
+        ledger.account_lock(account_id=account_id)
+        _outcome_record(AutoTopUp.objects.select_for_update().select_related("plan").get(pk=setting.pk), now)
+    return payment
+
+
+def _due(setting, now):
+    if setting.episode_open and _outcome_pending(setting):
+        return True
+    if setting.status == Status.PAUSED:
+        return setting.pause_reason == Reason.CAP and setting.resumes_at is not None and setting.resumes_at <= now
+    available = Lot.objects.filter(account_id=setting.account_id).minutes_available(now)
+    if available >= setting.threshold_minutes:
+        return setting.episode_open
+    if setting.episode_open:
+        return False
+    return not _waiting_after_decline(setting, now)
+
+
+def _waiting_after_decline(setting, now):
+    return bool(setting.declines_in_row) and setting.last_declined_at > now - RETRY_AFTER_DECLINE
+
+
+def _episode_step(setting, account, now):
+    """Under the lock: open an episode and make its payment when one is due. Returns the payment to
+    charge once this commits, or None."""
+    if setting.status == Status.PAUSED and setting.pause_reason == Reason.CAP and setting.resumes_at <= now:
+        _resume(setting, detail="the month turned")
+    if setting.status != Status.ACTIVE:
+        return None
+    available = Lot.objects.filter(account=account).minutes_available(now)
+    if available >= setting.threshold_minutes:
+        if setting.episode_open:
+            setting.episode_open = False
+            setting.save(update_fields=["episode_open", "updated_at"])
+        return None
+    if setting.episode_open or _waiting_after_decline(setting, now):
+        return None
+    if refusal := _refusal(setting, account):
+        _pause(setting, refusal)
+        return None
+    if payments.payment_in_flight(account=account):
+        return None  # a purchase of the student's is being settled: the next check looks again
+    if not _fits_in_month(setting, now):
+        _pause(setting, Reason.CAP, resumes_at=_next_month(now))
+        return None
+    setting.episode += 1
+    setting.episode_open = True
+    setting.save(update_fields=["episode", "episode_open", "updated_at"])
+    _record(setting, Event.TRIGGERED, detail=f"{available} min < {setting.threshold_minutes} min")
+    return payments.payment_open_unattended(
+        account=account,
+        plan=setting.plan,
+        card=setting.card,
+        kind=Payment.Kind.AUTO_TOP_UP,
+        idempotency_key=_episode_key(setting),
+    )
+
+
+def _refusal(setting, account):
+    """Why this top-up may not charge now (a pause reason), or "": never a blocked account, a removed
+    card or a package no longer on sale."""
+    if account.blocked_at is not None:
+        return Reason.BLOCKED
+    card = PaymentMethod.objects.get(pk=setting.card_id)
+    if card.removed_at is not None:
+        return Reason.CARD_REMOVED
+    plan = Plan.objects.get(pk=setting.plan_id)
+    if not plan.is_active or plan.is_subscription:
+        return Reason.PLAN_UNAVAILABLE
+    return ""
+
+
+def _episode_key(setting):
+    return f"auto-top-up-{setting.pk}-{setting.episode}"
+
+
+def _episode_payment(setting):
+    return Payment.objects.filter(idempotency_key=_episode_key(setting), account_id=setting.account_id).first()
+
+
+def _outcome_pending(setting):
+    payment = _episode_payment(setting)
+    if payment is None or payment.status == Payment.Status.PROCESSING:
+        return False
+    recorded = AutoTopUpEvent.objects.filter(auto_top_up=setting, payment=payment)
+    if payment.status == Payment.Status.REQUIRES_ACTION:
+        return not recorded.filter(kind=Event.PAUSED).exists()
+    if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
+        return not recorded.filter(kind__in=AutoTopUpEvent.OUTCOMES).exists()
+    return False  # left for staff: the episode stays open until the balance recovers
+
+
+def _outcome_record(setting, now):
+    """Under the lock: what the open episode's payment, once settled, means for the top-up. Once per
+    payment (its outcome event is unique), whichever check sees it first."""
+    if not setting.episode_open or not _outcome_pending(setting):
+        return
+    payment = _episode_payment(setting)
+    if payment.status == Payment.Status.REQUIRES_ACTION:
+        _pause(setting, Reason.AUTHENTICATION, payment=payment)
+    elif payment.status == Payment.Status.SUCCEEDED:
+        setting.declines_in_row = 0
+        setting.save(update_fields=["declines_in_row", "updated_at"])
+        _record(setting, Event.CHARGED, payment=payment)
+        if setting.status == Status.ACTIVE and not _fits_in_month(setting, now):
+            _pause(setting, Reason.CAP, resumes_at=_next_month(now))
+    elif payment.failure_code == Payment.Failure.CARD_NOT_FOUND:
+        _episode_close_failed(setting, Event.FAILED, payment)
+        _pause(setting, Reason.CARD_REMOVED, payment=payment)
+    elif payment.failure_code in NOT_A_DECLINE:
+        _episode_close_failed(setting, Event.FAILED, payment)
+    else:
+        setting.declines_in_row += 1
+        setting.last_declined_at = now
+        _episode_close_failed(setting, Event.DECLINED, payment)
+        if setting.declines_in_row >= DECLINES_TO_PAUSE and setting.status == Status.ACTIVE:
+            _pause(setting, Reason.DECLINED, detail=payment.failure_message, payment=payment)
+
+
+def _episode_close_failed(setting, kind, payment):
+    """Its payment charged nothing: the episode is over, so that a later check may try again."""
+    setting.episode_open = False
+    setting.save()
+    _record(setting, kind, payment=payment, detail=payment.failure_message)
+
+
+def _fits_in_month(setting, now):
+    """Whether one more package fits in this calendar month's cap (top-ups and amount)."""
+    start = _month_start(now)
+    month = Payment.objects.filter(
+        account_id=setting.account_id,
+        kind=Payment.Kind.AUTO_TOP_UP,
+        status__in=COUNTED,
+        created_at__gte=start,
+        created_at__lt=_next_month(now),
+    ).aggregate(count=Count("pk"), cents=Coalesce(Sum("amount_cents"), 0))
+    price = setting.plan.price_cents
+    return month["count"] < setting.monthly_count_cap and month["cents"] + price <= setting.monthly_amount_cap_cents
+
+
+def _month_start(now):
+    # The school's calendar month (its time zone), the same for every student.
+    local = now.astimezone(ZoneInfo(settings.TIME_ZONE))
+    return datetime.combine(local.date().replace(day=1), time.min, tzinfo=local.tzinfo)
+
+
+def _next_month(now):
+    start = _month_start(now)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def _pause(setting, reason, *, detail="", resumes_at=None, payment=None, actor=None):
+    setting.status, setting.pause_reason, setting.pause_detail = Status.PAUSED, reason, detail[:300]
+    setting.paused_at, setting.resumes_at = timezone.now(), resumes_at
+    setting.save()
+    _record(setting, Event.PAUSED, pause_reason=reason, detail=detail, payment=payment, actor=actor)
+
+
+def _resume(setting, *, actor=None, detail=""):
+    """Active again, with a clean slate: a new episode may start at once, the declines are forgiven."""
+    setting.status, setting.pause_reason, setting.pause_detail = Status.ACTIVE, "", ""
+    setting.paused_at = setting.resumes_at = None
+    setting.episode_open, setting.declines_in_row, setting.last_declined_at = False, 0, None
+    setting.save()
+    _record(setting, Event.RESUMED, actor=actor, detail=detail)
+
+
+def _record(setting, kind, *, payment=None, pause_reason="", detail="", actor=None):
+    return AutoTopUpEvent.objects.create(
+        auto_top_up=setting,
+        kind=kind,
+        episode=setting.episode,
+        payment=payment,
+        pause_reason=pause_reason,
+        detail=detail[:300],
+        actor=actor,
+    )
+
+
+def _locked(account_id):
+    ledger.account_lock(account_id=account_id)
+    setting = AutoTopUp.objects.select_for_update().filter(account_id=account_id).first()
+    if setting is None:
+        raise AutoTopUpRefused(_("Automatic top-up is not set up."))
+    return setting
+
+
+def _staff_pause_text(setting):
+    return _("Your school paused automatic top-up on %(date)s. Please contact them to resume it.") % {
+        "date": date_text(setting.paused_at)
+    }
