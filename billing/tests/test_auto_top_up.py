@@ -213,17 +213,19 @@ class TestTopUp:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_sessions_recorded_at_once_on_two_connections_charge_once(account, plan, localstripe):
+def test_two_checks_at_once_on_two_connections_charge_once(account, plan, localstripe):
+    """The same episode checked by two workers at the same moment (the sessions' checks, the scan):
+    one opens it and makes its payment; the other finds it open. One charge at localstripe."""
     credit(account, 300)
     card = add_card(account, localstripe)
     turn_on(account, plan, card)  # committed (no test transaction): its own check finds 5 h
+    AutoTopUp.objects.filter(account=account).update(status=Status.OFF)
+    use(account, 200)  # 1 h 40 left, checked while off
+    AutoTopUp.objects.filter(account=account).update(status=Status.ACTIVE)
 
-    def session():
-        return use(account, 100)  # each commits, then checks: both see 1 h 40 once the other has
-
-    results, errors = run_at_once(session, 2)
-    assert errors == [] and len(results) == 2
-    topups.auto_top_ups_scan()
+    results, errors = run_at_once(lambda: topups.auto_top_ups_check(account_ids=[account.pk]), 2)
+    assert errors == []
+    assert sorted(len(charged) for charged in results) == [0, 1]
     assert auto_payments(account).count() == 1
     assert len(charges_at_stripe(localstripe, account)) == 1
     account.refresh_from_db()

@@ -4,6 +4,8 @@ A storm of signed webhook deliveries (every event several times, spread over bot
 and concurrent renewals through both; afterwards every effect exists exactly once: refunds and
 their reversals, dispute holds, fraud flags, renewal payments and their lots, receipt and credit
 note numbers without gaps, one "payment received" alert per renewal, and no event left behind.
+Two sessions recorded at once by two processes, their checks run by the two consumers, make one
+automatic top-up.
 
 Runs in CI's PostgreSQL + Redis leg (skipped on the embedded SQLite default, where several
 processes would only queue behind one file lock).
@@ -31,9 +33,10 @@ from billing import samples
 from billing.models import Dispute, FraudFlag, LedgerEntry, Lot, Payment, Receipt, Refund, WebhookEvent
 from billing.payments import payment_token_issue
 from billing.selectors import accounts_out_of_balance
-from billing.tests.builders import make_paid_payment, make_plan, make_student
+from billing.tests.builders import add_card, credit, make_paid_payment, make_plan, make_student
 from billing.tests.localstripe import SECRET_KEY as STRIPE_SECRET_KEY
 from billing.tests.localstripe import free_port
+from billing.topups import auto_top_up_save
 from portal.tests.test_pay_concurrency import browser_session
 
 pytestmark = [
@@ -79,6 +82,12 @@ def service_env(localstripe, static_root, media_root):
     )
 
 
+class Cluster(list):
+    """The web processes' base URLs, and (`env`) the environment they and the consumers run with."""
+
+    env = None
+
+
 @pytest.fixture
 def cluster(localstripe):
     """Two gunicorn web processes and two Huey consumers; yields the two base URLs."""
@@ -96,7 +105,8 @@ def cluster(localstripe):
             for port in ports
         ] + [subprocess.Popen([python, "manage.py", "run_huey", "-w", "2"], cwd=ROOT, env=env) for _ in range(2)]
         try:
-            urls = [f"http://127.0.0.1:{port}" for port in ports]
+            urls = Cluster(f"http://127.0.0.1:{port}" for port in ports)
+            urls.env = env
             for url in urls:
                 wait_until(lambda url=url: _answers(f"{url}/healthz"), what=f"{url} to start")
             yield urls
@@ -239,3 +249,43 @@ def test_rate_limits_are_one_count_across_both_web_processes(localstripe, cluste
         for n in range(failures_allowed + 2)
     ]
     assert forged == [400] * failures_allowed + [429, 429]
+
+
+# A session recorded by its own process: its commit enqueues automatic top-up's check on the queue.
+RECORD_SESSION = (
+    "import os; from django.utils import timezone; from billing import ledger; from billing.models import Account; "
+    "ledger.usage_record(account=Account.objects.get(pk=int(os.environ['ACCOUNT_ID'])), minutes=100, "
+    "occurred_at=timezone.now(), tutor='T', subject='S')"
+)
+
+
+def test_two_sessions_recorded_on_two_processes_make_one_automatic_top_up(localstripe, cluster):
+    """Two processes record a session each at the same moment; their checks run on the two Huey
+    consumers. The episode makes one payment, and localstripe counts one charge."""
+    account = make_student()
+    credit(account, 300)
+    card = add_card(account, localstripe)
+    plan = make_plan("Ten hours", minutes=600, price_cents=15000)
+    auto_top_up_save(
+        account=account,
+        threshold_minutes=120,
+        plan=plan,
+        card=card,
+        monthly_count_cap=3,
+        monthly_amount_cap_cents=45000,
+        actor=account.user,
+    )
+    env = cluster.env | {"ACCOUNT_ID": str(account.pk)}  # the consumers' queue
+    sessions = [
+        subprocess.Popen([sys.executable, "manage.py", "shell", "-c", RECORD_SESSION], cwd=ROOT, env=env)
+        for _ in range(2)
+    ]
+    assert [session.wait(timeout=120) for session in sessions] == [0, 0]
+    bought = Payment.objects.filter(account=account, kind=Payment.Kind.AUTO_TOP_UP)
+    wait_until(lambda: bought.filter(status=Payment.Status.SUCCEEDED).exists(), what="the automatic top-up")
+    time.sleep(3)  # the later check, on the other consumer, has long run by now
+    assert bought.count() == 1
+    account.refresh_from_db()
+    intents = [intent for intent in localstripe.payment_intents() if intent["customer"] == account.stripe_customer_id]
+    assert len(intents) == 1
+    assert account.balance_minutes == 100 + 600
