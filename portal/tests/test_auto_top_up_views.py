@@ -167,3 +167,9 @@ class TestConsole:
         page = finance_client.get(f"/console/students/{account.pk}/").content.decode()
         assert "Resume automatic top-up" in page and "Card reported stolen" in page
         assert finance_client.get("/console/students/999999/auto-top-up/pause/").status_code == 404
+
+
+def test_the_low_balance_banner_leads_to_it(signed_in, account):
+    credit(account, 30)
+    page = signed_in.get("/").content.decode()
+    assert 'href="/account/#auto-top-up"' in page and "set up automatic top-up" in page
