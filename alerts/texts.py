@@ -143,9 +143,8 @@ def _auto_top_up_paused(p):
     elif reason == "blocked":
         body = _("Buying is paused on your account, so automatic top-up is paused too.")
     else:
-        body = _("Your school paused automatic top-up: %(detail)s Contact them to resume it.") % {
-            "detail": p.get("detail", "")
-        }
+        # Staff's reason is for the audit log, not for the student.
+        body = _("Your school paused automatic top-up. Contact them to resume it.")
     return _("Automatic top-up is paused"), body
 
 

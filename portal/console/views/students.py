@@ -394,8 +394,8 @@ def auto_top_up_pause(request, account_id, pause):
         texts = {
             "title": gettext("Pause automatic top-up of %(email)s") % email,
             "intro": gettext(
-                "Nothing is bought automatically until Finance resumes it; the student sees that their school "
-                "paused it, with your reason."
+                "Nothing is bought automatically until Finance resumes it. The student sees that their school "
+                "paused it; your reason stays in the audit log."
             ),
             "submit": gettext("Pause automatic top-up"),
         }
