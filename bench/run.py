@@ -395,6 +395,7 @@ class Bench:
         self.scans()
         self.reconciliation()
         self.receipt_renders()
+        self.statement_renders()
 
     def timed(self, name, function):
         profiler = cProfile.Profile() if self.args.profile else None
@@ -532,6 +533,16 @@ class Bench:
         )
         self.say(f"  {self.in_process[-1]['name']}: {self.in_process[-1]['detail']}")
 
+    def statement_renders(self, movements=2000):
+        """A statement of `movements` lines (the long-history student's latest), built from the ledger
+        and rendered as a PDF (median of 3) and as CSV: the budget is 2 s for build + PDF."""
+        import weasyprint  # noqa: F401 - its ~0.6 s import is not part of a render
+
+        row, statement = statement_render_times(LONG_HISTORY_EMAIL, movements, self.timed)
+        self.in_process.append(row)
+        self.say(f"  {row['name']}: {row['detail']}")
+        return statement
+
     # ---- the report -----------------------------------------------------------------------------
 
     def write(self):
@@ -587,6 +598,52 @@ class Bench:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
+
+
+def statement_render_times(email, movements, timed, renders=3):
+    """Time a statement of at least `movements` lines of `email`'s account: its range ends today and
+    starts as far back as those lines need. Returns the report's row and the statement."""
+    import csv
+    import io
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.formatting import time_zone_of
+    from billing.models import Account, LedgerEntry
+    from billing.statements import statement_build, statement_csv_rows, statement_pdf
+
+    account = Account.objects.select_related("user").get(user__email=email)
+    zone = time_zone_of(account.user)
+    end = timezone.localdate(timezone=zone)
+    latest = LedgerEntry.objects.filter(account=account).order_by("-occurred_at", "-id")
+    start = timezone.localtime(latest.values_list("occurred_at", flat=True)[movements - 1], zone).date()
+    statement = statement_build(account=account, start=start, end=end)
+    while len(statement.lines) < movements:  # a session drawn from two lots is one line
+        start -= timedelta(days=7)
+        statement = statement_build(account=account, start=start, end=end)
+    statement, build_seconds = timed("statement build", lambda: statement_build(account=account, start=start, end=end))
+    pdf_seconds = []
+    for _ in range(renders):
+        pdf, seconds = timed("statement PDF", lambda: statement_pdf(statement=statement))
+        pdf_seconds.append(seconds)
+    pdf_median = statistics.median(pdf_seconds)
+
+    def csv_text():
+        out = io.StringIO()
+        csv.writer(out).writerows(statement_csv_rows(statement=statement))
+        return out.getvalue()
+
+    text, csv_seconds = timed("statement CSV", csv_text)
+    row = {
+        "name": f"statement of {len(statement.lines):,} movements: build + PDF",
+        "seconds": round(build_seconds + pdf_median, 3),
+        "detail": f"build {build_seconds * 1000:.0f} ms (4 queries), PDF {pdf_median * 1000:.0f} ms median of "
+        f"{renders} ({len(pdf) // 1024:,} KiB), "
+        f"CSV {csv_seconds * 1000:.0f} ms ({len(text) // 1024:,} KiB); budget 2 s",
+        "movements": len(statement.lines),
+    }
+    return row, statement
 
 
 def session_cookie(user, *, totp=False):

@@ -152,3 +152,8 @@ class VoidTooLate(HoursActionRefused):
 
     def __init__(self):
         super().__init__(_("This session was recorded more than 24 hours ago; only Finance can void it now."))
+
+
+class StatementRangeInvalid(BillingError):
+    """A statement asked for a range that cannot be one (ending before it starts, longer than the
+    longest statement, outside the years the portal keeps); nothing was rendered."""

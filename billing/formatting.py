@@ -86,6 +86,13 @@ def signed_hours_text(minutes):
     return f"{'+' if minutes > 0 else '−'}{hours_text(abs(minutes))}"
 
 
+def hours_input(minutes):
+    """Minutes as decimal hours for a CSV cell: 90 -> "1.50", 50 -> "0.83", -45 -> "-0.75" (no unit,
+    no grouping, a dot whatever the language: what spreadsheets read as a number)."""
+    value = (Decimal(int(minutes)) / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{value:f}"
+
+
 def duration_text(minutes):
     """90 -> "1 h 30 min"; 50 -> "50 min"; 120 -> "2 h"."""
     whole_hours, rest = divmod(int(minutes), 60)
@@ -157,11 +164,18 @@ def datetime_text(moment, *, seconds=False, zone=False):
     """1 Dec 2026, 19:16 in local time; with `seconds` 19:16:05, with `zone` 19:16 CET."""
     moment = local(moment)
     locale = babel_locale()
-    time = _time_text(moment.time(), "medium" if seconds else "short", locale)
+    # Kept per time as shown (to the minute, or the second): a long list of moments reuses them.
+    shown = moment.time().replace(microsecond=0) if seconds else moment.time().replace(second=0, microsecond=0)
+    time = _time_text(shown, "medium" if seconds else "short", locale)
     if zone:
         time = f"{time} {dateformat.format(moment, 'T')}"
-    pattern = babel_dates.get_datetime_format("medium", locale=locale)
-    return pattern.replace("{1}", date_text(moment)).replace("{0}", time)
+    return _datetime_pattern(locale).replace("{1}", date_text(moment)).replace("{0}", time)
+
+
+@lru_cache(maxsize=16)
+def _datetime_pattern(locale):
+    # Read from CLDR on every call otherwise: a statement of 2,000 lines asks for it 2,000 times.
+    return babel_dates.get_datetime_format("medium", locale=locale)
 
 
 @lru_cache(maxsize=4096)

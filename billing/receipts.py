@@ -173,7 +173,7 @@ def receipt_render(*, receipt):
     from weasyprint import HTML  # heavy import (~0.6 s): only where PDFs are made
 
     with translation.override(receipt_language(receipt)):
-        context = {"receipt": receipt, "doc": receipt.snapshot, "page_numbers": _page_numbers_css()}
+        context = {"receipt": receipt, "doc": receipt.snapshot, "page_numbers": page_numbers_css()}
         html = render_to_string("billing/receipt.html", context)
     pdf = HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
     rendered = Receipt(pk=receipt.pk)
@@ -298,7 +298,7 @@ def _email_subject(receipt):
     return _("Your receipt %(number)s") % number
 
 
-def _page_numbers_css():
+def page_numbers_css():
     """ "page 1 of 2" as the CSS `content` of the PDF's footer, from one translated sentence: the
     page counters are CSS, so the sentence is split around them."""
     counters = {"page": "\0counter(page)\0", "pages": "\0counter(pages)\0"}

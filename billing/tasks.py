@@ -13,6 +13,7 @@ from billing.errors import ProviderUnavailable
 from billing.fraud.rules import fraud_scan
 from billing.ledger import lots_expire_due
 from billing.models import Receipt
+from billing.statements import statements_email_due
 
 
 @db_task()
@@ -107,6 +108,15 @@ def scan_for_fraud():
     """The fraud rules over recent payment attempts: what the check after each attempt missed
     (a payment settled later by a webhook or a refresh, a check that failed)."""
     return len(fraud_scan())
+
+
+@db_periodic_task(crontab(day="1", hour="6-23", minute="0"))
+@lock_task("billing-email-statements")
+def email_monthly_statements():
+    """Last month's statement to every student who asked for it: hourly on the first of the month,
+    so a run that fails (or finds the mail server down) is followed by another; each student gets it
+    once (billing.statements.statements_email_due claims before it sends)."""
+    return statements_email_due()
 
 
 background.process_event.connect(process_webhook_event)

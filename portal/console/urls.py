@@ -1,6 +1,7 @@
 from django.urls import path
 
 from portal.console.views import alerts, disputes, fraud, lots, overview, payments, students, subscriptions, webhooks
+from portal.console.views import statements as statement_views
 
 app_name = "console"
 urlpatterns = [
@@ -49,6 +50,8 @@ urlpatterns = [
     path("students/<int:account_id>/lots/<int:lot_id>/extend/", students.lot_extend, name="lot_extend"),
     path("students/<int:account_id>/sessions/<int:usage_id>/void/", students.usage_void, name="usage_void"),
     path("students/<int:account_id>/low-balance/", students.low_balance_level, name="low_balance_level"),
+    path("students/<int:account_id>/statement.pdf", statement_views.statement_pdf, name="statement_pdf"),
+    path("students/<int:account_id>/statement.csv", statement_views.statement_csv, name="statement_csv"),
     path("students/<int:account_id>/block/", students.student_block, {"block": True}, name="student_block"),
     path("students/<int:account_id>/unblock/", students.student_block, {"block": False}, name="student_unblock"),
     path(

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from portal.student import account_views, views
+from portal.student import statement_views as statements
 
 app_name = "student"
 urlpatterns = [
@@ -28,6 +29,9 @@ urlpatterns = [
     path("account/details/", account_views.account_details, name="account_details"),
     path("account/reminder/", account_views.account_reminder, name="account_reminder"),
     path("account/locale/", account_views.account_locale, name="account_locale"),
+    path("statement.pdf", statements.statement_pdf, name="statement_pdf"),
+    path("statement.csv", statements.statement_csv, name="statement_csv"),
+    path("account/statement-emails/", statements.statement_emails, name="statement_emails"),
     path("account/auto-top-up/", account_views.account_auto_top_up, name="account_auto_top_up"),
     path("account/auto-top-up/state/", account_views.account_auto_top_up_state, name="account_auto_top_up_state"),
     path("cards/", views.card_list, name="cards"),
