@@ -39,7 +39,7 @@ from billing.models import (
     Subscription,
 )
 from billing.payments import FailedPaymentRefused, payment_again_refusal
-from billing.topups import monthly_limit
+from billing.topups import NOT_A_DECLINE, monthly_limit
 
 logger = logging.getLogger(__name__)
 
@@ -473,9 +473,9 @@ def _payment_alerts(now, payments=None):
     # A payment cancelled because the student started another one is no news to them.
     # A subscription's failed renewal is told by the past-due alert, with its "pay now".
     failed = _not_alerted(
-        recent.filter(status=Payment.Status.FAILED, subscription__isnull=True).exclude(
-            failure_code=Payment.Failure.CANCELED
-        ),
+        recent.filter(status=Payment.Status.FAILED, subscription__isnull=True)
+        .exclude(failure_code=Payment.Failure.CANCELED)
+        .exclude(_told_by_auto_top_up()),
         "payment-failed:",
         _as_text("pk"),
     )
@@ -672,10 +672,18 @@ def _paid(payment):
     return paid
 
 
+def _told_by_auto_top_up():
+    """Failed automatic top-ups whose news is automatic top-up's own: one that never reached the bank
+    is tried again quietly (its pause says so if that keeps failing), and one that paused it is told
+    by the pause. Only a first decline is a "failed" alert of its own."""
+    paused_by = AutoTopUpEvent.objects.filter(kind=AutoTopUpEvent.Kind.PAUSED, payment=OuterRef("pk"))
+    return Q(kind=Payment.Kind.AUTO_TOP_UP) & (Q(failure_code__in=NOT_A_DECLINE) | Exists(paused_by))
+
+
 def _auto_top_up_alerts(now):
     """One alert per pause of automatic top-up that the student did not ask for. A pause for the
     bank's check is told by the payment's own alert (with its "complete" link)."""
-    told_elsewhere = [AutoTopUp.PauseReason.STUDENT, AutoTopUp.PauseReason.AUTHENTICATION]
+    told_elsewhere = [AutoTopUp.PauseReason.STUDENT, AutoTopUp.PauseReason.AUTHENTICATION, AutoTopUp.PauseReason.REVIEW]
     pauses = AutoTopUpEvent.objects.filter(
         kind=AutoTopUpEvent.Kind.PAUSED,
         created_at__gte=now - RECENT_PAYMENTS,
@@ -697,8 +705,10 @@ def _auto_top_up_alerts(now):
             dedupe_key=f"auto-top-up-paused:{event.pk}",
             params={
                 "reason": event.pause_reason,
-                "detail": event.detail,
-                "resumes_at": moment(setting.resumes_at),
+                # Staff's reason is for the audit log; the bank's or Stripe's words are the student's.
+                "detail": "" if event.pause_reason == AutoTopUp.PauseReason.STAFF else event.detail,
+                "failures": setting.failures_in_row,
+                "resumes_on": setting.resumes_on.isoformat() if setting.resumes_at else None,
                 "count_cap": limit.top_ups,
                 "amount_cents": limit.amount_cents,
                 "currency": limit.currency,

@@ -9,7 +9,7 @@ language and time zone, stored with the alert for what reads the table itself (d
 Keyed by the kinds' values: this module reads nothing of alerts.models (which reads it).
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.utils import timezone, translation
@@ -66,7 +66,7 @@ def _pay_again(p):
 def _payment_failed(p):
     if p.get("automatic"):
         return (
-            _("Automatic top-up failed"),
+            _("Automatic top-up was declined"),
             _(
                 "Automatic top-up could not buy %(plan)s (%(amount)s): %(reason)s No hours were added. It tries "
                 "once more a day later; a second decline in a row pauses it."
@@ -123,19 +123,29 @@ def _payment_under_review(p):
 
 def _auto_top_up_paused(p):
     reason = p["reason"]
-    if reason == "cap":
+    if reason == "cap" and p.get("resumes_on"):
         body = ngettext(
             "Automatic top-up bought as much as your monthly limit allows (%(count)s top-up, %(amount)s). It "
             "resumes by itself on %(date)s; to buy hours before then, use the dashboard.",
             "Automatic top-up bought as much as your monthly limit allows (%(count)s top-ups, %(amount)s). It "
             "resumes by itself on %(date)s; to buy hours before then, use the dashboard.",
             p["count_cap"],
-        ) % {"count": p["count_cap"], "amount": _amount(p), "date": date_text(_when(p["resumes_at"]))}
+        ) % {"count": p["count_cap"], "amount": _amount(p), "date": date_text(date.fromisoformat(p["resumes_on"]))}
     elif reason == "declined":
         body = _(
             "Two automatic top-ups in a row were declined (%(detail)s). It stays paused until you resume it on "
             "your account page; check the card or choose another one first."
         ) % {"detail": _reason({"reason": p.get("detail")})}
+    elif reason == "failing":
+        body = _(
+            "Automatic top-up could not reach your bank %(count)s times in a row (%(detail)s). You were not "
+            "charged. Resume it on your account page when you are ready to try again."
+        ) % {"count": p.get("failures", 4), "detail": _reason({"reason": p.get("detail")})}
+    elif reason == "refused":
+        body = _(
+            "The payment provider refused automatic top-up's payment, so it stopped. You were not charged. Check "
+            "the card or choose another one, then resume it on your account page."
+        )
     elif reason == "card_removed":
         body = _("The card automatic top-up charges was removed. Choose another card and save to resume it.")
     elif reason == "plan_unavailable":

@@ -108,6 +108,11 @@ def duration_input(minutes):
     return f"{'-' if minutes < 0 else ''}{whole_hours}:{rest:02d}"
 
 
+def currency_text(currency):
+    """ "EUR" -> "euros" in English, "euros" in Portuguese: a currency named as the reader says it."""
+    return babel_numbers.get_currency_name(currency, count=2, locale=babel_locale())
+
+
 def money_text(cents, currency):
     """15000, "EUR" -> "€150.00" in English, "150,00 €" in Portuguese (the locale's own pattern)."""
     return _money_text(int(cents), currency, babel_locale())

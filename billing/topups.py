@@ -42,20 +42,27 @@ logger = logging.getLogger(__name__)
 Status = AutoTopUp.Status
 Reason = AutoTopUp.PauseReason
 Event = AutoTopUpEvent.Kind
+# What a payment's state means for the top-up (Event), recorded once per payment and state.
+OUTCOMES = {
+    Payment.Status.REQUIRES_ACTION: Event.AWAITING_BANK,
+    Payment.Status.NEEDS_REVIEW: Event.IN_REVIEW,
+    Payment.Status.SUCCEEDED: Event.CHARGED,
+    Payment.Status.RESOLVED: Event.SETTLED_BY_STAFF,
+}
+# An episode's payment that may still charge: the episode stays open until it settles.
+UNSETTLED = (Payment.Status.PROCESSING, Payment.Status.REQUIRES_ACTION, Payment.Status.NEEDS_REVIEW)
 # After a first decline the card is tried once more, no sooner than this: a bank that declined a
-# moment ago declines again, and a second decline pauses automatic top-up.
+# moment ago declines again, and a second decline in a row pauses automatic top-up.
 RETRY_AFTER_DECLINE = timedelta(hours=24)
 DECLINES_TO_PAUSE = 2
-# Our own failure codes that are not the bank declining the card (billing.models.PaymentFailure).
-NOT_A_DECLINE = frozenset(
-    {
-        Payment.Failure.NOT_CHARGED,
-        Payment.Failure.PROVIDER_UNAVAILABLE,
-        Payment.Failure.REFUSED,
-        Payment.Failure.CANCELED,
-        "processing_error",
-    }
-)
+# A payment that failed without reaching the bank (Stripe unreachable, a processing error, a payment
+# cancelled because the student started another) is tried again an hour later, four times at most.
+RETRY_AFTER_FAILURE = timedelta(hours=1)
+FAILURES_TO_PAUSE = 4
+# Failures that say nothing about the card (billing.payments' own list, and a payment cancelled
+# before the bank answered); Stripe refusing the request, or the card gone, pause it at once.
+NOT_A_DECLINE = payments.RETRYABLE_FAILURES | {Payment.Failure.CANCELED}
+PAUSING_FAILURES = {Payment.Failure.REFUSED: Reason.REFUSED, Payment.Failure.CARD_NOT_FOUND: Reason.CARD_REMOVED}
 # Paid or perhaps paid: what counts towards the month's cap.
 COUNTED = (
     Payment.Status.SUCCEEDED,
@@ -116,11 +123,12 @@ def auto_top_up_save(*, account, threshold_minutes, plan, card, monthly_count_ca
         setting.threshold_minutes = threshold_minutes
         setting.plan, setting.card = plan, card
         setting.monthly_count_cap, setting.monthly_amount_cap_cents = monthly_count_cap, monthly_amount_cap_cents
-        staff_paused = setting.status == Status.PAUSED and setting.pause_reason == Reason.STAFF
-        if not staff_paused:
-            if setting.status == Status.PAUSED:
-                _resume(setting)
+        if setting.status != Status.PAUSED:
             setting.status = Status.ACTIVE
+        elif setting.pause_reason == Reason.CAP and not _fits_in_month(setting, timezone.now()):
+            pass  # still over this month's (new) cap: it resumes when the month turns
+        elif setting.pause_reason != Reason.STAFF:
+            _resume(setting)
         setting.save()
         _record(
             setting,
@@ -191,6 +199,11 @@ def auto_top_up_resume(*, account, actor):
             raise AutoTopUpRefused(_("Automatic top-up is not paused."))
         if setting.pause_reason == Reason.STAFF:
             raise AutoTopUpRefused(_staff_pause_text(setting))
+        if setting.pause_reason == Reason.CAP:
+            raise AutoTopUpRefused(
+                _("It resumes by itself on %(date)s. To buy more this month, raise the monthly limit and save.")
+                % {"date": date_text(setting.resumes_on)}
+            )
         _resume(setting, actor=actor)
     background.top_up_check.on_commit([account.pk], robust=True)
     return setting
@@ -206,7 +219,10 @@ def auto_top_up_pause_by_staff(*, account, actor, reason, ip_address=None):
         if setting.pause_reason == Reason.STAFF:
             raise AutoTopUpRefused(_("Automatic top-up is already paused by staff."))
         before = {"status": setting.status, "pause_reason": setting.pause_reason}
-        _pause(setting, Reason.STAFF, detail=reason, actor=actor)
+        over_reason, over_detail, resumes_at = setting.pause_reason, setting.pause_detail, setting.resumes_at
+        _pause(setting, Reason.STAFF, detail=reason, actor=actor, resumes_at=resumes_at)
+        setting.paused_over_reason, setting.paused_over_detail = over_reason, over_detail
+        setting.save(update_fields=["paused_over_reason", "paused_over_detail", "updated_at"])
         audit_record(
             actor=actor,
             action="auto_top_up.pause",
@@ -220,13 +236,20 @@ def auto_top_up_pause_by_staff(*, account, actor, reason, ip_address=None):
 
 
 def auto_top_up_resume_by_staff(*, account, actor, reason, ip_address=None):
-    """Finance lifts its own pause. Audited; the check runs once this commits."""
+    """Finance lifts its own pause: the top-up is as it was before (running, or paused by the student,
+    the bank, the cap... which only they, or the month, lift). Audited; the check runs once this commits."""
     reason = audit_reason(reason, _("Say why automatic top-up resumes; it is kept in the audit log."))
     with transaction.atomic():
         setting = _locked(account.pk)
         if setting.pause_reason != Reason.STAFF:
             raise AutoTopUpRefused(_("Automatic top-up is not paused by staff; nothing was changed."))
-        _resume(setting, actor=actor, detail=reason)
+        if setting.paused_over_reason:
+            setting.pause_reason, setting.pause_detail = setting.paused_over_reason, setting.paused_over_detail
+            setting.paused_over_reason = setting.paused_over_detail = ""
+            setting.save()
+            _record(setting, Event.RESUMED, actor=actor, detail=reason)
+        else:
+            _resume(setting, actor=actor, detail=reason)
         audit_record(
             actor=actor,
             action="auto_top_up.resume",
@@ -309,18 +332,18 @@ def _due(setting, now):
         return setting.episode_open
     if setting.episode_open:
         return False
-    return not _waiting_after_decline(setting, now)
+    return not _waiting_to_retry(setting, now)
 
 
-def _waiting_after_decline(setting, now):
-    return bool(setting.declines_in_row) and setting.last_declined_at > now - RETRY_AFTER_DECLINE
+def _waiting_to_retry(setting, now):
+    return setting.retry_after is not None and setting.retry_after > now
 
 
 def _episode_step(setting, account, now):
     """Under the lock: open an episode and make its payment when one is due. Returns the payment to
     charge once this commits, or None."""
     if setting.status == Status.PAUSED and setting.pause_reason == Reason.CAP and setting.resumes_at <= now:
-        _resume(setting, detail="the month turned")
+        _resume(setting)  # the month turned
     if setting.status != Status.ACTIVE:
         return None
     available = Lot.objects.filter(account=account).minutes_available(now)
@@ -329,7 +352,7 @@ def _episode_step(setting, account, now):
             setting.episode_open = False
             setting.save(update_fields=["episode_open", "updated_at"])
         return None
-    if setting.episode_open or _waiting_after_decline(setting, now):
+    if setting.episode_open or _waiting_to_retry(setting, now):
         return None
     if refusal := _refusal(setting, account):
         _pause(setting, refusal)
@@ -374,50 +397,69 @@ def _episode_payment(setting):
     return Payment.objects.filter(idempotency_key=_episode_key(setting), account_id=setting.account_id).first()
 
 
+def _outcome_kind(payment):
+    """The event that says what `payment`'s state means for the top-up, or None while it is processing."""
+    if payment is None or payment.status == Payment.Status.PROCESSING:
+        return None
+    if payment.status != Payment.Status.FAILED:
+        return OUTCOMES[payment.status]
+    if payment.failure_code in NOT_A_DECLINE or payment.failure_code in PAUSING_FAILURES:
+        return Event.FAILED
+    return Event.DECLINED
+
+
 def _outcome_pending(setting):
     payment = _episode_payment(setting)
-    if payment is None or payment.status == Payment.Status.PROCESSING:
-        return False
-    recorded = AutoTopUpEvent.objects.filter(auto_top_up=setting, payment=payment)
-    if payment.status == Payment.Status.REQUIRES_ACTION:
-        return not recorded.filter(kind=Event.PAUSED).exists()
-    if payment.status in (Payment.Status.SUCCEEDED, Payment.Status.FAILED):
-        return not recorded.filter(kind__in=AutoTopUpEvent.OUTCOMES).exists()
-    return False  # left for staff: the episode stays open until the balance recovers
+    kind = _outcome_kind(payment)
+    return kind is not None and not AutoTopUpEvent.objects.filter(payment=payment, kind=kind).exists()
 
 
 def _outcome_record(setting, now):
-    """Under the lock: what the open episode's payment, once settled, means for the top-up. Once per
-    payment (its outcome event is unique), whichever check sees it first."""
+    """Under the lock: what the open episode's payment, in its state now, means for the top-up; once
+    per payment and state (a payment waiting for the bank may later be charged), whichever check
+    sees it first. A pause of its own only pauses a top-up that runs: one already paused (by staff,
+    say) keeps its reason."""
     if not setting.episode_open or not _outcome_pending(setting):
         return
     payment = _episode_payment(setting)
-    if payment.status == Payment.Status.REQUIRES_ACTION:
-        _pause(setting, Reason.AUTHENTICATION, payment=payment)
-    elif payment.status == Payment.Status.SUCCEEDED:
-        setting.declines_in_row = 0
-        setting.save(update_fields=["declines_in_row", "updated_at"])
-        _record(setting, Event.CHARGED, payment=payment)
-        if setting.status == Status.ACTIVE and not _fits_in_month(setting, now):
+    kind = _outcome_kind(payment)
+    running = setting.status == Status.ACTIVE
+    if kind == Event.CHARGED:
+        setting.declines_in_row = setting.failures_in_row = 0
+        setting.retry_after = None
+        setting.save()
+        _record(setting, kind, payment=payment)
+        if running and not _fits_in_month(setting, now):
             _pause(setting, Reason.CAP, resumes_at=_next_month(now))
-    elif payment.failure_code == Payment.Failure.CARD_NOT_FOUND:
-        _episode_close_failed(setting, Event.FAILED, payment)
-        _pause(setting, Reason.CARD_REMOVED, payment=payment)
-    elif payment.failure_code in NOT_A_DECLINE:
-        _episode_close_failed(setting, Event.FAILED, payment)
-    else:
-        setting.declines_in_row += 1
-        setting.last_declined_at = now
-        _episode_close_failed(setting, Event.DECLINED, payment)
-        if setting.declines_in_row >= DECLINES_TO_PAUSE and setting.status == Status.ACTIVE:
-            _pause(setting, Reason.DECLINED, detail=payment.failure_message, payment=payment)
-
-
-def _episode_close_failed(setting, kind, payment):
-    """Its payment charged nothing: the episode is over, so that a later check may try again."""
+        return
+    if kind in (Event.AWAITING_BANK, Event.IN_REVIEW):
+        _record(setting, kind, payment=payment)
+        if running:
+            reason = Reason.AUTHENTICATION if kind == Event.AWAITING_BANK else Reason.REVIEW
+            _pause(setting, reason, payment=payment)
+        return
+    # Settled without charging (or by staff): the episode is over, so that a later check may try again.
     setting.episode_open = False
+    if kind == Event.SETTLED_BY_STAFF:
+        setting.save()
+        _record(setting, kind, payment=payment)
+        return
+    setting.failures_in_row += 1
+    if kind == Event.DECLINED:
+        setting.declines_in_row += 1
+        setting.retry_after = now + RETRY_AFTER_DECLINE
+    else:
+        setting.retry_after = now + RETRY_AFTER_FAILURE
     setting.save()
     _record(setting, kind, payment=payment, detail=payment.failure_message)
+    if not running:
+        return
+    if payment.failure_code in PAUSING_FAILURES:
+        _pause(setting, PAUSING_FAILURES[payment.failure_code], payment=payment)
+    elif setting.declines_in_row >= DECLINES_TO_PAUSE:
+        _pause(setting, Reason.DECLINED, detail=payment.failure_message, payment=payment)
+    elif setting.failures_in_row >= FAILURES_TO_PAUSE:
+        _pause(setting, Reason.FAILING, detail=payment.failure_message, payment=payment)
 
 
 def _fits_in_month(setting, now):
@@ -453,10 +495,15 @@ def _pause(setting, reason, *, detail="", resumes_at=None, payment=None, actor=N
 
 
 def _resume(setting, *, actor=None, detail=""):
-    """Active again, with a clean slate: a new episode may start at once, the declines are forgiven."""
+    """Active again, with a clean slate: the failures are forgiven, and a new episode may start at once
+    unless the last one's payment has yet to settle (its outcome is still to come, and it may charge)."""
     setting.status, setting.pause_reason, setting.pause_detail = Status.ACTIVE, "", ""
     setting.paused_at = setting.resumes_at = None
-    setting.episode_open, setting.declines_in_row, setting.last_declined_at = False, 0, None
+    setting.paused_over_reason = setting.paused_over_detail = ""
+    payment = _episode_payment(setting)
+    setting.episode_open = setting.episode_open and payment is not None and payment.status in UNSETTLED
+    setting.declines_in_row = setting.failures_in_row = 0
+    setting.retry_after = None
     setting.save()
     _record(setting, Event.RESUMED, actor=actor, detail=detail)
 

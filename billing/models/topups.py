@@ -1,6 +1,8 @@
 """Automatic top-up: a student's standing order to buy a package when their hours run low, within a
 monthly cap, and the history of what it did."""
 
+from zoneinfo import ZoneInfo
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -28,6 +30,9 @@ class AutoTopUp(models.Model):
         AUTHENTICATION = "authentication", _("Your bank asked to confirm a payment")
         DECLINED = "declined", _("Two payments in a row were declined")
         CAP = "cap", _("This month's limit is reached")
+        REFUSED = "refused", _("The payment provider refused the payment")
+        FAILING = "failing", _("Payments kept failing without reaching your bank")
+        REVIEW = "review", _("A payment is being checked by our staff")
         STUDENT = "student", _("Paused by you")
         STAFF = "staff", _("Paused by your school")
         CARD_REMOVED = "card_removed", _("The card was removed")
@@ -45,12 +50,17 @@ class AutoTopUp(models.Model):
     # The words that go with the pause: the bank's decline message, or staff's reason.
     pause_detail = models.CharField(max_length=300, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
-    # A pause for the monthly cap ends by itself when the month turns.
+    # A pause for the monthly cap ends by itself when the month turns (midnight in the school's zone).
     resumes_at = models.DateTimeField(null=True, blank=True)
+    # What a pause by staff paused over (empty: it was running), given back when staff lift theirs.
+    paused_over_reason = models.CharField(max_length=20, choices=PauseReason.choices, blank=True)
+    paused_over_detail = models.CharField(max_length=300, blank=True)
     episode = models.PositiveIntegerField(default=0)
     episode_open = models.BooleanField(default=False)
     declines_in_row = models.PositiveSmallIntegerField(default=0)
-    last_declined_at = models.DateTimeField(null=True, blank=True)
+    # Failures of any kind in a row (declines, Stripe unreachable...), and when the next try may be.
+    failures_in_row = models.PositiveSmallIntegerField(default=0)
+    retry_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -69,6 +79,11 @@ class AutoTopUp(models.Model):
     def __str__(self):
         return f"Automatic top-up of {self.account} ({self.status})"
 
+    @property
+    def resumes_on(self):
+        """The day a cap pause ends, as the school's calendar has it (the cap's months are its)."""
+        return self.resumes_at.astimezone(ZoneInfo(settings.TIME_ZONE)).date() if self.resumes_at else None
+
 
 class AutoTopUpEvent(models.Model):
     """One thing automatic top-up did or was told: the history the console shows."""
@@ -78,13 +93,13 @@ class AutoTopUpEvent(models.Model):
         TURNED_OFF = "turned_off", _("Turned off")
         TRIGGERED = "triggered", _("Balance fell below the threshold")
         CHARGED = "charged", _("Topped up")
+        AWAITING_BANK = "awaiting_bank", _("Waiting for the bank's confirmation")
+        IN_REVIEW = "in_review", _("Payment left for staff review")
+        SETTLED_BY_STAFF = "settled_by_staff", _("Payment settled by staff")
         DECLINED = "declined", _("Payment declined")
         FAILED = "failed", _("Payment failed")
         PAUSED = "paused", _("Paused")
         RESUMED = "resumed", _("Resumed")
-
-    # What a payment's outcome can be recorded as: once per payment.
-    OUTCOMES = (Kind.CHARGED, Kind.DECLINED, Kind.FAILED)
 
     auto_top_up = models.ForeignKey(AutoTopUp, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -102,10 +117,11 @@ class AutoTopUpEvent(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["auto_top_up", "-created_at", "-id"], name="auto_top_up_event_history")]
         constraints = [
+            # What a payment's state meant for the top-up is recorded once per state.
             models.UniqueConstraint(
-                fields=["payment"],
-                condition=Q(kind__in=["charged", "declined", "failed"]),
-                name="auto_top_up_one_outcome_per_payment",
+                fields=["payment", "kind"],
+                condition=Q(payment__isnull=False),
+                name="auto_top_up_event_once_per_payment",
             ),
             models.UniqueConstraint(
                 fields=["auto_top_up", "episode"],

@@ -10,13 +10,16 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from alerts import notifications
 from alerts.models import Notification
-from billing import ledger, topups
+from billing import ledger, payments, topups
 from billing.cards import card_forget
+from billing.errors import ReasonRequired
 from billing.fraud.blocks import account_block
 from billing.models import AuditEntry, AutoTopUp, AutoTopUpEvent, FraudFlag, Lot, Payment, Receipt
 from billing.tests.builders import add_card, credit, make_console_user, make_plan, make_student, use
 from billing.tests.concurrency import run_at_once
+from billing.tests.network import LossyProxy, charge_answers_lost
 
 pytestmark = pytest.mark.django_db
 
@@ -264,7 +267,7 @@ class TestPauses:
         assert first.status == Payment.Status.FAILED
         setting = setting_of(account)
         assert (setting.status, setting.declines_in_row, setting.episode_open) == (Status.ACTIVE, 1, False)
-        assert Notification.objects.get(subject_id=first.pk).title == "Automatic top-up failed"
+        assert Notification.objects.get(subject_id=first.pk).title == "Automatic top-up was declined"
         topups.auto_top_ups_scan()
         assert auto_payments(account).count() == 1  # not again within the day
         with (
@@ -280,7 +283,7 @@ class TestPauses:
             topups.auto_top_ups_scan()
         assert auto_payments(account).count() == 2  # paused until the student says so
 
-    def test_the_student_resumes_it_and_the_declines_are_forgiven(
+    def test_resuming_while_the_banks_check_is_open_starts_nothing_and_its_charge_is_recorded_later(
         self, account, plan, localstripe, django_capture_on_commit_callbacks
     ):
         credit(account, 300)
@@ -288,11 +291,16 @@ class TestPauses:
         with django_capture_on_commit_callbacks(execute=True):
             turn_on(account, plan, card)
         record(account, 200, django_capture_on_commit_callbacks)
+        waiting = auto_payments(account).get()
         with django_capture_on_commit_callbacks(execute=True):
             setting = topups.auto_top_up_resume(account=account, actor=account.user)
-        assert setting.status == Status.ACTIVE
-        # Still below, with the earlier payment waiting for 3-D Secure: a new episode starts, but a
-        # payment still in flight holds it back.
+        assert (setting.status, setting.episode_open) == (Status.ACTIVE, True)  # its payment may still charge
+        assert auto_payments(account).count() == 1
+
+        localstripe.browser_authenticate(payments.payment_client_secret(payment=waiting), success=True)
+        payments.payment_refresh(payment=waiting)  # the student completed it; the scan records it
+        topups.auto_top_ups_scan()
+        assert AutoTopUpEvent.objects.filter(payment=waiting, kind=Event.CHARGED).count() == 1
         assert auto_payments(account).count() == 1
 
     def test_reaching_the_monthly_cap_pauses_it_until_the_month_turns(
@@ -364,6 +372,110 @@ class TestStaff:
 
     def test_a_pause_needs_a_reason(self, account, plan, covered):
         finance = make_console_user("fiona@example.com")
-        with pytest.raises(Exception, match="Say why"):
+        with pytest.raises(ReasonRequired):
             topups.auto_top_up_pause_by_staff(account=account, actor=finance, reason="  ")
         assert setting_of(account).status == Status.ACTIVE
+
+
+REFUSED = (400, {"error": {"type": "invalid_request_error", "message": "No such thing."}})
+RATE_LIMITED = (429, {"error": {"type": "rate_limit_error", "message": "Too many requests."}})
+
+
+class TestFailuresThatAreNotDeclines:
+    def test_stripe_unreachable_tries_again_an_hour_later_quietly_and_pauses_after_four(
+        self, account, plan, covered, localstripe, settings, django_capture_on_commit_callbacks
+    ):
+        proxy = LossyProxy(localstripe.url, canned={r"^POST /v1/payment_intents$": RATE_LIMITED})
+        settings.STRIPE_API_BASE = proxy.url  # Stripe answers "too many requests": nothing charged
+        try:
+            record(account, 200, django_capture_on_commit_callbacks)
+            assert [p.failure_code for p in auto_payments(account)] == [Payment.Failure.PROVIDER_UNAVAILABLE]
+            topups.auto_top_ups_scan()
+            assert auto_payments(account).count() == 1  # not again within the hour
+            for hours in (1, 2, 3):
+                with time_machine.travel(timezone.now() + timedelta(hours=hours, minutes=1)):
+                    topups.auto_top_ups_scan()
+        finally:
+            proxy.close()
+        assert auto_payments(account).count() == 4
+        setting = setting_of(account)
+        assert (setting.status, setting.pause_reason) == (Status.PAUSED, Reason.FAILING)
+        assert not Notification.objects.filter(kind=Notification.Kind.PAYMENT_FAILED).exists()
+        notifications.auto_top_up_notify()
+        alert = Notification.objects.get(kind=Notification.Kind.AUTO_TOP_UP_PAUSED)
+        assert "could not reach your bank 4 times in a row" in alert.body
+        assert localstripe.payment_intents() == []
+
+    def test_stripe_refusing_the_request_pauses_it_at_once(
+        self, account, plan, covered, localstripe, settings, django_capture_on_commit_callbacks
+    ):
+        proxy = LossyProxy(localstripe.url, canned={r"^POST /v1/payment_intents$": REFUSED})
+        settings.STRIPE_API_BASE = proxy.url
+        try:
+            record(account, 200, django_capture_on_commit_callbacks)
+        finally:
+            proxy.close()
+        setting = setting_of(account)
+        assert (setting.status, setting.pause_reason) == (Status.PAUSED, Reason.REFUSED)
+        assert auto_payments(account).count() == 1
+
+    def test_a_charge_whose_answer_was_lost_is_recorded_once_it_settles(
+        self, account, plan, covered, localstripe, settings, django_capture_on_commit_callbacks
+    ):
+        with charge_answers_lost(localstripe, settings):
+            record(account, 200, django_capture_on_commit_callbacks)
+        lost = auto_payments(account).get()
+        assert lost.status == Payment.Status.PROCESSING
+        topups.auto_top_ups_scan()
+        assert auto_payments(account).count() == 1  # its episode stays open: it may have charged
+        payments.payment_refresh(payment=lost)  # the reconciliation (or the webhook) settles it
+        topups.auto_top_ups_scan()
+        assert AutoTopUpEvent.objects.filter(payment=lost, kind=Event.CHARGED).exists()
+        assert len(charges_at_stripe(localstripe, account)) == 1
+
+
+class TestStaffPauseOverOthers:
+    def test_an_outcome_after_finance_paused_keeps_finances_pause(
+        self, account, plan, localstripe, settings, django_capture_on_commit_callbacks
+    ):
+        credit(account, 300)
+        card = add_card(account, localstripe, THREE_D_SECURE_CARD)
+        with django_capture_on_commit_callbacks(execute=True):
+            turn_on(account, plan, card)
+        with charge_answers_lost(localstripe, settings):
+            record(account, 200, django_capture_on_commit_callbacks)
+        finance = make_console_user("fiona@example.com")
+        topups.auto_top_up_pause_by_staff(account=account, actor=finance, reason="Checking the card")
+        payments.payment_refresh(payment=auto_payments(account).get())  # Stripe: waiting for 3-D Secure
+        topups.auto_top_ups_scan()
+        setting = setting_of(account)
+        assert (setting.status, setting.pause_reason) == (Status.PAUSED, Reason.STAFF)
+        assert AutoTopUpEvent.objects.filter(kind=Event.AWAITING_BANK).count() == 1
+        with pytest.raises(topups.AutoTopUpRefused):
+            topups.auto_top_up_resume(account=account, actor=account.user)
+
+    def test_finance_lifting_its_pause_gives_back_the_students_own(self, account, plan, covered):
+        finance = make_console_user("fiona@example.com")
+        topups.auto_top_up_pause(account=account, actor=account.user)
+        topups.auto_top_up_pause_by_staff(account=account, actor=finance, reason="Checking")
+        topups.auto_top_up_resume_by_staff(account=account, actor=finance, reason="Checked")
+        setting = setting_of(account)
+        assert (setting.status, setting.pause_reason) == (Status.PAUSED, Reason.STUDENT)
+
+
+def test_saving_during_a_cap_pause_keeps_it_unless_the_new_cap_allows_more(
+    account, plan, localstripe, django_capture_on_commit_callbacks
+):
+    credit(account, 300)
+    card = add_card(account, localstripe)
+    with django_capture_on_commit_callbacks(execute=True):
+        turn_on(account, plan, card, count_cap=1, amount_cap=15000)
+    record(account, 200, django_capture_on_commit_callbacks)
+    assert setting_of(account).pause_reason == Reason.CAP
+    with pytest.raises(topups.AutoTopUpRefused, match="resumes by itself"):
+        topups.auto_top_up_resume(account=account, actor=account.user)
+    turn_on(account, plan, card, count_cap=1, amount_cap=30000)  # still one top-up a month
+    assert setting_of(account).pause_reason == Reason.CAP
+    assert AutoTopUpEvent.objects.filter(kind=Event.PAUSED).count() == 1  # no second pause, no second alert
+    turn_on(account, plan, card, count_cap=2, amount_cap=30000)
+    assert setting_of(account).status == Status.ACTIVE

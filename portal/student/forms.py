@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from alerts.models import STUDENT_KINDS, Notification
 from billing.errors import AccountDetailsInvalid
-from billing.formatting import hours_text, money_input, money_text
+from billing.formatting import currency_text, hours_text, money_input, money_text
 from billing.profiles import LEVEL_OUT_OF_RANGE, LOW_BALANCE_LEVEL_MAX_MINUTES, tax_id_normalise
 from billing.topups import MAX_TOP_UPS_A_MONTH
 from portal.locale import LANGUAGE_CODES, time_zone_names
@@ -219,7 +219,7 @@ class AutoTopUpForm(forms.Form):
         min_value=Decimal("0.01"),
         max_digits=8,
         decimal_places=2,
-        label=_("And at most this amount a month (€)"),
+        label=_("And at most this amount a month"),
         error_messages={"min_value": _("Enter a monthly amount above zero.")},
     )
 
@@ -230,6 +230,10 @@ class AutoTopUpForm(forms.Form):
         self.fields["plan"].choices = [(plan.pk, _plan_choice(plan)) for plan in plans]
         self.fields["card"].choices = [(card.pk, card.label) for card in cards]
         self.fields["amount_cap"].widget.attrs.update(step="0.01", inputmode="decimal")
+        # The packages' currency (the portal's): one cap in one currency.
+        self.fields["amount_cap"].help_text = gettext("In %(currency)s.") % {
+            "currency": currency_text(settings.PORTAL_CURRENCY)
+        }
 
     @classmethod
     def for_setting(cls, *, account, setting, plans, cards):
