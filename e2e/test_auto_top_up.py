@@ -25,10 +25,10 @@ def test_a_student_turns_it_on_from_the_banner_and_the_cap_pauses_it(
 
     section.get_by_label("Buy").select_option(label="Starter: 5 h for €80.00")
     section.get_by_label("At most this many top-ups a month").fill("1")
-    section.get_by_label("And at most this amount a month (€)").fill("50")
+    section.get_by_label("And at most this amount a month").fill("50")
     section.get_by_role("button", name="Turn on automatic top-up").click()
     expect(section.get_by_role("alert")).to_contain_text("more than the monthly amount")
-    section.get_by_label("And at most this amount a month (€)").fill("100")
+    section.get_by_label("And at most this amount a month").fill("100")
     section.get_by_role("button", name="Turn on automatic top-up").click()
     expect(section.get_by_role("status")).to_contain_text(
         "At most 1 top-up a month: the most it can charge in a calendar month is €80.00."
