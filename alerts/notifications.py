@@ -14,8 +14,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import CharField, Exists, F, Max, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Cast, Coalesce, Concat
+from django.db.models import CharField, Exists, F, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Concat
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -39,6 +39,7 @@ from billing.models import (
     Subscription,
 )
 from billing.payments import FailedPaymentRefused, payment_again_refusal
+from billing.selectors import with_available_minutes
 from billing.topups import NOT_A_DECLINE, monthly_limit
 
 logger = logging.getLogger(__name__)
@@ -348,24 +349,13 @@ def _resolve_finished(now):
     # Balance alerts are over once the balance is back at or above the reminder level, and above 0 h
     # (a level of 0 turns the low reminder off, not the depleted one).
     healthy = (
-        _with_available(Account.objects.all(), now)
+        with_available_minutes(Account.objects.all(), now=now)
         .filter(available__gte=F("low_balance_threshold_minutes"), available__gt=0)
         .values("pk")
     )
     unresolved.filter(kind__in=[Kind.LOW_BALANCE, Kind.BALANCE_DEPLETED], subject_id__in=healthy).update(
         resolved_at=now
     )
-
-
-def _with_available(accounts, now):
-    usable = (
-        Lot.objects.usable(now)
-        .filter(account=OuterRef("pk"))
-        .values("account")
-        .annotate(total=Sum("minutes_remaining"))
-        .values("total")
-    )
-    return accounts.annotate(available=Coalesce(Subquery(usable), 0))
 
 
 def _balance_alerts(now, accounts=None):
@@ -376,7 +366,7 @@ def _balance_alerts(now, accounts=None):
         .annotate(last=Max("id"))
         .values("last")
     )
-    refilled = _with_available(accounts if accounts is not None else Account.objects.all(), now).annotate(
+    refilled = with_available_minutes(accounts if accounts is not None else Account.objects.all(), now=now).annotate(
         last_refill=Subquery(last_refill)
     )
     refilled = refilled.filter(last_refill__isnull=False)

@@ -69,7 +69,7 @@ def _receipt_issue(payment):
     paid_at = payment.settled_at or timezone.now()
     lot = payment.lot
     card = payment.payment_method
-    snapshot = _parties(payment.account) | {
+    snapshot = document_parties(payment.account) | {
         "description": _("%(package)s: %(hours)s of tutoring")
         % {"package": payment.lot_name or payment.plan.name, "hours": hours_text(payment.minutes)},
         # A subscription invoice names the period it pays for.
@@ -102,7 +102,7 @@ def credit_note_issue(*, refund):
 
 def _credit_note_issue(refund, payment):
     original = Receipt.objects.filter(payment=payment).first()
-    snapshot = _parties(payment.account) | {
+    snapshot = document_parties(payment.account) | {
         "description": _("Refund for %(plan)s") % {"plan": payment.plan.name},
         "corrects": original.number if original else "",
         "amount_cents": refund.amount_cents,
@@ -135,7 +135,7 @@ def credit_note_cancel(*, refund, minutes_given_back):
 
 def _credit_note_cancel(refund, credit_note, minutes_given_back):
     cancelled = credit_note.snapshot
-    snapshot = _parties(credit_note.account) | {
+    snapshot = document_parties(credit_note.account) | {
         "description": _("Cancels credit note %(number)s: the refund failed") % {"number": credit_note.number},
         "cancels": credit_note.number,
         # Formatted again rather than copied: the student may read another language by now.
@@ -322,7 +322,8 @@ def _available_minutes(account_id):
     return Lot.objects.filter(account_id=account_id).minutes_available(timezone.now())
 
 
-def _parties(account):
+def document_parties(account):
+    """Who a document is from and to, as printed on receipts, credit notes and statements."""
     user = account.user
     return {
         "seller_name": settings.PORTAL_SELLER_NAME,

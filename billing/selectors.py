@@ -93,6 +93,19 @@ def usage_history(*, account):
     return Usage.objects.filter(account=account)
 
 
+def with_available_minutes(queryset, *, now, account="pk"):
+    """`queryset` annotated with `available`: the minutes in its account's lots usable at `now` (the
+    dashboard's balance), in one subquery. `account` names the row's account id (an Account: its pk)."""
+    usable = (
+        Lot.objects.usable(now)
+        .filter(account_id=OuterRef(account))
+        .values("account")
+        .annotate(total=Sum("minutes_remaining"))
+        .values("total")
+    )
+    return queryset.annotate(available=Coalesce(Subquery(usable), 0))
+
+
 def plans_for_sale():
     """Packages on sale (subscription plans: billing.subscriptions.subscription_plans_for_sale)."""
     return Plan.objects.filter(is_active=True, kind=Plan.Kind.PACKAGE)

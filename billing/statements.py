@@ -42,8 +42,7 @@ from billing.formatting import (
 )
 from billing.ledger import account_lock
 from billing.models import Account, LedgerEntry, Payment, Refund, StatementEmail
-from billing.profiles import tax_id_label
-from billing.receipts import page_numbers_css
+from billing.receipts import document_parties, page_numbers_css
 
 logger = logging.getLogger(__name__)
 
@@ -320,19 +319,8 @@ def _css_string(text):
 
 def _document(statement):
     """The statement's texts: parties, range and figures, formatted for the reader."""
-    user = statement.account.user
-    account = statement.account
     currency = settings.PORTAL_CURRENCY
-    return {
-        "seller_name": settings.PORTAL_SELLER_NAME,
-        "seller_address": settings.PORTAL_SELLER_ADDRESS,
-        "seller_tax_id": settings.PORTAL_SELLER_TAX_ID,
-        "seller_email": settings.PORTAL_SELLER_EMAIL,
-        "student_name": user.get_full_name() or user.email,
-        "student_email": user.email,
-        "student_address": account.billing_address,
-        "student_tax_id": account.tax_id,
-        "student_tax_label": tax_id_label(account.tax_id) if account.tax_id else "",
+    return document_parties(statement.account) | {
         "period": _period_text(statement),
         "start": date_text(statement.start),
         "end": date_text(statement.end),

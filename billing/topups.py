@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -36,6 +36,7 @@ from billing.audit import audit_reason, audit_record
 from billing.errors import BillingError
 from billing.formatting import date_text, money_text
 from billing.models import AutoTopUp, AutoTopUpEvent, Lot, Payment, PaymentMethod, Plan
+from billing.selectors import with_available_minutes
 
 logger = logging.getLogger(__name__)
 
@@ -283,23 +284,14 @@ def auto_top_ups_scan(*, now=None):
     episode open, an episode whose payment settled or whose balance recovered, a cap whose month has
     turned), found in one query and checked. Returns the payments charged."""
     now = now or timezone.now()
-    candidates = _with_available(AutoTopUp.objects.exclude(status=Status.OFF), now).filter(
+    candidates = with_available_minutes(
+        AutoTopUp.objects.exclude(status=Status.OFF), now=now, account="account_id"
+    ).filter(
         Q(status=Status.ACTIVE, episode_open=False, available__lt=F("threshold_minutes"))
         | Q(episode_open=True)
         | Q(status=Status.PAUSED, pause_reason=Reason.CAP, resumes_at__lte=now)
     )
     return auto_top_ups_check(account_ids=list(candidates.values_list("account_id", flat=True)), now=now)
-
-
-def _with_available(queryset, now):
-    usable = (
-        Lot.objects.usable(now)
-        .filter(account_id=OuterRef("account_id"))
-        .values("account")
-        .annotate(total=Sum("minutes_remaining"))
-        .values("total")
-    )
-    return queryset.annotate(available=Coalesce(Subquery(usable), 0))
 
 
 def _check(account_id, now):

@@ -63,15 +63,19 @@ def charges_at_stripe(localstripe, account):
     return [intent for intent in localstripe.payment_intents() if intent["customer"] == customer]
 
 
-@pytest.fixture
-def covered(account, plan, localstripe, django_capture_on_commit_callbacks):
-    """A student with 5 h, a card, and automatic top-up below 2 h (the check after saving finds
-    nothing to do)."""
+def cover(account, plan, localstripe, capture, number="4242424242424242"):
+    """5 h, a card (`number`), and automatic top-up below 2 h, saved and committed (the check after
+    saving finds nothing to do). Returns the card."""
     credit(account, 300)
-    card = add_card(account, localstripe)
-    with django_capture_on_commit_callbacks(execute=True):
+    card = add_card(account, localstripe, number)
+    with capture(execute=True):
         turn_on(account, plan, card)
     return card
+
+
+@pytest.fixture
+def covered(account, plan, localstripe, django_capture_on_commit_callbacks):
+    return cover(account, plan, localstripe, django_capture_on_commit_callbacks)
 
 
 def record(account, minutes, capture):
@@ -206,10 +210,7 @@ class TestTopUp:
         self, account, plan, localstripe, settings, django_capture_on_commit_callbacks
     ):
         settings.FRAUD_DECLINE_STREAK = 1
-        credit(account, 300)
-        card = add_card(account, localstripe, DECLINING_CARD)
-        with django_capture_on_commit_callbacks(execute=True):
-            turn_on(account, plan, card)
+        cover(account, plan, localstripe, django_capture_on_commit_callbacks, DECLINING_CARD)
         record(account, 200, django_capture_on_commit_callbacks)
         payment = auto_payments(account).get()
         assert FraudFlag.objects.filter(rule=FraudFlag.Rule.DECLINES, payment=payment).exists()
@@ -239,10 +240,7 @@ class TestPauses:
     def test_a_card_asking_for_3d_secure_pauses_it_and_alerts_with_the_complete_link(
         self, account, plan, localstripe, django_capture_on_commit_callbacks
     ):
-        credit(account, 300)
-        card = add_card(account, localstripe, THREE_D_SECURE_CARD)
-        with django_capture_on_commit_callbacks(execute=True):
-            turn_on(account, plan, card)
+        cover(account, plan, localstripe, django_capture_on_commit_callbacks, THREE_D_SECURE_CARD)
         record(account, 200, django_capture_on_commit_callbacks)
         payment = auto_payments(account).get()
         assert payment.status == Payment.Status.REQUIRES_ACTION
@@ -258,10 +256,7 @@ class TestPauses:
     def test_one_decline_waits_a_day_and_tries_once_more_and_a_second_pauses_it_with_the_reason(
         self, account, plan, localstripe, django_capture_on_commit_callbacks
     ):
-        credit(account, 300)
-        card = add_card(account, localstripe, DECLINING_CARD)
-        with django_capture_on_commit_callbacks(execute=True):
-            turn_on(account, plan, card)
+        cover(account, plan, localstripe, django_capture_on_commit_callbacks, DECLINING_CARD)
         record(account, 200, django_capture_on_commit_callbacks)
         first = auto_payments(account).get()
         assert first.status == Payment.Status.FAILED
@@ -286,10 +281,7 @@ class TestPauses:
     def test_resuming_while_the_banks_check_is_open_starts_nothing_and_its_charge_is_recorded_later(
         self, account, plan, localstripe, django_capture_on_commit_callbacks
     ):
-        credit(account, 300)
-        card = add_card(account, localstripe, THREE_D_SECURE_CARD)
-        with django_capture_on_commit_callbacks(execute=True):
-            turn_on(account, plan, card)
+        cover(account, plan, localstripe, django_capture_on_commit_callbacks, THREE_D_SECURE_CARD)
         record(account, 200, django_capture_on_commit_callbacks)
         waiting = auto_payments(account).get()
         with django_capture_on_commit_callbacks(execute=True):
@@ -438,10 +430,7 @@ class TestStaffPauseOverOthers:
     def test_an_outcome_after_finance_paused_keeps_finances_pause(
         self, account, plan, localstripe, settings, django_capture_on_commit_callbacks
     ):
-        credit(account, 300)
-        card = add_card(account, localstripe, THREE_D_SECURE_CARD)
-        with django_capture_on_commit_callbacks(execute=True):
-            turn_on(account, plan, card)
+        cover(account, plan, localstripe, django_capture_on_commit_callbacks, THREE_D_SECURE_CARD)
         with charge_answers_lost(localstripe, settings):
             record(account, 200, django_capture_on_commit_callbacks)
         finance = make_console_user("fiona@example.com")
