@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from billing import samples, stripe_gateway, subscriptions
+from billing import formatting, samples, stripe_gateway, subscriptions
 from billing.errors import AccountBlocked
 from billing.fraud.blocks import account_block
 from billing.models import Lot, Payment, Subscription
@@ -102,7 +102,7 @@ class TestTheDashboard:
 
         assert "Your subscription" in text
         assert "Subscribe: 8 h" not in text
-        assert f"Renews on <strong>{subscribed.current_period_end.day} " in text
+        assert f"Renews on <strong>{formatting.date_text(subscribed.current_period_end)}</strong>" in text  # in the school's zone
         assert "€99.00" in text
         assert 'data-testid="subscription-status">Active<' in text
         assert f'href="{PAGE}">Manage your subscription' in text
