@@ -11,7 +11,9 @@ class PortalConfig(AppConfig):
         from allauth.mfa.signals import authenticator_added
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_in
+        from django.core.signals import request_finished
         from django.db.models.signals import post_delete, post_save
+        from huey.contrib.djhuey import HUEY
 
         from billing.models import (
             Account,
@@ -27,9 +29,12 @@ class PortalConfig(AppConfig):
         from billing.versions import console_version_renew
         from portal.console.access import console_groups_ensure, totp_activation_counts_as_sign_in
         from portal.locale import language_remember
+        from portal.logs import huey_request_ids_connect, request_context_clear
         from portal.models import sign_in_record
         from portal.page_cache import plans_changed
 
+        huey_request_ids_connect(HUEY)
+        request_finished.connect(request_context_clear, dispatch_uid="request_context_clear")
         post_migrate.connect(console_groups_ensure, dispatch_uid="console_groups_ensure")
         user_logged_in.connect(sign_in_record, dispatch_uid="sign_in_record")
         user_logged_in.connect(language_remember, dispatch_uid="language_remember")

@@ -72,6 +72,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its one line a request has the final status and the whole duration (portal/logs.py).
+    "portal.logs.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -327,15 +329,57 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Every line carries the request id (and the Huey task) it was written for, and is scrubbed of
+# Stripe keys, client secrets and card numbers (portal/logs.py). LOG_FORMAT=json gives one JSON
+# object a line for a log collector; plain reads better in a terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "portal.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "portal.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {
+            "()": "portal.logs.JsonLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # The Huey consumer installs its own handler on "huey"; propagating would print every line twice.
-    "loggers": {"huey": {"level": "INFO", "propagate": False}},
+    "loggers": {
+        # The Huey consumer installs its own handler on "huey"; propagating would print every line twice.
+        "huey": {"level": "INFO", "propagate": False},
+        # Stripe's library logs whole request and response bodies (client secrets among them) at
+        # DEBUG: never that, whatever LOG_LEVEL says.
+        "stripe": {"level": "INFO"},
+    },
 }
+
+# Error reporting, only when SENTRY_DSN is set: no personal data sent (send_default_pii off), each
+# event tagged with its request id and scrubbed like the logs.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.huey import HueyIntegration
+
+    from portal.logs import sentry_before_send
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+        release=os.environ.get("SENTRY_RELEASE") or None,
+        integrations=[DjangoIntegration(), HueyIntegration()],
+        send_default_pii=False,
+        traces_sample_rate=float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        before_send=sentry_before_send,
+    )
 
 # Fraud rules (billing/fraud.py): each raises a flag for staff, never blocks a payment by itself.
 # A flag when an account makes more than this many payment attempts within one hour,
