@@ -35,6 +35,7 @@ class Notification(models.Model):
         STAFF_FRAUD_FLAG = "staff_fraud_flag", _("New fraud flag")
         STAFF_WEBHOOK_FAILED = "staff_webhook_failed", _("Webhook events failed")
         STAFF_PAYMENT_STUCK = "staff_payment_stuck", _("Payments stuck in flight")
+        STAFF_JOB_STALE = "staff_job_stale", _("Background job late")
 
     class Email(models.TextChoices):
         PENDING = "pending", pgettext_lazy("alert email", "To send")

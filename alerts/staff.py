@@ -1,8 +1,10 @@
 """Staff alerts: what the console's people must hear about without opening it (a new dispute, its
-evidence due soon, a new fraud flag, webhook events failing, payments stuck in flight), and who.
+evidence due soon, a new fraud flag, webhook events failing, payments stuck in flight, a background
+job late), and who.
 
 Finance get every kind; Support get the kinds they can act on (they retry webhook events and clear
-fraud flags; disputes and stuck payments are Finance's to answer). A recipient is an active staff
+fraud flags; disputes, stuck payments and late jobs, the reconciliations among them, are Finance's
+to answer). A recipient is an active staff
 member with a console role (what portal.console.access.can_use_console checks), read from the
 groups' permissions in one query. Each alert exists once per recipient and subject: its dedupe key
 names both. Like alerts.notifications, a scan resolves what is over, then creates what is missing
@@ -21,6 +23,7 @@ from django.utils import timezone
 from alerts.models import Notification
 from alerts.notifications import notification_build
 from alerts.texts import moment
+from billing.jobs import LATE_AFTER_PERIODS, jobs_late
 from billing.models import Dispute, FraudFlag, Payment, WebhookEvent
 from billing.payments import ABANDONED_AFTER, STUCK_AFTER
 
@@ -35,6 +38,7 @@ FINANCE_KINDS = (
     Kind.STAFF_FRAUD_FLAG,
     Kind.STAFF_WEBHOOK_FAILED,
     Kind.STAFF_PAYMENT_STUCK,
+    Kind.STAFF_JOB_STALE,
 )
 # A dispute or a flag older than this when first scanned (the day staff alerts went live, or a
 # flag raised while the scans were down for long) is in the console's lists, not news.
@@ -62,6 +66,8 @@ def staff_alerts_scan():
     """Resolve the staff alerts that are over, then raise the missing ones. Returns how many are new."""
     now = timezone.now()
     _resolve_finished()
+    late_jobs = jobs_late(now=now)
+    _resolve_jobs_started_again(late_jobs)
     finance = _holders(FINANCE_PERMISSION)
     console = _holders(SUPPORT_PERMISSION) | finance
     recipients = {kind: console if kind in SUPPORT_KINDS else finance for kind in FINANCE_KINDS}
@@ -72,6 +78,7 @@ def staff_alerts_scan():
             _flag_alerts(now, recipients[Kind.STAFF_FRAUD_FLAG]),
             _webhook_alerts(recipients[Kind.STAFF_WEBHOOK_FAILED]),
             _stuck_payment_alerts(now, recipients[Kind.STAFF_PAYMENT_STUCK]),
+            _late_job_alerts(late_jobs, recipients[Kind.STAFF_JOB_STALE]),
         )
     )
 
@@ -132,6 +139,19 @@ def _resolve_finished():
     # Settled either way, or left for staff's review (which the payment's page shows).
     in_flight = Payment.objects.filter(status__in=Payment.IN_FLIGHT).values("pk")
     unresolved.filter(kind=Kind.STAFF_PAYMENT_STUCK).exclude(subject_id__in=in_flight).update(resolved_at=now)
+
+
+def _lateness(status):
+    """What one stretch of a job's lateness is called: the job and the start it is late since (a run
+    its lock refused is no start), so that the alert resolved when the job starts again is raised
+    anew if it falls behind once more."""
+    return f"{status.job.name}:{moment(status.last_started_at) or 'never'}"
+
+
+def _resolve_jobs_started_again(late_jobs):
+    Notification.objects.filter(kind=Kind.STAFF_JOB_STALE, resolved_at__isnull=True).exclude(
+        params__lateness__in=[_lateness(status) for status in late_jobs]
+    ).update(resolved_at=timezone.now())
 
 
 def _not_alerted_to_all(subjects, kind, recipients):
@@ -254,4 +274,24 @@ def _stuck_payment_alerts(now, recipients):
                 "status": payment.status,
             },
             link=reverse("console:payment", args=[payment.pk]),
+        )
+
+
+def _late_job_alerts(late_jobs, recipients):
+    """One alert per person for each late job, until it starts again."""
+    if not recipients:
+        return
+    for status in late_jobs:
+        yield from _each(
+            recipients,
+            kind=Kind.STAFF_JOB_STALE,
+            key=f"staff-job:{_lateness(status)}",
+            params={
+                "job": status.job.function,
+                "schedule": status.job.schedule.crontab,
+                "last_started_at": moment(status.last_started_at),
+                "periods": LATE_AFTER_PERIODS,
+                "lateness": _lateness(status),
+            },
+            link=reverse("console:system"),
         )

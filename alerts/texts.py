@@ -346,6 +346,23 @@ def _staff_payment_stuck(p):
     )
 
 
+def _staff_job_stale(p):
+    values = {"job": p["job"], "schedule": p["schedule"], "periods": p["periods"]}
+    if p["last_started_at"]:
+        values["since"] = datetime_text(_when(p["last_started_at"]))
+        body = _(
+            "The background job %(job)s (crontab %(schedule)s, UTC) has not started since %(since)s: it has "
+            "missed %(periods)d of its runs. Check that the Huey consumer is running, and read the job's last "
+            "outcome on the System page."
+        )
+    else:
+        body = _(
+            "The background job %(job)s (crontab %(schedule)s, UTC) has never started, though %(periods)d of "
+            "its runs are due by now. Check that the Huey consumer is running, and read the System page."
+        )
+    return _("Background job %(job)s is late") % values, body % values
+
+
 TEXTS = {
     "pay_again": _pay_again,
     "payment_failed": _payment_failed,
@@ -370,4 +387,5 @@ TEXTS = {
     "staff_fraud_flag": _staff_fraud_flag,
     "staff_webhook_failed": _staff_webhook_failed,
     "staff_payment_stuck": _staff_payment_stuck,
+    "staff_job_stale": _staff_job_stale,
 }

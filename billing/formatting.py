@@ -102,6 +102,21 @@ def duration_text(minutes):
     return " ".join(parts)
 
 
+def elapsed_text(milliseconds):
+    """How long a background job ran: 340 -> "340 ms", 1240 -> "1.2 s" ("1,2 s" in Portuguese),
+    125000 -> "2 min 5 s", 3720000 -> "1 h 2 min"."""
+    milliseconds = int(milliseconds)
+    if milliseconds < 1000:
+        return f"{milliseconds} ms"
+    if milliseconds < 59_950:  # what still reads under "60.0 s"
+        seconds = (Decimal(milliseconds) / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+        return f"{babel_numbers.format_decimal(seconds, format='0.0', locale=babel_locale())} s"
+    whole_minutes, seconds = divmod(milliseconds // 1000, 60)
+    if whole_minutes < 60:
+        return f"{whole_minutes} min {seconds} s" if seconds else f"{whole_minutes} min"
+    return duration_text(whole_minutes)
+
+
 def duration_input(minutes):
     """Minutes as a duration field shows them: 75 -> "1:15", 550 -> "9:10", -90 -> "-1:30"."""
     whole_hours, rest = divmod(abs(minutes), 60)

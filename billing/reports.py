@@ -27,6 +27,11 @@ from billing.models import (
 )
 
 FAILED_EVENT_STATUSES = [WebhookEvent.Status.FAILED, WebhookEvent.Status.ORPHAN]
+# What the console counts as revenue, on the overview and in the accounting exports (billing.accounting):
+# a sale is a succeeded payment, for its whole amount, at the moment it was made (created_at); money
+# given back counts apart, when it was asked for: every refund that has not failed or been canceled.
+SALE = Q(status=Payment.Status.SUCCEEDED)
+REFUND_COUNTED = ~Q(status__in=Refund.UNDONE)
 # Stripe's events about a subscription or its invoices: a subscription's timeline looks only at these.
 SUBSCRIPTION_EVENT_TYPES = ("customer.subscription.", "invoice.")
 # A subscription's timeline shows its newest events up to this many (a weekly plan makes a handful a
@@ -76,9 +81,9 @@ def console_overview(*, now=None):
     # Only succeeded and failed payments count in these figures: naming them lets the database read
     # every figure from the (status, created_at, ...) index alone, however many payments are in flight.
     totals = recent.filter(status__in=[Payment.Status.SUCCEEDED, Payment.Status.FAILED]).aggregate(
-        revenue_30d=Sum("amount_cents", filter=Q(status=Payment.Status.SUCCEEDED)),
-        revenue_today=Sum("amount_cents", filter=Q(status=Payment.Status.SUCCEEDED, created_at__gte=start_of_today)),
-        succeeded=Count("id", filter=Q(status=Payment.Status.SUCCEEDED)),
+        revenue_30d=Sum("amount_cents", filter=SALE),
+        revenue_today=Sum("amount_cents", filter=SALE & Q(created_at__gte=start_of_today)),
+        succeeded=Count("id", filter=SALE),
         failed=Count("id", filter=Q(status=Payment.Status.FAILED)),
     )
     declines = list(
@@ -87,7 +92,7 @@ def console_overview(*, now=None):
         .annotate(count=Count("id"))
         .order_by("-count", "failure_code")[:6]
     )
-    refunds = Refund.objects.filter(created_at__gte=since).exclude(status__in=Refund.UNDONE)
+    refunds = Refund.objects.filter(REFUND_COUNTED, created_at__gte=since)
     refund_totals = refunds.aggregate(count=Count("id"), cents=Sum("amount_cents"))
     disputes = Dispute.objects.filter(closed=False).aggregate(
         count=Count("id"), next_due=Min("evidence_due_by", filter=Q(evidence_due_by__gte=now))
@@ -95,14 +100,8 @@ def console_overview(*, now=None):
     grants = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.GRANT, occurred_at__gte=since).aggregate(
         count=Count("id"), minutes=Sum("minutes")
     )
-    events = WebhookEvent.objects.filter(status__in=[*FAILED_EVENT_STATUSES, WebhookEvent.Status.WAITING]).aggregate(
-        failed=Count("id", filter=Q(status__in=FAILED_EVENT_STATUSES)),
-        waiting=Count("id", filter=Q(status=WebhookEvent.Status.WAITING)),
-    )
-    unsettled = Payment.objects.filter(status__in=[*Payment.IN_FLIGHT, Payment.Status.NEEDS_REVIEW]).aggregate(
-        in_flight=Count("id", filter=Q(status__in=Payment.IN_FLIGHT)),
-        needs_review=Count("id", filter=Q(status=Payment.Status.NEEDS_REVIEW)),
-    )
+    events = events_unapplied()
+    unsettled = payments_unsettled()
     return Overview(
         today=today,
         revenue_today_cents=totals["revenue_today"] or 0,
@@ -125,10 +124,28 @@ def console_overview(*, now=None):
     )
 
 
+def events_unapplied():
+    """{"failed": ..., "waiting": ...}: Stripe events that failed (or found nothing to apply to) and
+    those waiting for their object, for the overview and the System page."""
+    return WebhookEvent.objects.filter(status__in=[*FAILED_EVENT_STATUSES, WebhookEvent.Status.WAITING]).aggregate(
+        failed=Count("id", filter=Q(status__in=FAILED_EVENT_STATUSES)),
+        waiting=Count("id", filter=Q(status=WebhookEvent.Status.WAITING)),
+    )
+
+
+def payments_unsettled():
+    """{"in_flight": ..., "needs_review": ...}: payments without their outcome yet, for the overview and
+    the System page."""
+    return Payment.objects.filter(status__in=[*Payment.IN_FLIGHT, Payment.Status.NEEDS_REVIEW]).aggregate(
+        in_flight=Count("id", filter=Q(status__in=Payment.IN_FLIGHT)),
+        needs_review=Count("id", filter=Q(status=Payment.Status.NEEDS_REVIEW)),
+    )
+
+
 def _daily_revenue(recent, today):
     """(date, cents) for each of the last 30 days, days without revenue included as 0."""
     by_day = dict(
-        recent.filter(status=Payment.Status.SUCCEEDED)
+        recent.filter(SALE)
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("day")
         .annotate(cents=Sum("amount_cents"))

@@ -13,6 +13,7 @@ from billing.errors import ProviderUnavailable
 from billing.fraud.rules import fraud_scan
 from billing.ledger import lots_expire_due
 from billing.models import Receipt
+from billing.selectors import accounts_out_of_balance
 from billing.statements import statements_email_due
 
 
@@ -94,6 +95,14 @@ def reconcile_refunds():
 def reconcile_subscriptions():
     """Subscriptions and invoices whose events were missed: each paid invoice gets its lot once."""
     return subscriptions.subscriptions_reconcile()
+
+
+@db_periodic_task(crontab(hour="3", minute="30"))
+@lock_task("billing-check-ledger")
+def check_ledger():
+    """`manage.py ledger_check`, daily: how many accounts' cached balance differs from their ledger or
+    their lots. The console's System page shows it as the reconciliation's drift (0: all balance)."""
+    return accounts_out_of_balance().count()
 
 
 @db_periodic_task(crontab(minute="*/5"))

@@ -73,6 +73,8 @@ def console_pages():
         "/console/refunds/",
         "/console/alerts/",
         "/console/audit/",
+        "/console/exports/",
+        "/console/system/",
     ]
     return lists, detail_pages
 

@@ -27,13 +27,17 @@ class PortalConfig(AppConfig):
             WebhookEvent,
         )
         from billing.versions import console_version_renew
+        from portal.checks import checks_register
         from portal.console.access import console_groups_ensure, totp_activation_counts_as_sign_in
+        from portal.job_runs import job_runs_record
         from portal.locale import language_remember
         from portal.logs import huey_request_ids_connect, request_context_clear
         from portal.models import sign_in_record
         from portal.page_cache import plans_changed
 
         huey_request_ids_connect(HUEY)
+        job_runs_record(HUEY)
+        checks_register()
         request_finished.connect(request_context_clear, dispatch_uid="request_context_clear")
         post_migrate.connect(console_groups_ensure, dispatch_uid="console_groups_ensure")
         user_logged_in.connect(sign_in_record, dispatch_uid="sign_in_record")

@@ -1,15 +1,18 @@
 """Files people download, shared by the student's pages and the console."""
 
 import csv
+import tempfile
 from decimal import Decimal, InvalidOperation
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 
 from billing.receipts import receipt_pdf
 from billing.statements import statement_csv_rows, statement_pdf
 
 # What a spreadsheet would run as a formula at the start of a cell.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SHEET_TITLE_MAX = 31  # Excel's longest sheet name
 
 
 def receipt_file(receipt):
@@ -29,13 +32,36 @@ def statement_pdf_file(statement):
 
 def statement_csv_file(statement):
     """A statement of account as CSV, streamed row by row, in the active language."""
+    return csv_file(statement_csv_rows(statement=statement), filename=statement.filename("csv"))
+
+
+def csv_file(rows, *, filename):
+    """Rows (lists of cells) as a CSV download, written and sent one row at a time, so that a long
+    export never sits in memory. The caller has checked who is asking."""
     writer = csv.writer(_Echo())
-    rows = (writer.writerow([_inert(cell) for cell in row]) for row in statement_csv_rows(statement=statement))
     return StreamingHttpResponse(
-        rows,
+        (writer.writerow([_inert(cell) for cell in row]) for row in rows),
         content_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{statement.filename("csv")}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def workbook_file(sheets, *, filename):
+    """(title, rows) pairs as one spreadsheet (.xlsx), a sheet each, numbers as numbers. openpyxl's
+    write-only mode puts each row in a temporary file as it comes, so no sheet is held in memory; the
+    finished workbook is sent from disk. The caller has checked who is asking."""
+    from openpyxl import Workbook  # only where workbooks are made
+
+    workbook = Workbook(write_only=True)
+    for title, rows in sheets:
+        sheet = workbook.create_sheet(title=title[:SHEET_TITLE_MAX])
+        for row in rows:
+            # A text that starts with "=" would be written as a formula: quoted as text, as in CSV.
+            sheet.append([_inert(cell) for cell in row])
+    saved = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
+    workbook.save(saved)
+    saved.seek(0)
+    return FileResponse(saved, as_attachment=True, filename=filename, content_type=XLSX)
 
 
 def _inert(value):

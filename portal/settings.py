@@ -155,6 +155,9 @@ if REDIS_URL:
     HUEY |= {"huey_class": "huey.RedisHuey", "url": REDIS_URL}
 else:
     HUEY |= {"huey_class": "huey.SqliteHuey", "filename": str(VAR_DIR / "huey.sqlite3")}
+# Every run of a periodic job is recorded (billing.models.JobRun, the console's System page); a job's
+# runs older than this are deleted as it runs again, its latest run always kept.
+JOB_RUNS_KEEP_DAYS = int(os.environ.get("JOB_RUNS_KEEP_DAYS", "30"))
 
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
@@ -315,7 +318,9 @@ DJANGO_TABLES2_TEMPLATE = "django_tables2/portal_table.html"
 
 # Production hardening: on whenever DEBUG is off, each overridable for a TLS-terminating proxy.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers check over plain HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers check over plain HTTP
+# E.g. "portal.E002" on a staging site that runs on Stripe test keys with DEBUG off (portal/checks.py).
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", [])
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))

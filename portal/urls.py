@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.decorators.http import require_GET
 
 from portal.locale import language_set
+from portal.readiness import readyz
 
 # Django's admin signs in through allauth (email verification, rate limits), never on its own form.
 admin.site.login = secure_admin_login(admin.site.login)
@@ -19,6 +20,7 @@ def healthz(request):
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("language/", language_set, name="language_set"),
     path("", include("portal.student.urls")),
     path("console/", include("portal.console.urls")),

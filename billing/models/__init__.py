@@ -1,5 +1,5 @@
 """The billing domain's data, one module per idea: hours, money, Stripe events, receipts,
-automatic top-up and statements."""
+automatic top-up, statements and the background jobs' runs."""
 
 from billing.models.audit import ActionKey, AuditEntry
 from billing.models.hours import (
@@ -13,6 +13,7 @@ from billing.models.hours import (
     price_per_hour_cents,
     share_of_minutes,
 )
+from billing.models.operations import JobRun
 from billing.models.payments import CardSetup, Dispute, FraudFlag, Payment, PaymentMethod, Refund
 from billing.models.receipts import Receipt, ReceiptCounter
 from billing.models.statements import StatementEmail
@@ -29,6 +30,7 @@ __all__ = [
     "CardSetup",
     "Dispute",
     "FraudFlag",
+    "JobRun",
     "LedgerEntry",
     "Lot",
     "Payment",

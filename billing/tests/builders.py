@@ -13,7 +13,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from billing import cards, ledger, payments, subscriptions
-from billing.models import Plan
+from billing.jobs import periodic_jobs
+from billing.models import JobRun, Plan
 from billing.tests.network import LossyProxy
 from portal.models import User
 
@@ -54,6 +55,25 @@ def verified_user(email, password=PASSWORD):
     user = User.objects.create_user(email, password)
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     return user
+
+
+def job_run(task, *, started_at, outcome=JobRun.Outcome.SUCCEEDED, result=None, error="", duration_ms=120):
+    """A recorded run of a periodic job (`task`: Huey's name, "billing.tasks.check_ledger")."""
+    finished = outcome != JobRun.Outcome.RUNNING
+    return JobRun.objects.create(
+        task=task,
+        started_at=started_at,
+        finished_at=started_at + timedelta(milliseconds=duration_ms) if finished else None,
+        duration_ms=duration_ms if finished else None,
+        outcome=outcome,
+        result=result,
+        error=error,
+    )
+
+
+def jobs_all_ran(at):
+    """A successful run of every periodic job at `at`: none of them is late for a while."""
+    return [job_run(job.name, started_at=at) for job in periodic_jobs()]
 
 
 def credit(account, minutes, *, days_valid=90, bought_days_ago=0, name="Standard", price_cents=15000, plan=None):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing import hours_actions
+from billing import accounting, hours_actions
 from billing.disputes.evidence import EVIDENCE_FIELDS, EVIDENCE_MAX_CHARS
 from billing.formatting import date_text, duration_input, hours_text
 from billing.models import Lot, Plan
@@ -413,3 +413,59 @@ class StaffEmailPreferencesForm(forms.Form):
     def __init__(self, *args, kinds, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["emailed"].choices = [(kind, kind.label) for kind in kinds]
+
+
+# Accounting exports (billing.accounting).
+
+# As <input type="month"> and <input type="date"> send and show them, whatever the language.
+ISO_MONTH, ISO_DAY = "%Y-%m", "%Y-%m-%d"
+PERIOD_BOTH_WAYS = _("Choose a month, or a first and a last day: not both.")
+PERIOD_ONE_DAY = _("Give both the first and the last day.")
+
+
+class AccountingPeriodForm(forms.Form):
+    """The period of the accounting exports, in the school's time zone: a calendar month, or the days
+    from one date to another, both included; with neither, last month. `period` once clean."""
+
+    month = forms.DateField(
+        label=_("Month"),
+        required=False,
+        input_formats=[ISO_MONTH],
+        widget=forms.DateInput(attrs={"type": "month"}, format=ISO_MONTH),
+    )
+    start = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format=ISO_DAY)
+    )
+    end = forms.DateField(
+        label=_("To (included)"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format=ISO_DAY)
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "period-%s")
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def showing(cls, period):
+        """An unbound form showing `period`: its month if it is one, and its first and last day."""
+        month = period.start if period.is_calendar_month else None
+        return cls(initial={"month": month, "start": period.start, "end": period.last_day})
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        month, start, end = cleaned.get("month"), cleaned.get("start"), cleaned.get("end")
+        if month and (start or end):
+            raise forms.ValidationError(PERIOD_BOTH_WAYS)
+        if bool(start) != bool(end):
+            raise forms.ValidationError(PERIOD_ONE_DAY)
+        try:
+            if month:
+                cleaned["period"] = accounting.accounting_month(month)
+            elif start:
+                cleaned["period"] = accounting.accounting_period(first_day=start, last_day=end)
+            else:
+                cleaned["period"] = accounting.accounting_period_default()
+        except accounting.AccountingPeriodInvalid as invalid:
+            raise forms.ValidationError(str(invalid)) from invalid
+        return cleaned

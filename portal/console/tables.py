@@ -556,6 +556,7 @@ class StaffNotificationTable(NotificationTable):
         Notification.Kind.STAFF_FRAUD_FLAG: _("Open the flag"),
         Notification.Kind.STAFF_WEBHOOK_FAILED: _("Open the failed events"),
         Notification.Kind.STAFF_PAYMENT_STUCK: _("Open the payment"),
+        Notification.Kind.STAFF_JOB_STALE: _("Open the System page"),
     }
     LINK_TEXT = pgettext_lazy("alert link", "Open")
 

@@ -1,6 +1,18 @@
 from django.urls import path
 
-from portal.console.views import alerts, disputes, fraud, lots, overview, payments, students, subscriptions, webhooks
+from portal.console.views import (
+    alerts,
+    disputes,
+    exports,
+    fraud,
+    lots,
+    overview,
+    payments,
+    students,
+    subscriptions,
+    system,
+    webhooks,
+)
 from portal.console.views import statements as statement_views
 
 app_name = "console"
@@ -68,6 +80,10 @@ urlpatterns = [
     ),
     path("lots/extend/", lots.lots_extend, name="lots_extend"),
     path("audit/", overview.audit_log, name="audit"),
+    path("exports/", exports.export_page, name="exports"),
+    path("exports/<slug:kind>.csv", exports.export_csv, name="export_csv"),
+    path("exports/workbook.xlsx", exports.export_workbook, name="export_workbook"),
+    path("system/", system.system, name="system"),
     path("alerts/", alerts.alert_inbox, name="alerts"),
     path("alerts/bell/", alerts.alert_bell, name="alert_bell"),
     path("alerts/read/", alerts.alerts_mark_read, name="alerts_mark_read"),

@@ -29,6 +29,7 @@ for name, format_function in {
     "iso_day": formatting.iso_date,  # 2026-12-01, for links that carry a date filter
     "iso_when": formatting.iso_datetime,  # 2026-12-01T19:16:05+01:00, for <time datetime>
     "until": formatting.until_text,  # today, tomorrow, in 5 days
+    "elapsed": formatting.elapsed_text,  # 340 ms, 1.2 s, 2 min 5 s: how long a job ran
 }.items():
     register.filter(name, _empty_stays_empty(format_function))
 

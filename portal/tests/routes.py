@@ -90,6 +90,7 @@ def ids_of_every_kind(paid):
         "card_id": paid.payment_method_id,
         "notification_id": alert.pk,
         "usage_id": session.pk,
+        "kind": "payments",  # an accounting export (billing.accounting.ExportKind)
     }
 
 

@@ -48,7 +48,10 @@ def committed():
 
 
 def describe(keys):
-    return "\n".join(f"  {msgid!r}" + (f" (context {context!r})" if context else "") for context, msgid in sorted(keys))
+    return "\n".join(
+        f"  {msgid!r}" + (f" (context {context!r})" if context else "")
+        for context, msgid in sorted(keys, key=lambda key: (key[0] or "", key[1]))
+    )
 
 
 def test_every_text_the_code_marks_is_in_the_catalogue(extracted, committed):
