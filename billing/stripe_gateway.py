@@ -180,6 +180,16 @@ def customer_exists(customer_id):
     return not getattr(customer, "deleted", False)
 
 
+def customer_delete(customer_id):
+    """Delete a customer at Stripe, and with it their saved cards: what erasing a student asks of
+    Stripe. A customer Stripe no longer has (deleted before, or by an erasure that stopped half-way)
+    counts as deleted, so an erasure can always be tried again."""
+    try:
+        _call(lambda client: client.v1.customers.delete(customer_id), not_found=CustomerNotFound)
+    except CustomerNotFound:
+        logger.info("Stripe customer %s was already deleted.", customer_id)
+
+
 def customer_set_default_card(*, customer_id, payment_method_id):
     _call(
         lambda client: client.v1.customers.update(

@@ -36,6 +36,10 @@ class PortalConfig(AppConfig):
         from portal.page_cache import plans_changed
 
         huey_request_ids_connect(HUEY)
+        # The portal's periodic jobs (retention), known to web processes too, as billing's and the
+        # alerts' are (the consumer would find them on its own).
+        from portal import tasks  # noqa: F401
+
         job_runs_record(HUEY)
         checks_register()
         request_finished.connect(request_context_clear, dispatch_uid="request_context_clear")

@@ -22,6 +22,12 @@ def receipt_file(receipt):
     return response
 
 
+def privacy_export_file(archive_file, filename):
+    """A student's data (portal.privacy's ZIP in its temporary file) as a download, streamed from the
+    file, which is closed once sent. The caller has checked who is asking."""
+    return FileResponse(archive_file, as_attachment=True, filename=filename, content_type="application/zip")
+
+
 def statement_pdf_file(statement):
     """A statement of account as a PDF download, in the active language. The caller has checked who
     is asking."""

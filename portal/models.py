@@ -38,6 +38,9 @@ class User(AbstractUser):
     # are written in this language and time zone, whoever triggers them (portal.locale).
     language = models.CharField(_("language"), max_length=10, blank=True, choices=settings.LANGUAGES)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Set when staff erased the student at their request (portal.privacy): the row stays, since the
+    # receipts, payments and ledger that must be kept point at it, but it names no one any more.
+    erased_at = models.DateTimeField(_("erased at"), null=True, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []

@@ -206,6 +206,8 @@ PORTAL_RATE_LIMITS = {
     "payment_refresh": {"user": "30/m", "ip": "120/m"},
     "subscription_change": {"user": "30/h", "ip": "100/h"},  # cancel, resume, change card: one Stripe call each
     "webhook_bad_signature": {"ip": "60/h"},
+    # A copy of all of one's data (portal/privacy.py) reads every record and receipt: a few an hour.
+    "privacy_export": {"user": "5/h", "ip": "20/h"},
 }
 # Behind a load balancer REMOTE_ADDR is the balancer: with TRUSTED_PROXY_COUNT proxies in front, every
 # per-address limit (allauth's and ours) and the audit log read the client's address from the
@@ -288,6 +290,15 @@ PORTAL_LOW_BALANCE_MINUTES = int(os.environ.get("PORTAL_LOW_BALANCE_MINUTES", "1
 # How long after its expiry staff may still reopen a lot, and how long the minutes of a voided
 # session stay usable when the lot they came from has expired since.
 PORTAL_REOPEN_WINDOW_DAYS = int(os.environ.get("PORTAL_REOPEN_WINDOW_DAYS", "30"))
+
+# Retention (portal/retention.py, daily at 04:00 UTC): how many days each kind of record is kept;
+# 0 keeps it for ever. Sign-ins are the access evidence a chargeback is answered with, and card
+# networks allow disputes for up to about a year after a payment. Read alerts are history the
+# student has seen. A processed Stripe event's body (Stripe's copy of the customer, card or charge)
+# helps staff look into a payment for a while; its id, type, PaymentIntent and outcome stay for good.
+RETENTION_SIGN_IN_DAYS = int(os.environ.get("RETENTION_SIGN_IN_DAYS", "365"))
+RETENTION_READ_ALERT_DAYS = int(os.environ.get("RETENTION_READ_ALERT_DAYS", "180"))
+RETENTION_EVENT_BODY_DAYS = int(os.environ.get("RETENTION_EVENT_BODY_DAYS", "90"))
 
 # Two languages: English (the default, and the fallback for anything unreadable in a cookie or a
 # header) and European Portuguese. Catalogues live in locale/ (pt_PT); `make run` and `make test`

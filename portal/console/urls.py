@@ -13,6 +13,7 @@ from portal.console.views import (
     system,
     webhooks,
 )
+from portal.console.views import privacy as privacy_views
 from portal.console.views import statements as statement_views
 
 app_name = "console"
@@ -64,6 +65,8 @@ urlpatterns = [
     path("students/<int:account_id>/low-balance/", students.low_balance_level, name="low_balance_level"),
     path("students/<int:account_id>/statement.pdf", statement_views.statement_pdf, name="statement_pdf"),
     path("students/<int:account_id>/statement.csv", statement_views.statement_csv, name="statement_csv"),
+    path("students/<int:account_id>/data.zip", privacy_views.student_data_export, name="student_data_export"),
+    path("students/<int:account_id>/erase/", privacy_views.student_erase, name="student_erase"),
     path("students/<int:account_id>/block/", students.student_block, {"block": True}, name="student_block"),
     path("students/<int:account_id>/unblock/", students.student_block, {"block": False}, name="student_unblock"),
     path(

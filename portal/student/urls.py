@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.student import account_views, views
+from portal.student import account_views, privacy_views, views
 from portal.student import statement_views as statements
 
 app_name = "student"
@@ -29,6 +29,7 @@ urlpatterns = [
     path("account/details/", account_views.account_details, name="account_details"),
     path("account/reminder/", account_views.account_reminder, name="account_reminder"),
     path("account/locale/", account_views.account_locale, name="account_locale"),
+    path("account/my-data.zip", privacy_views.data_export, name="data_export"),
     path("statement.pdf", statements.statement_pdf, name="statement_pdf"),
     path("statement.csv", statements.statement_csv, name="statement_csv"),
     path("account/statement-emails/", statements.statement_emails, name="statement_emails"),

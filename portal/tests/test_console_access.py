@@ -28,7 +28,8 @@ def ids(localstripe):
 
 
 # What the Support level may do (portal.console.access): read, retry webhooks, resend receipts,
-# clear and note flags, record sessions and void them within a day, set a student's reminder level.
+# clear and note flags, record sessions and void them within a day, set a student's reminder level,
+# download a student's data.
 SUPPORT_ACTIONS = {
     "webhook_event.retry",
     "webhook_event.retry_all",
@@ -38,6 +39,7 @@ SUPPORT_ACTIONS = {
     "session.record",
     "session.void",
     "account.low_balance",
+    "privacy.export",
 }
 
 

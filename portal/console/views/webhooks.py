@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.events import events_retry_by_staff
 from billing.models import WebhookEvent
 from billing.models.webhooks import secrets_redacted
+from billing.retention import webhook_event_body_removed
 from portal.console.access import console_view
 from portal.console.filters import WebhookEventFilter
 from portal.console.tables import WebhookEventTable
@@ -36,7 +37,11 @@ def webhook_list(request):
 def webhook_detail(request, event_id):
     event = get_object_or_404(WebhookEvent, pk=event_id)
     payload = secrets_redacted(event.payload)
-    context = {"event": event, "payload": json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False)}
+    context = {
+        "event": event,
+        "payload": json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False),
+        "body_removed": not event.payload,
+    }
     return render(request, "console/webhook_detail.html", context)
 
 
@@ -45,11 +50,13 @@ def webhook_detail(request, event_id):
 def webhook_retry(request, event_id):
     """Retry one event. From the table, its row is swapped with the event's new state."""
     event = get_object_or_404(WebhookEvent.objects.defer("payload"), pk=event_id)
-    queued = events_retry_by_staff(actor=request.user, event=event, ip_address=client_ip(request))
+    if webhook_event_body_removed(event_id=event.pk):
+        message = gettext("Nothing to retry: this event's body was removed, so it cannot be applied again.")
+    else:
+        queued = events_retry_by_staff(actor=request.user, event=event, ip_address=client_ip(request))
+        not_retryable = gettext("Nothing to retry: the event is not failed, waiting or orphaned.")
+        message = gettext("Retried.") if queued else not_retryable
     event.refresh_from_db()
-    message = (
-        gettext("Retried.") if queued else gettext("Nothing to retry: the event is not failed, waiting or orphaned.")
-    )
     if request.htmx:
         table = WebhookEventTable([event], request=request)
         return render(request, "console/_table_row.html", {"table": table, "message": message})
