@@ -107,6 +107,15 @@ class AccountBlocked(PaymentRefused):
         super().__init__(_(self.MESSAGE))
 
 
+class AccountErased(BillingError):
+    """A staff action that would let an account erased at its student's request buy again."""
+
+    MESSAGE = gettext_noop("This student was erased at their request: their account stays blocked for good.")
+
+    def __init__(self):
+        super().__init__(_(self.MESSAGE))
+
+
 class FraudFlagRefused(BillingError):
     """A staff action on a fraud flag that is no longer open (someone cleared or confirmed it meanwhile)."""
 

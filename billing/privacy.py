@@ -42,6 +42,10 @@ from billing.models.webhooks import REDACTED
 ERASED_BLOCK_REASON = "Erased at the student's request."
 # In English (tests name them); translated where they are shown.
 PAYMENT_IN_FLIGHT = gettext_noop("A payment of this student is still being processed. Erase them once it has settled.")
+PAYMENT_IN_REVIEW = gettext_noop(
+    "A payment of this student waits for staff review, and money may still move. Settle it on its page, then "
+    "erase them."
+)
 SUBSCRIPTION_LIVE = gettext_noop(
     "This student has a subscription that can still charge them. Cancel it first, then erase them."
 )
@@ -144,11 +148,14 @@ def account_documents(*, account):
 
 def account_erasure_refusal(*, account):
     """Why the account's billing stands in the way of erasing the student now, in words for staff, or
-    "". A payment in flight could still be charged (or be settled onto a card we forget); a live
+    "". A payment in flight could still be charged (or be settled onto a card we forget), and one
+    waiting for review may still move money (Stripe refused to cancel it, or we lost its intent); a live
     subscription is a contract Finance ends deliberately, at Stripe, with its own reason; an open
     dispute is answered with the student's records."""
     if Payment.objects.filter(account=account, status__in=Payment.IN_FLIGHT).exists():
         return _(PAYMENT_IN_FLIGHT)
+    if Payment.objects.filter(account=account, status=Payment.Status.NEEDS_REVIEW).exists():
+        return _(PAYMENT_IN_REVIEW)
     if Subscription.objects.filter(account=account, status__in=Subscription.LIVE).exists():
         return _(SUBSCRIPTION_LIVE)
     if Dispute.objects.filter(payment__account=account, closed=False).exists():

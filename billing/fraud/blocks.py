@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from billing import background, ledger
 from billing.audit import audit_reason, audit_record
+from billing.errors import AccountErased
 from billing.models import Account
 
 
@@ -26,6 +27,9 @@ def _block_set(account, *, blocked, actor, reason, ip_address):
         account = ledger.account_lock(account_id=account.pk)
         if (account.blocked_at is not None) == blocked:
             return account
+        if not blocked and account.user.erased_at:
+            # Its block is what keeps an erased account from ever being charged (billing.privacy).
+            raise AccountErased
         before = _block_state(account)
         account.blocked_at = timezone.now() if blocked else None
         account.blocked_reason = reason[: Account._meta.get_field("blocked_reason").max_length] if blocked else ""

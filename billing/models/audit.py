@@ -36,12 +36,15 @@ class AuditEntryQuerySet(models.QuerySet):
 def words_replaced(value, *, replacements):
     """`value` (a text, or JSON data at any depth) with each text of `replacements` replaced by what
     it maps to, case-insensitively and as whole words only, so that erasing "Ana" leaves "Analysis"
-    alone. Dictionary keys stay as they are."""
+    alone, and never inside an email address, so that it leaves Finance's ana.costa@example.com as
+    it is. Dictionary keys stay as they are."""
     wanted = {text.lower(): replacement for text, replacement in replacements.items() if text}
     if not wanted:
         return value
     words = "|".join(re.escape(text) for text in sorted(wanted, key=len, reverse=True))
-    pattern = re.compile(rf"(?<!\w)(?:{words})(?!\w)", re.IGNORECASE)
+    # Not after a letter, digit, "." or "@", nor before one, "@", or a "." that continues a word:
+    # a sentence's full stop still ends a name, a dot of an address does not.
+    pattern = re.compile(rf"(?<![\w.@])(?:{words})(?![\w@]|\.\w)", re.IGNORECASE)
 
     def replacement(found):
         text = found.group(0)

@@ -20,7 +20,7 @@ from alerts.models import STUDENT_KINDS, EmailOptOut, Notification
 from billing import payments, samples, topups
 from billing.audit import audit_record
 from billing.disputes.holds import dispute_record
-from billing.errors import AccountBlocked, ReasonRequired
+from billing.errors import AccountBlocked, AccountErased, ReasonRequired
 from billing.events import webhook_event_ingest
 from billing.models import (
     Account,
@@ -37,7 +37,14 @@ from billing.models import (
     WebhookEvent,
 )
 from billing.models.webhooks import REDACTED
-from billing.privacy import DISPUTE_OPEN, ERASED_BLOCK_REASON, PAYMENT_IN_FLIGHT, SUBSCRIPTION_LIVE, ErasureRefused
+from billing.privacy import (
+    DISPUTE_OPEN,
+    ERASED_BLOCK_REASON,
+    PAYMENT_IN_FLIGHT,
+    PAYMENT_IN_REVIEW,
+    SUBSCRIPTION_LIVE,
+    ErasureRefused,
+)
 from billing.tests.builders import PASSWORD, make_paid_payment, make_student, make_subscription_plan, subscribe
 from billing.tests.localstripe import SECRET_KEY
 from billing.tests.network import charge_answers_lost
@@ -215,6 +222,17 @@ def test_a_name_inside_another_word_is_left_alone(history, finance_user):
     assert f"Analysis of {REDACTED}'s sessions" in reasons
 
 
+def test_a_staff_email_that_holds_their_name_is_left_alone(history, finance_user):
+    finance_user.email = "ana.costa@example.com"
+    finance_user.save()
+    audit_record(actor=finance_user, action="account.note", target=history.account, reason="Called Ana.")
+
+    erase(history, finance_user)
+
+    note = AuditEntry.objects.get(account=history.account, action="account.note")
+    assert (note.actor_email, note.reason) == ("ana.costa@example.com", f"Called {REDACTED}.")
+
+
 def test_their_stripe_events_lose_the_personal_fields_and_keep_the_rest(history, finance_user):
     customer_id = history.account.stripe_customer_id
     theirs = _ingest(
@@ -348,6 +366,17 @@ def test_a_payment_is_refused_and_stripe_is_not_asked(history, finance_user, loc
     assert Payment.objects.filter(account=history.account).count() == 1
 
 
+def test_finance_cannot_unblock_it(history, finance_user, finance_client):
+    erase(history, finance_user)
+
+    response = finance_client.post(
+        reverse("console:student_unblock", args=[history.account.pk]), {"reason": "Asked to buy again"}
+    )
+
+    assert escape(str(AccountErased.MESSAGE)) in response.content.decode()
+    assert Account.objects.get(pk=history.account.pk).blocked_at is not None
+
+
 def test_automatic_top_up_charges_nothing_and_cannot_be_turned_on_again(history, finance_user, localstripe):
     erase(history, finance_user)
     account = Account.objects.get(pk=history.account.pk)
@@ -393,6 +422,16 @@ def test_an_account_with_a_payment_in_flight_is_refused(localstripe, settings, f
 
     assert unchanged_state(account) == before
     assert stripe_customer(localstripe, customer_id) is not None  # nothing reached Stripe either
+
+
+def test_an_account_with_a_payment_waiting_for_review_is_refused(history, finance_user):
+    Payment.objects.filter(pk=history.payment.pk).update(status=Payment.Status.NEEDS_REVIEW)
+    before = unchanged_state(history.account)
+
+    with pytest.raises(ErasureRefused, match=PAYMENT_IN_REVIEW):
+        erase(history, finance_user)
+
+    assert unchanged_state(history.account) == before
 
 
 def test_an_account_with_a_live_subscription_is_refused_until_it_is_cancelled(localstripe, finance_user):
