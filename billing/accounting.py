@@ -22,7 +22,7 @@ from django.db.models import Q, Sum, TextChoices
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from billing.audit import audit_record_bulk
 from billing.errors import BillingError
@@ -36,8 +36,8 @@ CHUNK_ROWS = 2000
 AUDIT_ACTION = "accounting.export"
 
 # In English (tests name them); translated where they are raised.
-PERIOD_BACKWARDS = "The period must end on or after the day it starts."
-PERIOD_TOO_LONG = "An export covers at most %(years)d years. Choose a shorter period."
+PERIOD_BACKWARDS = gettext_noop("The period must end on or after the day it starts.")
+PERIOD_TOO_LONG = gettext_noop("An export covers at most %(years)d years. Choose a shorter period.")
 
 
 class AccountingPeriodInvalid(BillingError):

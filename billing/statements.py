@@ -23,7 +23,7 @@ from django.db.models import F, Q, Sum, TextChoices
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from billing.errors import StatementRangeInvalid
 from billing.formatting import (
@@ -63,9 +63,9 @@ LISTING_LINES_PER_BLOCK = 20
 LISTING_WIDTHS = (18, 9, 10, 60)  # date, in / out, balance, description (characters)
 
 # In English (tests name them); translated where they are shown.
-RANGE_BACKWARDS = "The statement must end on or after the day it starts."
-RANGE_TOO_LONG = "A statement covers at most %(years)d years. Choose a shorter range."
-RANGE_OUT_OF_BOUNDS = "Choose dates between %(first)s and %(last)s."
+RANGE_BACKWARDS = gettext_noop("The statement must end on or after the day it starts.")
+RANGE_TOO_LONG = gettext_noop("A statement covers at most %(years)d years. Choose a shorter range.")
+RANGE_OUT_OF_BOUNDS = gettext_noop("Choose dates between %(first)s and %(last)s.")
 
 
 class LineKind(TextChoices):

@@ -13,7 +13,9 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
 from django.utils.html import escape
+from django.utils.translation import gettext
 from openpyxl import load_workbook
 
 from billing import samples
@@ -142,7 +144,7 @@ def test_a_text_a_spreadsheet_would_run_is_kept_as_text(finance_client, localstr
     sheet = load_workbook(io.BytesIO(b"".join(workbook.streaming_content)))["Payments"]
 
     assert row["email"] == "'=1+2@example.com"
-    assert (sheet["E2"].value, sheet["E2"].data_type) == ("'=1+2@example.com", "s")
+    assert (sheet["E2"].value, sheet["E2"].data_type) == ("=1+2@example.com", "s")
 
 
 def test_every_download_writes_one_audit_entry(finance_client, finance_user):
@@ -196,6 +198,18 @@ def test_a_period_longer_than_two_years_is_refused_with_a_message(finance_client
     assert escape(PERIOD_TOO_LONG % {"years": 2}) in text(response)
     assert "Summary:" not in text(response)
     assert not AuditEntry.objects.exists()
+
+
+def test_a_period_refused_is_said_in_the_readers_language(finance_client, finance_user):
+    finance_user.language = "pt-pt"
+    finance_user.save()
+
+    response = finance_client.get(PAGE, {"start": "2024-01-01", "end": "2026-01-01"})
+
+    with translation.override("pt-pt"):
+        portuguese = gettext(PERIOD_TOO_LONG) % {"years": 2}
+    assert portuguese != PERIOD_TOO_LONG % {"years": 2}
+    assert escape(portuguese) in text(response)
 
 
 def test_two_whole_years_are_one_period(finance_client):

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils import translation
 from django.utils.html import escape
+from django.utils.translation import gettext
 
 from billing import ledger
 from billing.statements import RANGE_BACKWARDS, RANGE_TOO_LONG
@@ -118,6 +120,18 @@ def test_a_range_that_cannot_be_a_statement_is_a_clear_400(student_client, url, 
     text = response.content.decode()
     assert message in text
     assert 'id="statements"' in text  # the form again, to correct it
+
+
+def test_a_range_refused_is_said_in_the_students_language(student_client, student):
+    student.user.language = "pt-pt"
+    student.user.save()
+
+    response = student_client.get(CSV, {"start": "2019-01-01", "end": "2026-11-30"})
+
+    with translation.override("pt-pt"):
+        portuguese = gettext(RANGE_TOO_LONG) % {"years": 5}
+    assert portuguese != RANGE_TOO_LONG % {"years": 5}
+    assert portuguese in response.content.decode()
 
 
 def test_the_account_page_offers_last_month_and_the_email_choice(student_client, student):
