@@ -62,12 +62,24 @@ def workbook_file(sheets, *, filename):
     for title, rows in sheets:
         sheet = workbook.create_sheet(title=title[:SHEET_TITLE_MAX])
         for row in rows:
-            # A text that starts with "=" would be written as a formula: quoted as text, as in CSV.
-            sheet.append([_inert(cell) for cell in row])
+            sheet.append([_workbook_cell(sheet, cell) for cell in row])
     saved = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it once sent)
     workbook.save(saved)
     saved.seek(0)
     return FileResponse(saved, as_attachment=True, filename=filename, content_type=XLSX)
+
+
+def _workbook_cell(sheet, value):
+    """A cell as it is written: openpyxl would store a text that starts with "=" (a reason typed
+    "=1+2") as a formula, so that one is written as a text cell, shown exactly as typed. A stored
+    text is never run, whatever it starts with."""
+    if not (isinstance(value, str) and value.startswith("=")):
+        return value
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def _inert(value):

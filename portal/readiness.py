@@ -20,7 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from huey.contrib import djhuey
 from huey.storage import SqliteStorage
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 PROBE_PREFIX = "readyz"
 
 
-@require_GET
+@require_safe  # GET, and HEAD for probes that only read the status
 @never_cache
 def readyz(request):
     """200 when every check passes, else 503; never behind a session or the cache."""

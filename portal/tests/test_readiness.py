@@ -57,7 +57,8 @@ def test_it_needs_no_session_and_is_never_cached(client):
     assert "sessionid" not in response.cookies
 
 
-def test_it_answers_get_only(client):
+def test_it_answers_get_and_head_only(client):
+    assert client.head(reverse("readyz")).status_code == 200
     assert client.post(reverse("readyz")).status_code == 405
 
 
