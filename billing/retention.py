@@ -17,8 +17,3 @@ def webhook_event_bodies_empty(*, processed_before):
     many were emptied."""
     finished = WebhookEvent.objects.filter(status__in=WebhookEvent.FINISHED, processed_at__lt=processed_before)
     return finished.exclude(payload=EMPTY_BODY).update(payload=EMPTY_BODY)
-
-
-def webhook_event_body_removed(*, event_id):
-    """Whether the event's body is gone (emptied by retention), so it cannot be applied again."""
-    return WebhookEvent.objects.filter(pk=event_id, payload=EMPTY_BODY).exists()

@@ -189,17 +189,3 @@ def test_the_event_page_says_its_body_was_removed(support_client):
     assert response.status_code == 200
     text = response.content.decode()
     assert "The body of this event was removed" in text and emptied.stripe_event_id in text
-
-
-def test_retrying_an_event_without_its_body_is_refused_with_a_message(support_client):
-    bodiless = WebhookEvent.objects.create(
-        stripe_event_id="evt_bodiless", type="charge.refunded", payload={}, status=WebhookEvent.Status.FAILED
-    )
-    page = support_client.get(reverse("console:webhook", args=[bodiless.pk])).content.decode()
-    assert reverse("console:webhook_retry", args=[bodiless.pk]) not in page
-
-    response = support_client.post(reverse("console:webhook_retry", args=[bodiless.pk]), follow=True)
-
-    assert "this event&#x27;s body was removed" in response.content.decode()
-    bodiless.refresh_from_db()
-    assert (bodiless.status, bodiless.attempts) == (WebhookEvent.Status.FAILED, 0)

@@ -11,7 +11,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from billing.events import events_retry_by_staff
 from billing.models import WebhookEvent
 from billing.models.webhooks import secrets_redacted
-from billing.retention import webhook_event_body_removed
 from portal.console.access import console_view
 from portal.console.filters import WebhookEventFilter
 from portal.console.tables import WebhookEventTable
@@ -50,12 +49,10 @@ def webhook_detail(request, event_id):
 def webhook_retry(request, event_id):
     """Retry one event. From the table, its row is swapped with the event's new state."""
     event = get_object_or_404(WebhookEvent.objects.defer("payload"), pk=event_id)
-    if webhook_event_body_removed(event_id=event.pk):
-        message = gettext("Nothing to retry: this event's body was removed, so it cannot be applied again.")
-    else:
-        queued = events_retry_by_staff(actor=request.user, event=event, ip_address=client_ip(request))
-        not_retryable = gettext("Nothing to retry: the event is not failed, waiting or orphaned.")
-        message = gettext("Retried.") if queued else not_retryable
+    queued = events_retry_by_staff(actor=request.user, event=event, ip_address=client_ip(request))
+    message = (
+        gettext("Retried.") if queued else gettext("Nothing to retry: the event is not failed, waiting or orphaned.")
+    )
     event.refresh_from_db()
     if request.htmx:
         table = WebhookEventTable([event], request=request)
