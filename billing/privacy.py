@@ -11,6 +11,8 @@ drafted for closed disputes, and the personal fields of the Stripe events about 
 portal.privacy orchestrates both (it also holds the user, sign-ins and alerts, which billing may not
 import)."""
 
+from functools import partial
+
 from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -35,7 +37,7 @@ from billing.models import (
     Usage,
     WebhookEvent,
 )
-from billing.models.audit import words_replaced
+from billing.models.redaction import BATCH, rows_rewritten, words_replaced
 from billing.models.webhooks import REDACTED
 
 # Stored as the block's reason, in English like the other reasons staff read.
@@ -81,7 +83,6 @@ PERSONAL_FIELDS = frozenset(
         "tax_ids",
     }
 )
-REDACT_BATCH = 200
 # Nothing to redact: an absent address stays recognisably absent.
 EMPTY = (None, "", {}, [])
 
@@ -198,13 +199,9 @@ def account_events_redact(*, accounts):
     subscriptions and card setups, and our metadata naming the account (which the customer.deleted
     Stripe sends after an erasure still carries). Writes only the events that change, in batches, so
     running it again changes nothing. Returns how many changed."""
-    changed = []
-    for event in WebhookEvent.objects.filter(_events_about(accounts)).only("pk", "payload").iterator(chunk_size=200):
-        redacted = personal_fields_redacted(event.payload)
-        if redacted != event.payload:
-            event.payload = redacted
-            changed.append(event)
-    WebhookEvent.objects.bulk_update(changed, ["payload"], batch_size=REDACT_BATCH)
+    events = WebhookEvent.objects.filter(_events_about(accounts))
+    changed = list(rows_rewritten(events, ["payload"], personal_fields_redacted))
+    WebhookEvent.objects.bulk_update(changed, ["payload"], batch_size=BATCH)
     return len(changed)
 
 
@@ -243,13 +240,8 @@ def _events_about(accounts):
 
 
 def _typed_texts_replace(rows, field, replacements):
-    changed = []
-    for row in rows.only("pk", field):
-        text = words_replaced(getattr(row, field), replacements=replacements)
-        if text != getattr(row, field):
-            setattr(row, field, text)
-            changed.append(row)
-    rows.model.objects.bulk_update(changed, [field], batch_size=REDACT_BATCH)
+    changed = rows_rewritten(rows, [field], partial(words_replaced, replacements=replacements))
+    rows.model.objects.bulk_update(list(changed), [field], batch_size=BATCH)
 
 
 def _unused_cards(account):

@@ -22,6 +22,7 @@ import json
 import tempfile
 import zipfile
 from datetime import date, datetime
+from functools import partial
 from urllib.parse import quote_plus
 
 from allauth.account.models import EmailAddress
@@ -40,7 +41,7 @@ from billing.errors import ProviderRequestInvalid, ProviderUnavailable
 from billing.formatting import date_text, iso_date, iso_datetime, reader_locale
 from billing.ledger import account_lock
 from billing.models import Account, AuditEntry
-from billing.models.audit import words_replaced
+from billing.models.redaction import BATCH, rows_rewritten, words_replaced
 from billing.models.webhooks import REDACTED
 from billing.privacy import (
     ErasureRefused,
@@ -190,12 +191,8 @@ def _alerts_erase(user, *, former_email, replacements):
     email_preferences_save(user=user, emailed_kinds=[])
     about = Notification.objects.filter(kind__in=STAFF_KINDS, params__student=former_email)
     fields = ["params", "stored_title", "stored_body", "link"]
-    changed = []
-    for alert in about.only("pk", *fields):
-        for name in fields:
-            setattr(alert, name, words_replaced(getattr(alert, name), replacements=replacements))
-        changed.append(alert)
-    Notification.objects.bulk_update(changed, fields, batch_size=200)
+    changed = rows_rewritten(about, fields, partial(words_replaced, replacements=replacements))
+    Notification.objects.bulk_update(list(changed), fields, batch_size=BATCH)
 
 
 def _sections(user, account, documents):

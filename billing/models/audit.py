@@ -1,10 +1,12 @@
 """The audit log of staff actions in the console: append-only, like the ledger."""
 
-import re
+from functools import partial
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from billing.models.redaction import BATCH, rows_rewritten, words_replaced
 
 
 class AuditEntryQuerySet(models.QuerySet):
@@ -19,51 +21,11 @@ class AuditEntryQuerySet(models.QuerySet):
         replaces their email and names (`replacements`: {text: what replaces it}) wherever these
         entries copied them (label, reason, actor's email, before and after; see `words_replaced`).
         What was done, by whom, when and to which object stays as it was. Returns how many changed."""
-        fields = ("target_label", "reason", "actor_email", "before", "after")
-        changed = []
-        for entry in self.only("pk", *fields):
-            before = {name: getattr(entry, name) for name in fields}
-            after = words_replaced(before, replacements=replacements)
-            if after != before:
-                for name, value in after.items():
-                    setattr(entry, name, value)
-                changed.append(entry)
+        fields = ["target_label", "reason", "actor_email", "before", "after"]
+        changed = list(rows_rewritten(self, fields, partial(words_replaced, replacements=replacements)))
         # A plain QuerySet: this class refuses update(), which bulk_update goes through.
-        models.QuerySet(self.model, using=self.db).bulk_update(changed, fields, batch_size=200)
+        models.QuerySet(self.model, using=self.db).bulk_update(changed, fields, batch_size=BATCH)
         return len(changed)
-
-
-def words_replaced(value, *, replacements):
-    """`value` (a text, or JSON data at any depth) with each text of `replacements` replaced by what
-    it maps to, case-insensitively and as whole words only, so that erasing "Ana" leaves "Analysis"
-    alone, and never inside an email address, so that it leaves Finance's ana.costa@example.com as
-    it is. Dictionary keys stay as they are."""
-    wanted = {text.lower(): replacement for text, replacement in replacements.items() if text}
-    if not wanted:
-        return value
-    words = "|".join(re.escape(text) for text in sorted(wanted, key=len, reverse=True))
-    # Not after a letter, digit, "." or "@", nor before one, "@", or a "." that continues a word:
-    # a sentence's full stop still ends a name, a dot of an address does not.
-    pattern = re.compile(rf"(?<![\w.@])(?:{words})(?![\w@]|\.\w)", re.IGNORECASE)
-
-    def replacement(found):
-        text = found.group(0)
-        if text.lower() in wanted:
-            return wanted[text.lower()]
-        # A letter whose lower case differs from what IGNORECASE matched (a Turkish dotted I).
-        return next(new for old, new in wanted.items() if re.fullmatch(re.escape(old), text, re.IGNORECASE))
-
-    return _replaced(value, pattern, replacement)
-
-
-def _replaced(value, pattern, replacement):
-    if isinstance(value, str):
-        return pattern.sub(replacement, value)
-    if isinstance(value, dict):
-        return {key: _replaced(item, pattern, replacement) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replaced(item, pattern, replacement) for item in value]
-    return value
 
 
 class AuditEntry(models.Model):
