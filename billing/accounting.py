@@ -75,7 +75,7 @@ MOVEMENT_COLUMNS = {
 
 
 @dataclass(frozen=True)
-class AccountingPeriod:
+class Days:
     """Whole days in the school's time zone: from `start` (included) to `end` (excluded)."""
 
     start: date
@@ -86,16 +86,21 @@ class AccountingPeriod:
         return self.end - timedelta(days=1)
 
     @property
+    def is_calendar_month(self):
+        return self.start.day == 1 and self.end == _month_after(self.start)
+
+
+@dataclass(frozen=True)
+class AccountingPeriod(Days):
+    """The days an export covers."""
+
+    @property
     def starts_at(self):
         return _midnight(self.start)
 
     @property
     def ends_at(self):
         return _midnight(self.end)
-
-    @property
-    def is_calendar_month(self):
-        return self.start.day == 1 and self.end == _month_after(self.start)
 
     @property
     def name(self):
@@ -152,12 +157,10 @@ def accounting_period_default(*, today=None):
 
 
 @dataclass(frozen=True)
-class MonthFigures:
+class MonthFigures(Days):
     """The money and hours of one calendar month (cut to the period at its ends), or of a whole
     period (AccountingSummary.total). Money in cents of `currency`, hours in minutes."""
 
-    start: date
-    end: date  # excluded
     currency: str
     gross_sales_cents: int = 0
     refunds_cents: int = 0
@@ -176,14 +179,6 @@ class MonthFigures:
     @property
     def net_cents(self):
         return self.gross_sales_cents - self.refunds_cents - self.disputes_lost_cents
-
-    @property
-    def last_day(self):
-        return self.end - timedelta(days=1)
-
-    @property
-    def is_calendar_month(self):
-        return self.start.day == 1 and self.end == _month_after(self.start)
 
 
 # What happens within a month (summed over months for a total), as opposed to what stands at its
@@ -343,8 +338,7 @@ def accounting_workbook(*, period, actor, ip_address=None):
 
 def accounting_rows(*, kind, period):
     """The rows of one export for `period`, header first, read as they are consumed."""
-    with timezone.override(_zone()):
-        yield from ROWS[kind](period)
+    return ROWS[kind](period)
 
 
 def export_filename(kind, period, extension):
@@ -793,7 +787,9 @@ def _hours(minutes):
 
 
 def _when(moment):
-    return iso_datetime(moment) if moment else ""
+    """In the school's time zone, passed rather than activated: the rows are read while the response
+    streams, outside any block the view could open."""
+    return iso_datetime(moment, _zone()) if moment else ""
 
 
 def _zone():

@@ -152,10 +152,10 @@ def _units(cents):
     return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
 
 
-def local(moment):
-    """An aware datetime in the viewer's time zone; a date (or a naive datetime) as it is."""
+def local(moment, zone=None):
+    """An aware datetime in the viewer's time zone (or `zone`); a date (or a naive datetime) as it is."""
     if isinstance(moment, datetime) and timezone.is_aware(moment):
-        return timezone.localtime(moment)
+        return timezone.localtime(moment, zone)
     return moment
 
 
@@ -210,9 +210,10 @@ def iso_date(moment):
     return (moment.date() if isinstance(moment, datetime) else moment).isoformat()
 
 
-def iso_datetime(moment):
-    """2026-12-01T19:16:05+01:00: a machine-readable moment with its offset (<time datetime>)."""
-    return local(moment).isoformat(timespec="seconds")
+def iso_datetime(moment, zone=None):
+    """2026-12-01T19:16:05+01:00: a machine-readable moment with its offset (<time datetime>), in the
+    viewer's time zone or `zone`."""
+    return local(moment, zone).isoformat(timespec="seconds")
 
 
 def days_until(moment, *, today=None):

@@ -107,6 +107,15 @@ def test_a_download_is_a_streamed_csv_named_after_the_export_and_the_period(fina
     assert (row["created_at"], row["receipt"]) == ("2026-03-05T10:00:00+01:00", march_sale.receipt.number)
 
 
+def test_moments_are_in_the_school_time_zone_whatever_the_readers(finance_client, finance_user, march_sale):
+    finance_user.time_zone = "Europe/Lisbon"
+    finance_user.save()
+
+    (row,) = rows_of(finance_client.get(export_url("payments"), MARCH))
+
+    assert row["created_at"] == "2026-03-05T10:00:00+01:00"
+
+
 def test_a_range_names_its_file_by_its_days(finance_client):
     response = finance_client.get(export_url("credit_notes"), {"start": "2026-03-03", "end": "2026-04-02"})
 
