@@ -17,8 +17,15 @@ from alerts.models import STAFF_KINDS, Notification
 from alerts.notifications import email_preferences_save, emails_send_due
 from alerts.staff import SUPPORT_KINDS, staff_alerts_scan, staff_kinds_for
 from billing import samples
-from billing.models import Dispute, FraudFlag, Payment, Plan, WebhookEvent
-from billing.tests.builders import credit, make_console_user, make_paid_payment, make_plan, make_staff, make_student
+from billing.models import Dispute, FraudFlag, Payment, WebhookEvent
+from billing.tests.builders import (
+    credit,
+    make_console_user,
+    make_paid_payment,
+    make_staff,
+    make_student,
+    payment_row,
+)
 from billing.tests.webhook_delivery import deliver
 
 pytestmark = pytest.mark.django_db
@@ -45,20 +52,8 @@ def team(db):
 def payment_of(account=None, *, status=Payment.Status.SUCCEEDED, started_ago=timedelta(0)):
     """A payment row as the pay button leaves it (no Stripe call needed for the rules that read it)."""
     account = account or make_student()
-    plan = Plan.objects.filter(name="Standard").first() or make_plan()
-    number = next(_numbers)
-    payment = Payment.objects.create(
-        account=account,
-        plan=plan,
-        kind=Payment.Kind.PURCHASE,
-        amount_cents=15000,
-        currency="EUR",
-        minutes=600,
-        validity_days=90,
-        status=status,
-        idempotency_key=f"staff-alerts-{number}",
-        stripe_payment_intent_id=f"pi_staff_alerts_{number}",
-        lot=credit(account, 600) if status == Payment.Status.SUCCEEDED else None,
+    payment = payment_row(
+        account, status=status, lot=credit(account, 600) if status == Payment.Status.SUCCEEDED else None
     )
     Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - started_ago)
     return payment

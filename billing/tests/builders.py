@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing import cards, ledger, payments, subscriptions
 from billing.jobs import periodic_jobs
-from billing.models import JobRun, Plan
+from billing.models import JobRun, Payment, Plan
 from billing.tests.network import LossyProxy
 from portal.models import User
 
@@ -103,6 +103,23 @@ def make_plan(name="Standard", minutes=600, price_cents=15000, validity_days=90,
     return Plan.objects.create(
         name=name, minutes=minutes, price_cents=price_cents, validity_days=validity_days, **fields
     )
+
+
+def payment_row(account, *, status=Payment.Status.SUCCEEDED, **fields):
+    """A payment row for what reads payments (tables, searches, alerts, reports), as the pay button
+    leaves it: Standard, 10 h for 150.00, no call to Stripe. `fields` override any column."""
+    number = next(_numbers)
+    plan = fields.pop("plan", None) or Plan.objects.filter(name="Standard").first() or make_plan()
+    columns = {
+        "kind": Payment.Kind.PURCHASE,
+        "amount_cents": 15000,
+        "currency": "EUR",
+        "minutes": 600,
+        "validity_days": 90,
+        "idempotency_key": f"payment-row-{number}",
+        "stripe_payment_intent_id": f"pi_row_{number}",
+    }
+    return Payment.objects.create(account=account, plan=plan, status=status, **columns | fields)
 
 
 def add_card(account, localstripe, number="4242424242424242", **expiry):

@@ -1,19 +1,16 @@
 """Searching the console's lists by student: disputes, fraud flags and refunds by the student's email
 or name, the students list by name too. A search that cannot be run says so; it never fails."""
 
-import itertools
 from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import Dispute, FraudFlag, Payment, Plan, Refund
-from billing.tests.builders import credit, make_plan, make_student
+from billing.models import Dispute, FraudFlag, Refund
+from billing.tests.builders import credit, make_student, payment_row
 
 pytestmark = pytest.mark.django_db
-
-_numbers = itertools.count(1)
 
 
 @pytest.fixture
@@ -43,20 +40,7 @@ def students(db):
 
 
 def paid(account):
-    number = next(_numbers)
-    return Payment.objects.create(
-        account=account,
-        plan=Plan.objects.filter(name="Standard").first() or make_plan(),
-        kind=Payment.Kind.PURCHASE,
-        amount_cents=15000,
-        currency="EUR",
-        minutes=600,
-        validity_days=90,
-        status=Payment.Status.SUCCEEDED,
-        idempotency_key=f"search-{number}",
-        stripe_payment_intent_id=f"pi_search_{number}",
-        lot=credit(account, 600),
-    )
+    return payment_row(account, lot=credit(account, 600))
 
 
 LISTS = ["console:disputes", "console:flags", "console:refunds", "console:students"]

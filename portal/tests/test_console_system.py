@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from billing.jobs import periodic_jobs
 from billing.models import JobRun, Payment, WebhookEvent
-from billing.tests.builders import job_run, jobs_all_ran, make_plan, make_student
+from billing.tests.builders import job_run, jobs_all_ran, make_student, payment_row
 
 pytestmark = pytest.mark.django_db
 
@@ -34,21 +34,9 @@ def job_row(response, function):
 
 
 def unsettled(count):
-    plan = make_plan()
     for number in range(count):
         account = make_student()
-        Payment.objects.create(
-            account=account,
-            plan=plan,
-            kind=Payment.Kind.PURCHASE,
-            amount_cents=15000,
-            currency="EUR",
-            minutes=600,
-            validity_days=90,
-            status=Payment.Status.PROCESSING,
-            idempotency_key=f"system-{account.pk}-{number}",
-            stripe_payment_intent_id=f"pi_system_{account.pk}_{number}",
-        )
+        payment_row(account, status=Payment.Status.PROCESSING)
         for status in (WebhookEvent.Status.FAILED, WebhookEvent.Status.WAITING):
             WebhookEvent.objects.create(
                 stripe_event_id=f"evt_system_{account.pk}_{number}_{status}",
