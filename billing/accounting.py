@@ -222,22 +222,22 @@ def accounting_summary(*, period):
     zone = _zone()
     money = _money_by_month(period, zone)
     movements = _movements_by_month(period, zone)
-    outstanding = _minutes_before(period.starts_at)
+    lots = _LotsOutstanding(at=period.starts_at)
+    lot_movements = _lot_movements_by_month(period, zone)
     months = []
     for start, end in period.months():
-        moved = movements.get(start.replace(day=1), {})
+        month = start.replace(day=1)
+        moved = movements.get(month, {})
         figures = MonthFigures(
             start=start,
             end=end,
             currency=settings.PORTAL_CURRENCY,
-            opening_minutes=outstanding,
-            **money.get(start.replace(day=1), {}),
+            opening_minutes=lots.minutes,
+            **money.get(month, {}),
             **{column: minutes for column, minutes in moved.items() if column != "total"},
         )
-        outstanding += moved.get("total", 0)
-        months.append(
-            replace(figures, outstanding_minutes=outstanding, deferred_cents=_deferred_cents_at(_midnight(end)))
-        )
+        lots.move(lot_movements.get(month, ()))
+        months.append(replace(figures, outstanding_minutes=lots.minutes, deferred_cents=lots.deferred_cents))
     return AccountingSummary(period=period, months=tuple(months))
 
 
@@ -273,12 +273,24 @@ def _movements_by_month(period, zone):
     return by_month
 
 
+def _lot_movements_by_month(period, zone):
+    """{first day of a month: [row of a lot's net movement in it, with the lot's price and minutes
+    bought]}, in one query: what the summary moves its lots by, month after month."""
+    entries = LedgerEntry.objects.filter(occurred_at__gte=period.starts_at, occurred_at__lt=period.ends_at)
+    rows = (
+        _per_month(entries, "occurred_at", zone)
+        .values("month", "lot_id", *LOT_TERMS)
+        .annotate(outstanding=Sum("minutes"))
+        .order_by()
+    )
+    by_month = {}
+    for row in rows.iterator(chunk_size=CHUNK_ROWS):
+        by_month.setdefault(_local_day(row["month"], zone), []).append(row)
+    return by_month
+
+
 def _per_month(rows, moment, zone):
     return rows.annotate(month=TruncMonth(moment, tzinfo=zone)).values("month").order_by("month")
-
-
-def _minutes_before(moment):
-    return LedgerEntry.objects.filter(occurred_at__lt=moment).aggregate(total=Sum("minutes"))["total"] or 0
 
 
 # Deferred revenue: the lots' outstanding minutes at a moment, at each lot's own price.
@@ -304,16 +316,33 @@ def _lots_outstanding(moment, *columns):
     )
 
 
-def _deferred_cents_at(moment):
-    lots = _lots_outstanding(moment, "lot__price_cents", "lot__minutes_purchased")
-    return sum(
-        deferred_cents(
-            minutes_outstanding=row["outstanding"],
-            price_cents=row["lot__price_cents"],
-            minutes_purchased=row["lot__minutes_purchased"],
-        )
-        for row in lots.iterator(chunk_size=CHUNK_ROWS)
-    )
+LOT_TERMS = ("lot__price_cents", "lot__minutes_purchased")
+
+
+class _LotsOutstanding:
+    """The lots' outstanding minutes and deferred revenue as the summary walks its months: read once,
+    per lot, at the period's start, then moved by each month's net movement per lot, so that a long
+    period costs no more queries than a month and never reads the ledger before it again. Each lot's
+    value is rounded on its own (deferred_cents), so the total is kept as the sum of its lots' values,
+    each replaced when its lot moves."""
+
+    def __init__(self, *, at):
+        self.outstanding, self.values, self.minutes, self.deferred_cents = {}, {}, 0, 0
+        self.move(_lots_outstanding(at, *LOT_TERMS).iterator(chunk_size=CHUNK_ROWS))
+
+    def move(self, rows):
+        """Add each row's `outstanding` minutes to its lot (`lot_id`, with LOT_TERMS)."""
+        for row in rows:
+            lot = row["lot_id"]
+            outstanding = self.outstanding.get(lot, 0) + row["outstanding"]
+            value = deferred_cents(
+                minutes_outstanding=outstanding,
+                price_cents=row["lot__price_cents"],
+                minutes_purchased=row["lot__minutes_purchased"],
+            )
+            self.minutes += row["outstanding"]
+            self.deferred_cents += value - self.values.get(lot, 0)
+            self.outstanding[lot], self.values[lot] = outstanding, value
 
 
 # The exports: each a header of field names (the same in every language, for spreadsheets and

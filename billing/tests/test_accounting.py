@@ -268,6 +268,27 @@ def test_the_deferred_revenue_export_adds_up_to_the_summary(spring):
     assert [row[column["deferred_revenue"]] for row in lots] == [70, 150, 90]
 
 
+def test_each_months_deferred_revenue_is_that_of_its_lots_at_its_end(spring):
+    """The summary walks its months from the period's start; the deferred revenue export reads the
+    lots at one month's end on its own: the two agree month after month."""
+    spring_summary = accounting_summary(
+        period=accounting_period(first_day=date(2026, 3, 1), last_day=date(2026, 4, 30))
+    )
+
+    for month, alone in zip(spring_summary.months, (MARCH, APRIL), strict=True):
+        header, *lots = list(accounting_rows(kind=ExportKind.DEFERRED, period=alone))
+        column = header.index("deferred_revenue")
+        assert sum(row[column] for row in lots) * 100 == month.deferred_cents
+    assert [month.deferred_cents for month in spring_summary.months] != [0, 0]
+
+
+def test_a_long_summary_costs_the_queries_of_a_month(spring, django_assert_max_num_queries):
+    with django_assert_max_num_queries(6):
+        accounting_summary(period=MARCH)
+    with django_assert_max_num_queries(6):
+        accounting_summary(period=accounting_period(first_day=date(2024, 5, 1), last_day=date(2026, 4, 30)))
+
+
 # The rows.
 
 
