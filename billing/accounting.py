@@ -18,8 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, Sum, TextChoices
-from django.db.models.functions import TruncMonth
+from django.db.models import Case, IntegerField, Q, Sum, TextChoices, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
@@ -219,14 +218,11 @@ class AccountingSummary:
 
 def accounting_summary(*, period):
     """The period's figures month by month (see MonthFigures and docs/deploy.md for what each counts)."""
-    zone = _zone()
-    money = _money_by_month(period, zone)
-    movements = _movements_by_month(period, zone)
+    money = _money_by_month(period)
+    movements, lot_movements = _ledger_by_month(period)
     lots = _LotsOutstanding(at=period.starts_at)
-    lot_movements = _lot_movements_by_month(period, zone)
     months = []
-    for start, end in period.months():
-        month = start.replace(day=1)
+    for month, (start, end) in enumerate(period.months()):
         moved = movements.get(month, {})
         figures = MonthFigures(
             start=start,
@@ -241,8 +237,8 @@ def accounting_summary(*, period):
     return AccountingSummary(period=period, months=tuple(months))
 
 
-def _money_by_month(period, zone):
-    """{first day of a month: {figure: cents}} of the money figures, one query each."""
+def _money_by_month(period):
+    """{month's number (see _per_month): {figure: cents}} of the money figures, one query each."""
     sources = {
         "gross_sales_cents": (Payment.objects.filter(SALE), "created_at"),
         "refunds_cents": (Refund.objects.filter(REFUND_COUNTED), "created_at"),
@@ -253,44 +249,50 @@ def _money_by_month(period, zone):
     for figure, (rows, moment) in sources.items():
         in_period = rows.filter(**{f"{moment}__gte": period.starts_at, f"{moment}__lt": period.ends_at})
         for month, cents in (
-            _per_month(in_period, moment, zone).annotate(cents=Sum("amount_cents")).values_list("month", "cents")
+            _per_month(in_period, moment, period).annotate(cents=Sum("amount_cents")).values_list("month", "cents")
         ):
-            by_month.setdefault(_local_day(month, zone), {})[figure] = cents
+            by_month.setdefault(month, {})[figure] = cents
     return by_month
 
 
-def _movements_by_month(period, zone):
-    """{first day of a month: {summary column: minutes, "total": signed sum}} from the ledger."""
-    entries = LedgerEntry.objects.filter(occurred_at__gte=period.starts_at, occurred_at__lt=period.ends_at)
-    by_month = {}
-    for month, kind, minutes in (
-        _per_month(entries, "occurred_at", zone).values("month", "kind").annotate(minutes=Sum("minutes"))
-    ).values_list("month", "kind", "minutes"):
-        column, sign = MOVEMENT_COLUMNS[kind]
-        moved = by_month.setdefault(_local_day(month, zone), {})
-        moved[column] = moved.get(column, 0) + sign * minutes
-        moved["total"] = moved.get("total", 0) + minutes
-    return by_month
-
-
-def _lot_movements_by_month(period, zone):
-    """{first day of a month: [row of a lot's net movement in it, with the lot's price and minutes
-    bought]}, in one query: what the summary moves its lots by, month after month."""
+def _ledger_by_month(period):
+    """The period's ledger movements, in one query grouped by month, lot and kind: {month's number
+    (see _per_month): {summary column: minutes, "total": signed sum}}, and {month's number: [(lot id,
+    price in cents, minutes bought, its kind's minutes)]} for the summary to move its lots by."""
     entries = LedgerEntry.objects.filter(occurred_at__gte=period.starts_at, occurred_at__lt=period.ends_at)
     rows = (
-        _per_month(entries, "occurred_at", zone)
-        .values("month", "lot_id", *LOT_TERMS)
-        .annotate(outstanding=Sum("minutes"))
+        _per_month(entries, "occurred_at", period)
+        # Lot before kind: SQLite then groups along the lot index, three times faster than along kind's.
+        .values("month", "lot_id", "kind", *LOT_TERMS)
+        .annotate(minutes=Sum("minutes"))
         .order_by()
+        .values_list("month", "kind", "lot_id", *LOT_TERMS, "minutes")
     )
-    by_month = {}
-    for row in rows.iterator(chunk_size=CHUNK_ROWS):
-        by_month.setdefault(_local_day(row["month"], zone), []).append(row)
-    return by_month
+    movements, lot_movements = {}, {}
+    for month, kind, *lot_movement in rows.iterator(chunk_size=CHUNK_ROWS):
+        minutes = lot_movement[-1]
+        column, sign = MOVEMENT_COLUMNS[kind]
+        moved = movements.setdefault(month, {})
+        moved[column] = moved.get(column, 0) + sign * minutes
+        moved["total"] = moved.get("total", 0) + minutes
+        lot_movements.setdefault(month, []).append(lot_movement)
+    return movements, lot_movements
 
 
-def _per_month(rows, moment, zone):
-    return rows.annotate(month=TruncMonth(moment, tzinfo=zone)).values("month").order_by("month")
+def _per_month(rows, moment, period):
+    """`rows` (within the period) grouped by the month their `moment` falls in, as `month`: its
+    number in period.months(), from 0. The month is found by comparing the moment with each month's
+    end (midnight in the school's zone): plain comparisons every database makes natively, where
+    truncating to a month in a zone costs SQLite a call into Python per row, and a number needs no
+    conversion as it is read (seconds, both, over a year of the ledger)."""
+    month = Case(
+        *(
+            When(**{f"{moment}__lt": _midnight(end)}, then=Value(number))
+            for number, (_start, end) in enumerate(period.months())
+        ),
+        output_field=IntegerField(),
+    )
+    return rows.annotate(month=month).values("month").order_by("month")
 
 
 # Deferred revenue: the lots' outstanding minutes at a moment, at each lot's own price.
@@ -328,19 +330,17 @@ class _LotsOutstanding:
 
     def __init__(self, *, at):
         self.outstanding, self.values, self.minutes, self.deferred_cents = {}, {}, 0, 0
-        self.move(_lots_outstanding(at, *LOT_TERMS).iterator(chunk_size=CHUNK_ROWS))
+        lots = _lots_outstanding(at, *LOT_TERMS).values_list("lot_id", *LOT_TERMS, "outstanding")
+        self.move(lots.iterator(chunk_size=CHUNK_ROWS))
 
-    def move(self, rows):
-        """Add each row's `outstanding` minutes to its lot (`lot_id`, with LOT_TERMS)."""
-        for row in rows:
-            lot = row["lot_id"]
-            outstanding = self.outstanding.get(lot, 0) + row["outstanding"]
+    def move(self, movements):
+        """Move each lot by its minutes: (lot id, price in cents, minutes bought, minutes) tuples."""
+        for lot, price_cents, minutes_purchased, minutes in movements:
+            outstanding = self.outstanding.get(lot, 0) + minutes
             value = deferred_cents(
-                minutes_outstanding=outstanding,
-                price_cents=row["lot__price_cents"],
-                minutes_purchased=row["lot__minutes_purchased"],
+                minutes_outstanding=outstanding, price_cents=price_cents, minutes_purchased=minutes_purchased
             )
-            self.minutes += row["outstanding"]
+            self.minutes += minutes
             self.deferred_cents += value - self.values.get(lot, 0)
             self.outstanding[lot], self.values[lot] = outstanding, value
 
@@ -828,11 +828,6 @@ def _zone():
 def _midnight(day):
     """00:00 of `day` in the school's time zone."""
     return datetime(day.year, day.month, day.day, tzinfo=_zone())
-
-
-def _local_day(moment, zone):
-    """The day of a month's start as the database truncated it (a datetime in `zone`, or a date)."""
-    return timezone.localtime(moment, zone).date() if isinstance(moment, datetime) else moment
 
 
 def _month_after(day):
