@@ -283,9 +283,9 @@ def test_each_months_deferred_revenue_is_that_of_its_lots_at_its_end(spring):
 
 
 def test_a_long_summary_costs_the_queries_of_a_month(spring, django_assert_max_num_queries):
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(5):
         accounting_summary(period=MARCH)
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(5):
         accounting_summary(period=accounting_period(first_day=date(2024, 5, 1), last_day=date(2026, 4, 30)))
 
 
