@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from bench.environment import BASE_DIR, BENCH_VAR, WEBHOOK_SECRET, bench_data_reset, bench_environment, django_setup
@@ -35,6 +35,7 @@ WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
 WEBHOOK_PATH = "/billing/webhooks/stripe/"
 WORKERS = 2
 FILTERED_PAYMENTS = "status=succeeded&amount_min=100"
+NOT_LOADED = {"requests": 0, "errors": 0, "note": "measured alone only"}
 
 
 @dataclass
@@ -51,12 +52,17 @@ class Target:
     # A whole page view: the fragments the page loads at once (HTMX requests), each view requesting
     # the page and then these; req/s is then page views a second.
     also: tuple = ()
+    # False for a heavy page a few people open now and then (Finance's exports): measured alone and
+    # checked over HTTP, not loaded by 8 connections at once, which would only measure its queue.
+    loaded: bool = True
     result: dict = field(default_factory=dict)
 
 
 def targets_for(scale, receipt_id, live_etag, deep_links):
     deep, usage_page = scale.deep_page, scale.usage_page
     filtered = FILTERED_PAYMENTS
+    last_month_end = date.today().replace(day=1) - timedelta(days=1)
+    year_ago = (last_month_end.replace(day=1) - timedelta(days=334)).replace(day=1)
     return [
         Target("baseline: GET /healthz", "/healthz", expect="ok"),
         # For reference: the cheapest signed-in answer (session, user, one count), which every page pays.
@@ -121,6 +127,29 @@ def targets_for(scale, receipt_id, live_etag, deep_links):
         ),
         Target("stored receipt PDF download", f"/receipts/{receipt_id}/pdf/", "student", expect="%PDF"),
         Target("webhook intake (signed events)", WEBHOOK_PATH, method="POST"),
+        # Issue 19's operations pages (the System page; Finance's exports, whose downloads are audited).
+        Target("console system page", "/console/system/", "staff", expect='id="jobs-title"'),
+        Target(
+            "console exports: last month's summary",
+            "/console/exports/",
+            "staff",
+            expect='id="summary-title"',
+            loaded=False,
+        ),
+        Target(
+            "console exports: the last 12 months' summary",
+            f"/console/exports/?start={year_ago.isoformat()}&end={last_month_end.isoformat()}",
+            "staff",
+            expect='id="summary-title"',
+            loaded=False,
+        ),
+        Target(
+            "accounting export: last month's ledger movements (CSV)",
+            "/console/exports/ledger.csv",
+            "staff",
+            expect="entry_id",
+            loaded=False,
+        ),
     ]
 
 
@@ -308,6 +337,10 @@ class Bench:
             for target in self.targets:
                 self.preflight(target)
             for target in self.targets:
+                if not target.loaded:
+                    target.result |= dict.fromkeys(("rps", "p50_ms", "p95_ms", "p99_ms")) | NOT_LOADED
+                    self.say(f"  {target.name}: alone only, {target.result['service_ms']} ms")
+                    continue
                 if target.method == "POST":
                     self.load_webhook(target)
                 elif target.also:
@@ -396,6 +429,9 @@ class Bench:
         self.reconciliation()
         self.receipt_renders()
         self.statement_renders()
+        self.privacy_exports()
+        self.ledger_check()
+        self.retention()  # last: it deletes and empties what the others read
 
     def timed(self, name, function):
         profiler = cProfile.Profile() if self.args.profile else None
@@ -543,6 +579,66 @@ class Bench:
         self.say(f"  {row['name']}: {row['detail']}")
         return statement
 
+    def privacy_exports(self):
+        """The long-history student's copy of their data (a ZIP of JSON and every receipt's PDF), as
+        they or staff download it: first while the seeded receipts have no PDF yet (each rendered for
+        it, as render_missing_receipts would have done long before in production), then again."""
+        from billing.models import Account, Receipt
+        from portal.privacy import privacy_export
+
+        account = Account.objects.select_related("user").get(user__email=LONG_HISTORY_EMAIL)
+        documents = Receipt.objects.filter(account=account).count()
+        unrendered = Receipt.objects.filter(account=account, pdf="").count()
+        sizes, seconds = [], []
+        for run in ("first", "again"):
+            archive, elapsed = self.timed(f"privacy export {run}", lambda: privacy_export(account=account))
+            sizes.append(archive.seek(0, os.SEEK_END))
+            archive.close()
+            seconds.append(elapsed)
+        self.in_process.append(
+            {
+                "name": "privacy export of the long-history student (ZIP), PDFs stored",
+                "seconds": round(seconds[1], 3),
+                "detail": f"{documents:,} documents, {sizes[1] // 1024:,} KiB; the first export, which rendered "
+                f"{unrendered:,} PDFs never rendered, took {seconds[0]:.1f} s",
+            }
+        )
+        self.say(f"  {self.in_process[-1]['name']}: {self.in_process[-1]['detail']}")
+
+    def ledger_check(self):
+        """The daily check_ledger job (manage.py ledger_check's one query) over every account."""
+        from billing.models import Account
+        from billing.selectors import accounts_out_of_balance
+
+        drift, seconds = self.timed("ledger check", lambda: accounts_out_of_balance().count())
+        self.in_process.append(
+            {
+                "name": f"ledger check over {Account.objects.count():,} accounts",
+                "seconds": round(seconds, 3),
+                "detail": f"{drift:,} out of balance",
+            }
+        )
+        self.say(f"  {self.in_process[-1]['name']}: {seconds:.2f} s, {self.in_process[-1]['detail']}")
+
+    def retention(self):
+        """The daily retention job over the seeded history, then again (nothing left to do)."""
+        from billing.models import WebhookEvent
+        from portal.retention import retention_apply
+
+        events = WebhookEvent.objects.count()
+        first, first_seconds = self.timed("retention first run", retention_apply)
+        again, again_seconds = self.timed("retention steady state", retention_apply)
+        self.in_process.append(
+            {
+                "name": f"retention over {events:,} webhook events (first run)",
+                "seconds": round(first_seconds, 3),
+                "detail": f"{first.event_bodies_emptied:,} event bodies emptied, {first.sign_ins_deleted:,} "
+                f"sign-ins and {first.read_alerts_deleted:,} read alerts deleted; again {again_seconds:.3f} s, "
+                f"{again.event_bodies_emptied + again.sign_ins_deleted + again.read_alerts_deleted:,} changed",
+            }
+        )
+        self.say(f"  {self.in_process[-1]['name']}: {first_seconds:.2f} s, {self.in_process[-1]['detail']}")
+
     # ---- the report -----------------------------------------------------------------------------
 
     def write(self):
@@ -560,7 +656,7 @@ class Bench:
                     "p50_ms": result["p50_ms"],
                     "p95_ms": result["p95_ms"],
                     "p99_ms": result["p99_ms"],
-                    "ratio": round(result["rps"] / baseline, 3) if baseline else None,
+                    "ratio": round(result["rps"] / baseline, 3) if baseline and result["rps"] is not None else None,
                     "queries": result.get("queries"),
                     "service_ms": result.get("service_ms"),
                     "service_p95_ms": result.get("service_p95_ms"),
@@ -950,8 +1046,9 @@ def render_table(report):
     for row in report["http"]:
         errors = f"  ({row['errors']} errors)" if row["errors"] else ""
         lines.append(
-            f"{row['name']:<44} {row['rps']:>8,.0f} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['p99_ms']:>8.1f} "
-            f"{row['ratio']:>10.3f} {row['queries']:>8} {row['service_ms']:>9.1f}{errors}"
+            f"{row['name']:<44} {_figure(row['rps'], ',.0f'):>8} {_figure(row['p50_ms'], '.1f'):>8} "
+            f"{_figure(row['p95_ms'], '.1f'):>8} {_figure(row['p99_ms'], '.1f'):>8} {_figure(row['ratio'], '.3f'):>10} "
+            f"{row['queries']:>8} {row['service_ms']:>9.1f}{errors}"
         )
     lines += ["", f"{'in-process':<60} {'seconds':>9}"]
     for row in report["in_process"]:
@@ -980,13 +1077,19 @@ def render_markdown(report):
     ]
     for row in report["http"]:
         lines.append(
-            f"| {row['name']} | {row['rps']:,.0f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | "
-            f"{row['ratio']:.3f} | {row['queries']} | {row['service_ms']:.1f} |"
+            f"| {row['name']} | {_figure(row['rps'], ',.0f')} | {_figure(row['p50_ms'], '.1f')} | "
+            f"{_figure(row['p95_ms'], '.1f')} | {_figure(row['p99_ms'], '.1f')} | {_figure(row['ratio'], '.3f')} | "
+            f"{row['queries']} | {row['service_ms']:.1f} |"
         )
     lines += ["", "| in-process | seconds | detail |", "|---|--:|---|"]
     for row in report["in_process"]:
         lines.append(f"| {row['name']} | {row['seconds']:.3f} | {row['detail']} |")
     return "\n".join(lines)
+
+
+def _figure(value, spec):
+    """A measured figure as the tables show it; "—" for one not measured (a page not loaded)."""
+    return "—" if value is None else format(value, spec)
 
 
 if __name__ == "__main__":
