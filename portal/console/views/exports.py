@@ -2,6 +2,8 @@
 the period (billing.accounting) as a CSV streamed row by row, or all of them in one spreadsheet.
 Every download is audited."""
 
+from functools import wraps
+
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
@@ -54,38 +56,39 @@ DESCRIPTIONS = {
 }
 
 
-@console_view(finance=True)
-@require_GET
-def export_page(request):
-    form = AccountingPeriodForm(request.GET)
-    if not form.is_valid():
-        return _page(request, form, status=400)
-    period = form.cleaned_data["period"]
+def _of_a_period(view):
+    """Finance's GET views of the period the query asks for (AccountingPeriodForm), called with it as
+    `period`; a period that is not one answers the page again, with why (400), and exports nothing."""
+
+    @console_view(finance=True)
+    @require_GET
+    @wraps(view)
+    def with_period(request, *args, **kwargs):
+        form = AccountingPeriodForm(request.GET)
+        if not form.is_valid():
+            return _page(request, form, status=400)
+        return view(request, *args, period=form.cleaned_data["period"], **kwargs)
+
+    return with_period
+
+
+@_of_a_period
+def export_page(request, period):
     return _page(request, AccountingPeriodForm.showing(period), period=period)
 
 
-@console_view(finance=True)
-@require_GET
-def export_csv(request, kind):
-    """One export of the period as CSV. A period that is not one: the page again, with why."""
+@_of_a_period
+def export_csv(request, kind, period):
+    """One export of the period as CSV."""
     if kind not in ExportKind.values:
         raise Http404("No such export.")
-    form = AccountingPeriodForm(request.GET)
-    if not form.is_valid():
-        return _page(request, form, status=400)
-    period = form.cleaned_data["period"]
     rows = accounting_export(kind=ExportKind(kind), period=period, actor=request.user, ip_address=client_ip(request))
     return csv_file(rows, filename=export_filename(kind, period, "csv"))
 
 
-@console_view(finance=True)
-@require_GET
-def export_workbook(request):
+@_of_a_period
+def export_workbook(request, period):
     """Every export of the period in one spreadsheet, a sheet each, the summary first."""
-    form = AccountingPeriodForm(request.GET)
-    if not form.is_valid():
-        return _page(request, form, status=400)
-    period = form.cleaned_data["period"]
     sheets = accounting_workbook(period=period, actor=request.user, ip_address=client_ip(request))
     return workbook_file(sheets, filename=export_filename("accounting", period, "xlsx"))
 
